@@ -1,0 +1,1 @@
+"""Competition plug-ins: one sub-package per competition, each exposing `competition`."""

@@ -1,0 +1,129 @@
+"""The plug-in interface: one Competition object per folder in competitions/.
+
+The engine never names a competition. `load_competition("covid")` imports
+`competitions.covid` and takes its `competition` attribute; a dotted name
+(`mypackage.mycomp`) imports a plug-in that lives outside this repository.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import NoFeatures, load_yaml
+from pipeline.errors import DataError, UserError
+from pipeline.metrics import Metric, Task, get_metric
+from pipeline.preprocess import Preprocessor
+
+
+@dataclass
+class TrainData:
+    X: np.ndarray  # (n_rows, n_features) float32, may be a memory map
+    y: np.ndarray  # (n_rows,) float32 values or int64 classes
+    ids: np.ndarray  # (n_rows,) row ids as in the file
+    groups: np.ndarray | None = None  # group of each row (GroupKFold; blocks stay inside one)
+    feature_names: list[str] | None = None
+
+
+@dataclass
+class TestData:
+    X: np.ndarray
+    ids: np.ndarray
+
+
+class Competition:
+    """Subclass and set the class attributes; implement load_train/load_test/make_preprocessor."""
+
+    name: str = ""  # the command-line name: python -m pipeline.train <name>
+    slug: str = ""  # Kaggle's competition slug; data lives in data/<slug>/ by default
+    title: str = ""
+    task: Task = Task("regression")
+    metric_name: str = "rmse"
+    id_column: str = "id"
+    target_column: str = "target"
+    features_cls: type = NoFeatures  # a dataclass of this competition's feature options
+    defaults_file: Path | None = None  # defaults.yaml beside the plug-in (with a search: block)
+
+    @property
+    def metric(self) -> Metric:
+        return get_metric(self.metric_name)
+
+    @property
+    def download_command(self) -> str:
+        return f"scripts/download.sh {self.name}"
+
+    def default_data_dir(self) -> Path:
+        return Path("data") / self.slug
+
+    def prepare_data(self, data_dir: Path) -> None:
+        """Make sure the files exist (a built-in dataset writes them here); default: nothing."""
+
+    def load_train(self, data_dir: Path) -> TrainData:
+        raise NotImplementedError
+
+    def load_test(self, data_dir: Path) -> TestData:
+        raise NotImplementedError
+
+    def load_sample_submission(self, data_dir: Path) -> pd.DataFrame | None:
+        """The sample submission if the competition ships one (header, id order, dtypes)."""
+        return None
+
+    def make_preprocessor(self, cfg: Any, train: TrainData) -> Preprocessor:
+        """A fresh, unfitted preprocessor for one fold (cfg is the whole run config)."""
+        return Preprocessor(None)
+
+    # -- defaults and search space -------------------------------------------------------------
+    def _defaults_yaml(self) -> dict:
+        if self.defaults_file is None:
+            return {}
+        return load_yaml(self.defaults_file, "Competition defaults")
+
+    def defaults(self) -> dict:
+        data = dict(self._defaults_yaml())
+        data.pop("search", None)
+        return data
+
+    def search_space(self) -> dict:
+        return dict(self._defaults_yaml().get("search") or {})
+
+    # -- helpers for loaders -------------------------------------------------------------------
+    def require_file(self, data_dir: Path, filename: str) -> Path:
+        path = Path(data_dir) / filename
+        if not path.is_file():
+            raise DataError(
+                f"{filename} not found in {data_dir}. Run `{self.download_command}` to fetch "
+                f"the {self.slug} files, or pass --data-dir pointing at the folder that holds "
+                "them."
+            )
+        return path
+
+
+def list_competitions() -> list[str]:
+    import competitions
+
+    return sorted(m.name for m in pkgutil.iter_modules(competitions.__path__) if m.ispkg)
+
+
+def load_competition(name: str) -> Competition:
+    module_name = name if "." in name else f"competitions.{name}"
+    if "." not in name and name not in list_competitions():
+        raise UserError(
+            f"Unknown competition {name!r}; available: {', '.join(list_competitions())} "
+            "(or a dotted module path to your own plug-in)."
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise UserError(f"Cannot import competition module {module_name!r}.") from None
+        raise
+    competition = getattr(module, "competition", None)
+    if not isinstance(competition, Competition):
+        raise UserError(f"{module_name} has no `competition` object (a Competition instance).")
+    return competition

@@ -1,0 +1,417 @@
+"""Layered configuration, later layers winning:
+dataclass defaults <- competition defaults.yaml <- --config FILE <- key=value arguments.
+
+Every key has a default here with a short reason. Unknown keys, values of the wrong type and
+values out of range raise ConfigError naming the key, what was expected and the valid choices.
+The fully resolved config is saved with each run (`config.yaml`) and can be replayed with
+`--config`.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.errors import ConfigError
+
+# --- sections ----------------------------------------------------------------------------------
+
+
+@dataclass
+class CVConfig:
+    folds: int = 5  # 80/20 splits: the usual bias/variance trade-off for a CV estimate
+    # kfold | stratified | group | blocked. Competitions whose rows overlap in time set blocked.
+    strategy: str = "kfold"
+    gap: int = 0  # blocked: rows next to a validation block dropped from training (leak guard)
+    shuffle: bool = True  # kfold/stratified: shuffle rows before splitting (seeded)
+    baseline: bool = True  # also score a linear model on the same folds, as a yardstick
+
+    def check(self) -> None:
+        _require(self.folds >= 2, "cv.folds", "an int >= 2", self.folds)
+        _require(self.gap >= 0, "cv.gap", "an int >= 0", self.gap)
+        _choice("cv.strategy", self.strategy, ("kfold", "stratified", "group", "blocked"))
+
+
+@dataclass
+class ModelConfig:
+    name: str = "mlp"  # a name from pipeline.models.MODELS
+    hidden: list[int] = field(default_factory=lambda: [64, 32])  # small: tabular data is small
+    activation: str = "relu"  # robust default for MLPs
+    leaky_slope: float = 0.01  # negative slope of leaky_relu (and its He/Xavier gain)
+    norm: str = "none"  # batch | layer | group | instance | none
+    norm_groups: int = 8  # group norm: groups per layer (must divide every hidden width)
+    dropout: float | list[float] = 0.0  # after each hidden layer: one rate, or one per layer
+    input_dropout: float = 0.0  # on the input features
+    init: str = "default"  # xavier_normal | xavier_uniform | he_normal | he_uniform | orthogonal
+
+    def check(self) -> None:
+        from pipeline import models, registry
+
+        _registry_name("model.name", self.name, models.MODELS)
+        _registry_name("model.activation", self.activation, registry.ACTIVATIONS)
+        _registry_name("model.norm", self.norm, registry.NORMS)
+        _registry_name("model.init", self.init, registry.INITS)
+        self.name = registry.canonical(models.MODELS, "model", self.name)
+        self.activation = registry.canonical(registry.ACTIVATIONS, "activation", self.activation)
+        self.norm = registry.canonical(registry.NORMS, "norm", self.norm)
+        self.init = registry.canonical(registry.INITS, "init", self.init)
+        _require(all(h >= 1 for h in self.hidden), "model.hidden", "widths >= 1", self.hidden)
+        rates = self.dropout if isinstance(self.dropout, list) else [self.dropout]
+        for rate in [*rates, self.input_dropout]:
+            _require(0.0 <= rate < 1.0, "model.dropout", "rates in [0, 1)", rate)
+        if isinstance(self.dropout, list) and len(self.dropout) != len(self.hidden):
+            raise ConfigError(
+                f"model.dropout lists {len(self.dropout)} rates for {len(self.hidden)} hidden "
+                "layers; give one rate per layer or a single number."
+            )
+        _require(self.leaky_slope >= 0, "model.leaky_slope", "a float >= 0", self.leaky_slope)
+        _require(self.norm_groups >= 1, "model.norm_groups", "an int >= 1", self.norm_groups)
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adamw"  # Adam with decoupled weight decay: good default for MLPs
+    lr: float = 1e-3  # Adam's usual step size (Adadelta wants ~1.0, SGD ~0.01-0.1)
+    weight_decay: float = 0.0  # L2 on weights (decoupled for adamw); biases and norms exempt
+    l1: float = 0.0  # adds l1 * sum|w| over weights to the training loss
+    # Optimizer-specific; None keeps PyTorch's default. Setting one the optimizer does not take
+    # is an error, so no switch is silently ignored.
+    momentum: float | None = None  # sgd, rmsprop
+    nesterov: bool = False  # sgd, needs momentum > 0
+    betas: list[float] | None = None  # adam, adamw, nadam, radam
+    alpha: float | None = None  # rmsprop's smoothing constant
+    rho: float | None = None  # adadelta's decay
+    eps: float | None = None  # every optimizer but sgd
+    # Multi-tensor kernels (foreach) or fused ones (GPU); None lets PyTorch pick.
+    foreach: bool | None = None
+
+    def check(self) -> None:
+        from pipeline import optim
+
+        _registry_name("optim.name", self.name, optim.OPTIMIZERS)
+        self.name = optim.canonical_optimizer(self.name)
+        _require(self.lr > 0, "optim.lr", "a float > 0", self.lr)
+        _require(self.weight_decay >= 0, "optim.weight_decay", "a float >= 0", self.weight_decay)
+        _require(self.l1 >= 0, "optim.l1", "a float >= 0", self.l1)
+        if self.momentum is not None:
+            _require(0 <= self.momentum < 1, "optim.momentum", "a float in [0, 1)", self.momentum)
+        if self.betas is not None:
+            ok = len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas)
+            _require(ok, "optim.betas", "two floats in [0, 1)", self.betas)
+        if self.alpha is not None:
+            _require(0 < self.alpha < 1, "optim.alpha", "a float in (0, 1)", self.alpha)
+        if self.rho is not None:
+            _require(0 < self.rho < 1, "optim.rho", "a float in (0, 1)", self.rho)
+        if self.eps is not None:
+            _require(self.eps > 0, "optim.eps", "a float > 0", self.eps)
+        optim.check_optimizer_options(self)
+
+
+@dataclass
+class SchedConfig:
+    name: str = "none"  # none | step | exponential | power | cosine | plateau | onecycle
+    interval: str = "epoch"  # the unit t counts in: epoch or step (optimizer step)
+    warmup: int = 0  # linear warm-up over this many intervals, then the schedule starts
+    milestones: list[int] = field(default_factory=list)  # step: lr *= gamma at each milestone
+    gamma: float = 0.1  # step / exponential / plateau: the factor applied to the lr
+    decay_steps: float = 10.0  # exponential: lr0*gamma^(t/s); power: lr0/(1+t/s)^power
+    power: float = 1.0  # power scheduling exponent c
+    min_lr_ratio: float = 0.0  # cosine: floor as a fraction of the initial lr
+    patience: int = 5  # plateau: epochs without improvement before the lr drops
+    pct_start: float = 0.3  # onecycle: fraction of steps spent increasing the lr
+
+    def check(self) -> None:
+        from pipeline import optim
+
+        _registry_name("sched.name", self.name, optim.SCHEDULERS)
+        self.name = optim.canonical_scheduler(self.name)
+        _choice("sched.interval", self.interval, ("epoch", "step"))
+        _require(self.warmup >= 0, "sched.warmup", "an int >= 0", self.warmup)
+        _require(0 < self.gamma <= 1, "sched.gamma", "a float in (0, 1]", self.gamma)
+        _require(self.decay_steps > 0, "sched.decay_steps", "a float > 0", self.decay_steps)
+        _require(self.power > 0, "sched.power", "a float > 0", self.power)
+        ok = 0 <= self.min_lr_ratio <= 1
+        _require(ok, "sched.min_lr_ratio", "a float in [0, 1]", self.min_lr_ratio)
+        _require(self.patience >= 0, "sched.patience", "an int >= 0", self.patience)
+        _require(0 < self.pct_start < 1, "sched.pct_start", "a float in (0, 1)", self.pct_start)
+        ok = all(m > 0 for m in self.milestones) and self.milestones == sorted(self.milestones)
+        _require(ok, "sched.milestones", "increasing ints > 0", self.milestones)
+        optim.check_scheduler_options(self)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 100  # an upper bound: early stopping usually ends a fold sooner
+    batch_size: int = 128  # small batches regularise; larger ones are faster on a GPU
+    patience: int = 20  # epochs without improvement of the validation metric before stopping
+    min_delta: float = 0.0  # smallest change that counts as an improvement
+    grad_clip: float = 0.0  # 0 = off; else clip gradients by norm or value before each step
+    grad_clip_algorithm: str = "norm"  # norm (rescale the whole gradient) | value (clamp each)
+    max_norm: float = 0.0  # 0 = off; else each unit's incoming weight vector has norm <= this
+    precision: str = "32"  # 32 | 16-mixed | bf16-mixed (Lightning's names)
+    accelerator: str = "auto"  # auto | cpu | gpu | mps (Lightning's names)
+    devices: int | str = "auto"  # number of devices, or auto
+    strategy: str = "auto"  # auto | ddp | ... (Lightning's strategies for several devices)
+    deterministic: bool = True  # repeatable runs; costs a little speed on GPUs
+
+    def check(self) -> None:
+        _require(self.epochs >= 1, "train.epochs", "an int >= 1", self.epochs)
+        _require(self.batch_size >= 1, "train.batch_size", "an int >= 1", self.batch_size)
+        _require(self.patience >= 0, "train.patience", "an int >= 0", self.patience)
+        _require(self.min_delta >= 0, "train.min_delta", "a float >= 0", self.min_delta)
+        _require(self.grad_clip >= 0, "train.grad_clip", "a float >= 0", self.grad_clip)
+        _choice("train.grad_clip_algorithm", self.grad_clip_algorithm, ("norm", "value"))
+        _require(self.max_norm >= 0, "train.max_norm", "a float >= 0", self.max_norm)
+        _choice("train.precision", self.precision, ("32", "16-mixed", "bf16-mixed"))
+        _choice("train.accelerator", self.accelerator, ("auto", "cpu", "gpu", "cuda", "mps"))
+        if isinstance(self.devices, int):
+            _require(self.devices >= 1, "train.devices", "an int >= 1 or 'auto'", self.devices)
+        else:
+            _choice("train.devices", self.devices, ("auto",))
+
+
+@dataclass
+class PredictConfig:
+    # 0 = off. N > 0: dropout stays on at prediction, N passes are averaged and their spread
+    # is saved beside the predictions (MC dropout).
+    mc_samples: int = 0
+
+    def check(self) -> None:
+        _require(self.mc_samples >= 0, "predict.mc_samples", "an int >= 0", self.mc_samples)
+
+
+@dataclass
+class NoFeatures:
+    """For competitions without feature options."""
+
+    def check(self) -> None:
+        pass
+
+
+@dataclass
+class Config:
+    seed: int = 0  # seeds folds, initialisation and batch order: same seed, same numbers
+    cv: CVConfig = field(default_factory=CVConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    sched: SchedConfig = field(default_factory=SchedConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    predict: PredictConfig = field(default_factory=PredictConfig)
+    features: Any = field(default_factory=NoFeatures)  # the competition's own options
+
+    def check(self) -> None:
+        _require(self.seed >= 0, "seed", "an int >= 0", self.seed)
+        for f in dataclasses.fields(self):
+            section = getattr(self, f.name)
+            if dataclasses.is_dataclass(section):
+                section.check()
+
+
+# --- building ----------------------------------------------------------------------------------
+
+
+def build_config(
+    features: Any = None,
+    layers: list[tuple[str, dict]] = (),
+    overrides: list[str] = (),
+) -> Config:
+    """Defaults, then each (source name, mapping) layer, then `key=value` overrides; checked."""
+    cfg = Config(features=features if features is not None else NoFeatures())
+    for source, mapping in layers:
+        apply_mapping(cfg, mapping, source)
+    apply_mapping(cfg, parse_overrides(overrides), "the command line")
+    cfg.check()
+    return cfg
+
+
+def load_yaml(path: str | Path, what: str) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} does not exist.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{what} {path} is not valid YAML{where}.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} {path} must hold a mapping of config keys.")
+    return data
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """['model.dropout=0.3', 'cv.folds=10'] -> {'model': {'dropout': 0.3}, 'cv': {'folds': 10}}."""
+    tree: dict = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(
+                f"Cannot read {item!r}: overrides are key=value pairs such as model.dropout=0.3."
+            )
+        node = tree
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{key} is given twice with different shapes.")
+        node[leaf] = parse_value(raw)
+    return tree
+
+
+def parse_value(raw: str) -> Any:
+    """Python literals ('0.3', '[64, 32]', 'True'), YAML-style true/false/null, else the string."""
+    text = raw.strip()
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("null", "none", "~"):
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def apply_mapping(obj: Any, mapping: dict, source: str, prefix: str = "") -> None:
+    if not isinstance(mapping, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'} from {source} must be a mapping.")
+    hints = typing.get_type_hints(type(obj))
+    names = [f.name for f in dataclasses.fields(obj)]
+    for key, value in mapping.items():
+        path = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(_unknown_key_message(path, key, names, prefix, source))
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            keys = [f.name for f in dataclasses.fields(current)]
+            if not isinstance(value, dict):
+                raise ConfigError(
+                    f"{path} is a section ({', '.join(keys)}); set its keys, e.g. "
+                    f"{path}.{keys[0]}=..."
+                )
+            apply_mapping(current, value, source, prefix=f"{path}.")
+        else:
+            setattr(obj, key, coerce(value, hints[key], path, source))
+
+
+def _unknown_key_message(path: str, key: str, names: list[str], prefix: str, source: str) -> str:
+    guess = difflib.get_close_matches(key, names, n=1)
+    hint = f" Did you mean {prefix}{guess[0]}?" if guess else ""
+    where = f"under '{prefix.rstrip('.')}'" if prefix else "at the top level"
+    return (
+        f"Unknown config key '{path}' (from {source}).{hint} Valid keys {where}: "
+        f"{', '.join(names)}."
+    )
+
+
+def coerce(value: Any, hint: Any, path: str, source: str = "") -> Any:
+    """Check `value` against a type hint; ints widen to float, nothing else is converted."""
+    ok, result = _coerce(value, hint)
+    if ok:
+        return result
+    origin = f" (from {source})" if source else ""
+    raise ConfigError(f"{path} must be {_describe(hint)}{origin}; got {value!r}.")
+
+
+def _coerce(value: Any, hint: Any) -> tuple[bool, Any]:
+    if hint is Any:
+        return True, value
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        # try exact-type members first so 1 stays an int in "int | str" and 0.5 a float
+        for arg in sorted(args, key=lambda a: a is float):
+            ok, result = _coerce(value, arg)
+            if ok:
+                return True, result
+        return False, None
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            return False, None
+        (item_hint, *_) = typing.get_args(hint) or (Any,)
+        items = []
+        for item in value:
+            ok, result = _coerce(item, item_hint)
+            if not ok:
+                return False, None
+            items.append(result)
+        return True, items
+    if hint is type(None):
+        return value is None, None
+    if hint is bool:
+        return isinstance(value, bool), value
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return ok, float(value) if ok else None
+    if hint is str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True, str(value)  # e.g. precision=32 read as a number
+        return isinstance(value, str), value
+    return isinstance(value, hint), value
+
+
+def _describe(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(hint))
+    if origin in (list, tuple):
+        (item,) = typing.get_args(hint)[:1] or (Any,)
+        return f"a list of {_describe(item).removeprefix('a ').removeprefix('an ')}s"
+    names = {bool: "true or false", int: "an int", float: "a float", str: "a string"}
+    if hint is type(None):
+        return "null"
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _require(ok: bool, key: str, expected: str, got: Any) -> None:
+    if not ok:
+        raise ConfigError(f"{key} must be {expected}; got {got!r}.")
+
+
+def _choice(key: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of: {', '.join(map(str, choices))}; got {value!r}.")
+
+
+def _registry_name(key: str, value: str, table: dict) -> None:
+    from pipeline.registry import normalize
+
+    if normalize(value) not in {normalize(k) for k in table}:
+        raise ConfigError(f"{key} must be one of: {', '.join(table)}; got {value!r}.")
+
+
+# --- saving ------------------------------------------------------------------------------------
+
+
+def to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def to_yaml(cfg: Any, header: str = "") -> str:
+    text = yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=None)
+    return (header + "\n" if header else "") + text
+
+
+def get_path(cfg: Any, path: str) -> Any:
+    """cfg.model.dropout for 'model.dropout'; ConfigError for an unknown path."""
+    node = cfg
+    for part in path.split("."):
+        if not dataclasses.is_dataclass(node) or part not in {
+            f.name for f in dataclasses.fields(node)
+        }:
+            raise ConfigError(f"Unknown config key '{path}'.")
+        node = getattr(node, part)
+    return node

@@ -1,0 +1,317 @@
+"""K-fold cross-validation with per-fold preprocessing, early stopping and fold ensembling.
+
+CrossValidator follows scikit-learn's estimator contract: __init__ stores, fit validates and
+returns self, learned state ends in "_" (oof_, fold_scores_, ...), predict averages the fold
+models. Each fold: a fresh preprocessor fitted on its training rows, a fresh model, a Lightning
+Trainer with EarlyStopping on the fold's validation metric and ModelCheckpoint to restore the
+best epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
+
+from pipeline.competition import Competition, TrainData
+from pipeline.data import TensorBatches
+from pipeline.errors import ConfigError, DataError
+from pipeline.lit import LitModel
+from pipeline.models import build_model
+from pipeline.preprocess import Preprocessor
+from pipeline.progress import RunProgress
+
+Split = tuple[np.ndarray, np.ndarray]
+
+
+def quiet_lightning() -> None:
+    """Lightning's start-up chatter and advice meant for DataLoader users hide our summary."""
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", ".*LeafSpec.*is deprecated.*")
+    warnings.filterwarnings("ignore", ".*isinstance.treespec, LeafSpec.*")
+    # folds share one checkpoints/ folder, each with its own file name
+    warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
+
+
+# --- splitting ----------------------------------------------------------------------------------
+
+
+def blocked_splits(
+    n_rows: int, folds: int, gap: int = 0, groups: np.ndarray | None = None
+) -> list[Split]:
+    """Contiguous blocks in row order (within each group when groups are given).
+
+    Fold k validates on the k-th block of every group and trains on the rest of that group,
+    minus `gap` rows on each side of the block, so rows that share time steps with a
+    validation row never train. Rows must be in time order within a group.
+    """
+    if groups is None:
+        groups = np.zeros(n_rows, dtype=np.int64)
+    val = [[] for _ in range(folds)]
+    train = [[] for _ in range(folds)]
+    for g in _unique_in_order(groups):
+        idx = np.flatnonzero(groups == g)
+        if len(idx) < folds:
+            raise ConfigError(
+                f"cv.folds={folds} is more than the {len(idx)} rows of group {g!r}; "
+                "use fewer folds for blocked CV."
+            )
+        pos = np.arange(len(idx))
+        for k, block in enumerate(np.array_split(pos, folds)):
+            lo, hi = block[0] - gap, block[-1] + gap
+            val[k].append(idx[block])
+            train[k].append(idx[(pos < lo) | (pos > hi)])
+    return [(np.concatenate(t), np.concatenate(v)) for t, v in zip(train, val, strict=True)]
+
+
+def _unique_in_order(values: np.ndarray) -> list:
+    _, first = np.unique(values, return_index=True)
+    return list(values[np.sort(first)])
+
+
+def make_splits(cv_cfg, train: TrainData, seed: int, classification: bool) -> list[Split]:
+    n = len(train.y)
+    strategy = cv_cfg.strategy
+    if strategy == "blocked":
+        return blocked_splits(n, cv_cfg.folds, cv_cfg.gap, train.groups)
+    if cv_cfg.gap:
+        raise ConfigError("cv.gap applies to cv.strategy=blocked only.")
+    if strategy == "group":
+        if train.groups is None:
+            raise ConfigError("cv.strategy=group needs a competition that defines row groups.")
+        n_groups = len(np.unique(train.groups))
+        if n_groups < cv_cfg.folds:
+            raise ConfigError(f"cv.folds={cv_cfg.folds} is more than the {n_groups} groups.")
+        return list(GroupKFold(cv_cfg.folds).split(train.X, train.y, train.groups))
+    if strategy == "stratified":
+        if not classification:
+            raise ConfigError("cv.strategy=stratified needs a classification task; use kfold.")
+        counts = np.bincount(train.y)
+        if counts[counts > 0].min() < cv_cfg.folds:
+            warnings.warn(
+                "Some classes have fewer rows than cv.folds; their folds are unbalanced.",
+                stacklevel=2,
+            )
+        splitter = StratifiedKFold(
+            cv_cfg.folds, shuffle=cv_cfg.shuffle, random_state=seed if cv_cfg.shuffle else None
+        )
+        return list(splitter.split(np.zeros(n), train.y))
+    if n < cv_cfg.folds:
+        raise ConfigError(f"cv.folds={cv_cfg.folds} is more than the {n} training rows.")
+    splitter = KFold(
+        cv_cfg.folds, shuffle=cv_cfg.shuffle, random_state=seed if cv_cfg.shuffle else None
+    )
+    return list(splitter.split(np.zeros(n)))
+
+
+# --- the fold runner ----------------------------------------------------------------------------
+
+
+@dataclass
+class FoldModel:
+    preprocessor: Preprocessor
+    module: LitModel
+
+
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a))
+
+
+class CrossValidator:
+    """Train one model per fold; out-of-fold predictions, per-fold scores, fold-averaged predict.
+
+    Parameters: the competition (task, metric, preprocessor factory), the resolved config, a
+    run folder for checkpoints and logs (None: a temporary folder, no logs), whether to show
+    progress, and two hooks for tuning: `fold_callbacks(k)` adds Lightning callbacks to fold k,
+    `on_fold_end(k, score)` runs after each fold (it may raise optuna.TrialPruned).
+    """
+
+    def __init__(
+        self,
+        competition: Competition,
+        cfg,
+        run_dir: str | Path | None = None,
+        progress: bool = True,
+        fold_callbacks: Callable[[int], list] | None = None,
+        on_fold_end: Callable[[int, float], None] | None = None,
+    ):
+        self.competition = competition
+        self.cfg = cfg
+        self.run_dir = run_dir
+        self.progress = progress
+        self.fold_callbacks = fold_callbacks
+        self.on_fold_end = on_fold_end
+
+    def fit(self, train: TrainData) -> CrossValidator:
+        quiet_lightning()
+        task, metric = self.competition.task, self.competition.metric
+        self.splits_ = make_splits(self.cfg.cv, train, self.cfg.seed, task.is_classification)
+        n = len(train.y)
+        shape = (n, task.n_classes) if task.is_classification else (n,)
+        self.oof_ = np.full(shape, np.nan, dtype=np.float32)
+        self.oof_spread_ = (
+            np.full(n, np.nan, dtype=np.float32) if self.cfg.predict.mc_samples else None
+        )
+        self.fold_of_row_ = np.full(n, -1, dtype=np.int64)
+        self.fold_scores_: list[float] = []
+        self.best_epochs_: list[int] = []
+        self.epochs_run_: list[int] = []
+        self.fold_seconds_: list[float] = []
+        self.folds_: list[FoldModel] = []
+        with tempfile.TemporaryDirectory(prefix="cv-") as tmp:
+            root = Path(self.run_dir) if self.run_dir is not None else Path(tmp)
+            with RunProgress(
+                len(self.splits_),
+                self.cfg.train.epochs,
+                f"val/{metric.name}",
+                enabled=self.progress,
+            ) as bar:
+                for k, (tr, va) in enumerate(self.splits_):
+                    start = time.perf_counter()
+                    score = self._fit_fold(k, train, tr, va, root, bar)
+                    self.fold_seconds_.append(time.perf_counter() - start)
+                    bar.fold_done(
+                        k,
+                        f"fold {k + 1}/{len(self.splits_)}: {metric.name} {score:.4f} "
+                        f"(best epoch {self.best_epochs_[-1] + 1}, "
+                        f"{self.fold_seconds_[-1]:.1f} s)",
+                    )
+                    if self.on_fold_end is not None:
+                        self.on_fold_end(k, score)
+        covered = self.fold_of_row_ >= 0
+        self.oof_score_ = metric(train.y[covered], self.oof_[covered])
+        return self
+
+    def _fit_fold(self, k, train: TrainData, tr, va, root: Path, bar: RunProgress) -> float:
+        cfg, task, metric = self.cfg, self.competition.task, self.competition.metric
+        seed = cfg.seed + k
+        L.seed_everything(seed, verbose=False)
+        pre = self.competition.make_preprocessor(cfg, train)
+        X_tr, X_va = train.X[tr], train.X[va]
+        pre.fit(X_tr, train.y[tr])
+        model = build_model(cfg.model, pre.n_features_out_, task.n_outputs)
+        y_dtype = torch.long if task.is_classification else torch.float32
+        batches = TensorBatches(
+            _tensor(pre.transform(X_tr)),
+            _tensor(train.y[tr]).to(y_dtype),
+            _tensor(pre.offset(X_tr)),
+            batch_size=cfg.train.batch_size,
+            shuffle=True,
+            seed=seed,
+            drop_last="single",
+        )
+        x_va, off_va = _tensor(pre.transform(X_va)), _tensor(pre.offset(X_va))
+        val_batches = TensorBatches(
+            x_va,
+            _tensor(train.y[va]).to(y_dtype),
+            off_va,
+            batch_size=max(cfg.train.batch_size, 4096),
+        )
+        module = LitModel(
+            model,
+            task,
+            metric,
+            cfg,
+            steps_per_epoch=len(batches),
+            target_shift=pre.shift_,
+            target_scale=pre.scale_,
+        )
+        monitor = module.monitor
+        checkpoint = ModelCheckpoint(
+            dirpath=root / "checkpoints",
+            filename=f"fold{k}",
+            monitor=monitor,
+            mode=metric.mode,
+            save_top_k=1,
+            save_weights_only=True,
+            enable_version_counter=False,
+        )
+        callbacks = [checkpoint, bar.callback(k, metric.mode)]
+        if cfg.train.patience > 0:
+            callbacks.append(
+                EarlyStopping(
+                    monitor=monitor,
+                    mode=metric.mode,
+                    patience=cfg.train.patience,
+                    min_delta=cfg.train.min_delta,
+                )
+            )
+        if self.fold_callbacks is not None:
+            callbacks.extend(self.fold_callbacks(k))
+        logger = False
+        if self.run_dir is not None:
+            logger = CSVLogger(root / "logs", name=f"fold{k}", version="")
+        try:
+            trainer = L.Trainer(
+                max_epochs=cfg.train.epochs,
+                accelerator=cfg.train.accelerator,
+                devices=cfg.train.devices,
+                strategy=cfg.train.strategy,
+                precision=cfg.train.precision,
+                gradient_clip_val=cfg.train.grad_clip or None,
+                gradient_clip_algorithm=cfg.train.grad_clip_algorithm,
+                deterministic=cfg.train.deterministic,
+                callbacks=callbacks,
+                logger=logger,
+                log_every_n_steps=max(1, len(batches)),
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                num_sanity_val_steps=0,
+                default_root_dir=root,
+            )
+        except (MisconfigurationException, ValueError) as exc:
+            raise ConfigError(f"train: {exc}") from None
+        trainer.fit(module, batches, val_batches)
+        if not checkpoint.best_model_path:
+            raise DataError(
+                f"fold {k + 1}: the validation {metric.name} was never finite; check the data "
+                "for extreme values or lower optim.lr."
+            )
+        state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+        module.load_state_dict(state["state_dict"])
+        module.cpu()
+        self.best_epochs_.append(int(state["epoch"]))
+        self.epochs_run_.append(int(trainer.current_epoch))
+        pred, spread = module.predict_array(
+            x_va, off_va, mc_samples=cfg.predict.mc_samples, seed=seed
+        )
+        self.oof_[va] = pred
+        if spread is not None:
+            self.oof_spread_[va] = spread
+        self.fold_of_row_[va] = k
+        self.folds_.append(FoldModel(pre, module))
+        score = metric(train.y[va], pred)
+        self.fold_scores_.append(score)
+        return score
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Average of the fold models' predictions (probabilities for classification), and the
+        MC-dropout spread averaged over folds when predict.mc_samples > 0."""
+        preds, spreads = [], []
+        for k, fold in enumerate(self.folds_):
+            pred, spread = fold.module.predict_array(
+                _tensor(fold.preprocessor.transform(X)),
+                _tensor(fold.preprocessor.offset(X)),
+                mc_samples=self.cfg.predict.mc_samples,
+                seed=self.cfg.seed + k,
+            )
+            preds.append(pred)
+            if spread is not None:
+                spreads.append(spread)
+        mean = np.mean(preds, axis=0)
+        return mean, (np.mean(spreads, axis=0) if spreads else None)

@@ -1,0 +1,62 @@
+"""In-memory batching: batches sliced from whole tensors, no per-item Dataset calls.
+
+A DataLoader over a TensorDataset calls __getitem__ once per row and collates the rows again;
+for arrays that already sit in memory that is pure overhead. TensorBatches draws one permutation
+per epoch and slices every tensor with it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class TensorBatches:
+    """An iterable of batches for Lightning's fit/validate loops.
+
+    drop_last="single" drops a trailing batch of one row only (batch norm cannot train on it); the
+    dropped row changes every epoch when shuffling.
+    """
+
+    def __init__(
+        self,
+        *tensors: torch.Tensor,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        drop_last: bool | str = False,
+    ):
+        sizes = {len(t) for t in tensors}
+        if len(sizes) != 1:
+            raise ValueError(f"All tensors need the same number of rows; got {sorted(sizes)}.")
+        self.tensors = tensors
+        self.n = sizes.pop()
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.generator = torch.Generator(device=tensors[0].device).manual_seed(seed)
+
+    def _stops(self) -> range:
+        stop = self.n
+        if self.drop_last is True:
+            stop = self.n - self.n % self.batch_size
+        elif self.drop_last == "single" and self.n % self.batch_size == 1 and self.n > 1:
+            stop = self.n - 1
+        return range(0, stop, self.batch_size)
+
+    def __len__(self) -> int:
+        return len(self._stops())
+
+    def __iter__(self):
+        device = self.tensors[0].device
+        order = (
+            torch.randperm(self.n, generator=self.generator, device=device)
+            if self.shuffle
+            else None
+        )
+        for start in self._stops():
+            end = min(start + self.batch_size, self.n)
+            if order is None:
+                yield tuple(t[start:end] for t in self.tensors)
+            else:
+                idx = order[start:end]
+                yield tuple(t[idx] for t in self.tensors)

@@ -1,0 +1,17 @@
+"""Errors caused by what the user gave us (config, data, paths), as opposed to bugs.
+
+Command-line entry points print these as one line and exit with code 2; everything else is a
+bug and keeps its traceback.
+"""
+
+
+class UserError(Exception):
+    """Something the user can fix; the message says what and how."""
+
+
+class ConfigError(UserError, ValueError):
+    """An unknown config key, a value of the wrong type or out of range."""
+
+
+class DataError(UserError, ValueError):
+    """Missing, malformed or inconsistent competition files."""

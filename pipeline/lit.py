@@ -1,0 +1,152 @@
+"""The thin LightningModule: task loss, L1 penalty, max-norm, metric logging, optimizer/scheduler.
+
+Batches are (x, y, offset) with y on the competition's scale; for regression the module trains
+on (y - offset - shift) / scale (see pipeline.preprocess) and maps predictions back, so
+`val/<metric>` is the competition's metric, comparable across configs and folds.
+Log keys: train/loss, val/loss, val/<metric>, lr.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+
+from pipeline import optim
+from pipeline.metrics import Metric, Task
+
+
+class LitModel(L.LightningModule):
+    def __init__(
+        self,
+        model: nn.Module,
+        task: Task,
+        metric: Metric,
+        cfg,
+        steps_per_epoch: int,
+        target_shift: float = 0.0,
+        target_scale: float = 1.0,
+    ):
+        super().__init__()
+        self.model = model
+        self.task = task
+        self.metric = metric
+        self.cfg = cfg  # the full run config: optim, sched and train sections are read here
+        self.steps_per_epoch = steps_per_epoch
+        self.target_shift = target_shift
+        self.target_scale = target_scale
+        self._val_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    @property
+    def monitor(self) -> str:
+        return f"val/{self.metric.name}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def model_target(self, y: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+        if self.task.is_classification:
+            return y
+        return (y - offset - self.target_shift) / self.target_scale
+
+    def to_prediction(self, out: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+        pred = self.task.to_prediction(out.float())
+        if self.task.is_classification:
+            return pred
+        return pred * self.target_scale + self.target_shift + offset
+
+    def training_step(self, batch, batch_idx):
+        x, y, offset = batch
+        loss = self.task.loss(self.model(x), self.model_target(y, offset))
+        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(x))
+        if self.cfg.optim.l1 > 0:
+            loss = loss + self.cfg.optim.l1 * optim.l1_penalty(self.model)
+        return loss
+
+    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None):
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        if self.cfg.train.max_norm > 0:
+            optim.apply_max_norm(self.model, self.cfg.train.max_norm)
+
+    def on_train_epoch_start(self) -> None:
+        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_epoch=True)
+
+    def validation_step(self, batch, batch_idx):
+        x, y, offset = batch
+        out = self.model(x)
+        loss = self.task.loss(out, self.model_target(y, offset))
+        self._val_outputs.append((self.to_prediction(out, offset), y, loss * len(x)))
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_outputs:
+            return
+        preds, ys, losses = zip(*self._val_outputs, strict=True)
+        self._val_outputs.clear()
+        pred = torch.cat(preds).detach().float().cpu().numpy()
+        y = torch.cat(ys).cpu().numpy()
+        self.log("val/loss", torch.stack(losses).sum() / len(y))
+        self.log(self.monitor, self.metric(y, pred))
+
+    def configure_optimizers(self):
+        optimizer = optim.build_optimizer(self.model, self.cfg.optim)
+        scheduler = optim.build_scheduler(
+            optimizer,
+            self.cfg.sched,
+            epochs=self.cfg.train.epochs,
+            steps_per_epoch=self.steps_per_epoch,
+            monitor=self.monitor,
+            mode=self.metric.mode,
+        )
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    @torch.no_grad()
+    def predict_array(
+        self,
+        x: torch.Tensor,
+        offset: torch.Tensor,
+        batch_size: int = 8192,
+        mc_samples: int = 0,
+        seed: int = 0,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Predictions for all rows, and with MC dropout the spread over the passes.
+
+        mc_samples = 0: one pass in eval mode. N > 0: eval mode except dropout layers, N passes,
+        mean returned; the spread is the std over passes (regression) or of the predicted class's
+        probability (classification).
+        """
+        was_training = self.model.training
+        self.model.eval()
+        dropouts = [
+            m for m in self.model.modules() if isinstance(m, nn.modules.dropout._DropoutNd)
+        ]
+        for m in dropouts:
+            m.train(mc_samples > 0)
+        device = next(self.model.parameters()).device
+        passes = max(mc_samples, 1)
+        generator_state = torch.random.get_rng_state()
+        torch.manual_seed(seed)
+        try:
+            runs = []
+            for _ in range(passes):
+                chunks = []
+                for start in range(0, len(x), batch_size):
+                    xb = x[start : start + batch_size].to(device)
+                    ob = offset[start : start + batch_size].to(device)
+                    chunks.append(self.to_prediction(self.model(xb), ob).cpu())
+                runs.append(torch.cat(chunks))
+        finally:
+            torch.random.set_rng_state(generator_state)
+            self.model.train(was_training)
+        stacked = torch.stack(runs)
+        mean = stacked.mean(0)
+        if mc_samples <= 0:
+            return mean.numpy(), None
+        if self.task.is_classification:
+            winner = mean.argmax(-1)
+            spread = stacked.gather(2, winner.expand(passes, -1).unsqueeze(-1)).squeeze(-1).std(0)
+        else:
+            spread = stacked.std(0)
+        return mean.numpy(), spread.numpy()

@@ -1,0 +1,83 @@
+"""Tasks (loss, outputs, predictions) and competition metrics.
+
+Predictions live in the competition's own space: values for regression, class probabilities for
+classification. Metrics take (y_true, predictions) in that space.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from pipeline.registry import lookup
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    fn: Callable[[np.ndarray, np.ndarray], float]
+    greater_is_better: bool
+
+    @property
+    def mode(self) -> str:  # Lightning/Optuna spelling
+        return "max" if self.greater_is_better else "min"
+
+    @property
+    def direction(self) -> str:
+        return "maximize" if self.greater_is_better else "minimize"
+
+    def __call__(self, y_true, y_pred) -> float:
+        return float(self.fn(np.asarray(y_true), np.asarray(y_pred)))
+
+
+def _labels(pred: np.ndarray) -> np.ndarray:
+    return pred.argmax(axis=1) if pred.ndim == 2 else pred
+
+
+METRICS: dict[str, Metric] = {
+    "rmse": Metric("rmse", lambda y, p: np.sqrt(np.mean((p - y) ** 2)), False),
+    "mse": Metric("mse", lambda y, p: np.mean((p - y) ** 2), False),
+    "mae": Metric("mae", lambda y, p: np.mean(np.abs(p - y)), False),
+    "accuracy": Metric("accuracy", lambda y, p: np.mean(_labels(p) == y), True),
+}
+
+
+def get_metric(name: str) -> Metric:
+    return lookup(METRICS, "metric", name)
+
+
+@dataclass(frozen=True)
+class Task:
+    kind: str  # "regression" | "classification"
+    n_classes: int = 0
+
+    def __post_init__(self):
+        if self.kind not in ("regression", "classification"):
+            raise ValueError(f"Unknown task {self.kind!r}; choose regression or classification.")
+        if self.kind == "classification" and self.n_classes < 2:
+            raise ValueError("A classification task needs n_classes >= 2.")
+
+    @property
+    def is_classification(self) -> bool:
+        return self.kind == "classification"
+
+    @property
+    def n_outputs(self) -> int:
+        return self.n_classes if self.is_classification else 1
+
+    def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.is_classification:
+            return F.cross_entropy(out, target)
+        return F.mse_loss(out.squeeze(-1), target)
+
+    def to_prediction(self, out: torch.Tensor) -> torch.Tensor:
+        """Network output -> prediction space (probabilities or values)."""
+        return out.softmax(-1) if self.is_classification else out.squeeze(-1)
+
+    def to_labels(self, pred: np.ndarray) -> np.ndarray:
+        """What a submission holds: class ids for classification, values otherwise."""
+        return pred.argmax(axis=1) if self.is_classification else pred

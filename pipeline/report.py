@@ -1,0 +1,95 @@
+"""What a person sees at the end of a run: a one-screen summary and learning-curve plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+
+def print_summary(metrics: dict, out_dir: Path, console: Console | None = None) -> None:
+    console = console or Console()
+    name = metrics["metric"]
+    better = "higher" if metrics["greater_is_better"] else "lower"
+    cv = metrics["cv"]
+    gap = f", gap {cv['gap']}" if cv["strategy"] == "blocked" else ""
+    table = Table(
+        title=f"{metrics['competition']}: {cv['folds']}-fold {cv['strategy']} CV{gap} "
+        f"({name}, {better} is better)",
+        title_justify="left",
+    )
+    table.add_column("fold", justify="right")
+    table.add_column(name, justify="right")
+    baseline = metrics.get("baseline")
+    if baseline:
+        table.add_column(baseline["name"], justify="right")
+    table.add_column("best epoch", justify="right")
+    table.add_column("seconds", justify="right")
+    for k, score in enumerate(metrics["fold_scores"]):
+        row = [str(k + 1), f"{score:.4f}"]
+        if baseline:
+            row.append(f"{baseline['fold_scores'][k]:.4f}")
+        row += [
+            f"{metrics['best_epochs'][k]}/{metrics['epochs_run'][k]}",
+            f"{metrics['seconds']['folds'][k]:.1f}",
+        ]
+        table.add_row(*row)
+    mean = f"{metrics['mean']:.4f} ± {metrics['std']:.4f}"
+    row = ["mean", mean]
+    if baseline:
+        row.append(f"{baseline['mean']:.4f} ± {baseline['std']:.4f}")
+    table.add_row(*row, "", f"{sum(metrics['seconds']['folds']):.1f}", end_section=True)
+    console.print(table)
+    console.print(f"out-of-fold {name}: {metrics['oof_score']:.4f}", end="")
+    if baseline:
+        gain = baseline["mean"] - metrics["mean"]
+        if metrics["greater_is_better"]:
+            gain = -gain
+        verdict = "beats" if gain > 0 else "does not beat"
+        console.print(f"   network {verdict} {baseline['name']} by {abs(gain):.4f}", end="")
+    console.print(f"   total {metrics['seconds']['total']:.1f} s")
+    console.print(f"files: {out_dir}/ submission.csv oof.csv metrics.json config.yaml", end="")
+    if (out_dir / "learning_curves.png").exists():
+        console.print(" learning_curves.png", end="")
+    console.print()
+
+
+def plot_learning_curves(out_dir: Path, monitor: str) -> Path | None:
+    """learning_curves.png from Lightning's CSV logs: losses and the validation metric per fold."""
+    logs = sorted((out_dir / "logs").glob("fold*/metrics.csv"))
+    if not logs:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(11, 4))
+    for k, path in enumerate(logs):
+        fold, color = path.parent.name, f"C{k}"
+        frame = pd.read_csv(path).groupby("epoch").last()
+        for key, style in (("train/loss", "--"), ("val/loss", "-")):
+            if key in frame:
+                line = frame[key].dropna()
+                ax_loss.plot(line.index + 1, line, style, color=color, label=f"{fold} {key}")
+        if monitor in frame:
+            line = frame[monitor].dropna()
+            ax_metric.plot(line.index + 1, line, color=color, label=fold)
+    ax_loss.set(
+        xlabel="epoch",
+        ylabel="loss (model scale)",
+        yscale="log",
+        title="training (dashed) and validation loss",
+    )
+    ax_metric.set(xlabel="epoch", ylabel=monitor, title=f"validation {monitor.split('/')[-1]}")
+    ax_loss.legend(fontsize=6, ncol=2)
+    ax_metric.legend(fontsize=7)
+    fig.tight_layout()
+    from pipeline.io import atomic_write
+
+    path = out_dir / "learning_curves.png"
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return path

@@ -1,0 +1,113 @@
+"""One K-fold run from checked inputs to the files of a run folder.
+
+Writes (each atomically): config.yaml, oof.csv, submission.csv, metrics.json, and for
+classification oof_proba.npy / test_proba.npy; Lightning writes checkpoints/ and logs/.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline import __version__
+from pipeline.baseline import baseline_scores
+from pipeline.cli import Inputs
+from pipeline.config import to_yaml
+from pipeline.cv import CrossValidator
+from pipeline.io import atomic_write, write_csv, write_json, write_text
+from pipeline.submit import build_submission, write_submission
+
+
+def write_config(inputs: Inputs, out_dir: Path) -> None:
+    header = (
+        f"# resolved config of a {inputs.competition.name} run; replay with\n"
+        f"# python -m pipeline.train {inputs.competition.name} --config {out_dir / 'config.yaml'}"
+    )
+    write_text(out_dir / "config.yaml", to_yaml(inputs.cfg, header))
+
+
+def fit_and_write(inputs: Inputs, out_dir: Path, progress: bool = True) -> dict:
+    """Cross-validate, predict the test rows, write every file; returns the metrics dict."""
+    competition, cfg, train, test = inputs.competition, inputs.cfg, inputs.train, inputs.test
+    task, metric = competition.task, competition.metric
+    started = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_config(inputs, out_dir)
+
+    cv = CrossValidator(competition, cfg, run_dir=out_dir, progress=progress).fit(train)
+    fit_seconds = time.perf_counter() - started
+
+    t0 = time.perf_counter()
+    test_pred, test_spread = cv.predict(test.X)
+    predict_seconds = time.perf_counter() - t0
+
+    baseline = None
+    if cfg.cv.baseline:
+        baseline = baseline_scores(competition, cfg, train, cv.splits_)
+
+    submission = build_submission(
+        competition, test.ids, task.to_labels(test_pred), sample=inputs.sample
+    )
+    oof = pd.DataFrame(
+        {
+            "id": train.ids,
+            "fold": cv.fold_of_row_,
+            "target": train.y,
+            "prediction": task.to_labels(cv.oof_),
+        }
+    )
+    if cv.oof_spread_ is not None:
+        oof["mc_spread"] = cv.oof_spread_
+    write_csv(out_dir / "oof.csv", oof)
+    if test_spread is not None:
+        write_csv(
+            out_dir / "test_mc_spread.csv",
+            pd.DataFrame(
+                {
+                    "id": test.ids,
+                    "prediction": test_pred
+                    if not task.is_classification
+                    else task.to_labels(test_pred),
+                    "mc_spread": test_spread,
+                }
+            ),
+        )
+    if task.is_classification:
+        atomic_write(out_dir / "oof_proba.npy", lambda p: _save_npy(p, cv.oof_))
+        atomic_write(out_dir / "test_proba.npy", lambda p: _save_npy(p, test_pred))
+    write_submission(out_dir / "submission.csv", submission)
+
+    metrics = {
+        "competition": competition.name,
+        "metric": metric.name,
+        "greater_is_better": metric.greater_is_better,
+        "cv": {"strategy": cfg.cv.strategy, "folds": cfg.cv.folds, "gap": cfg.cv.gap},
+        "fold_scores": cv.fold_scores_,
+        "mean": float(np.mean(cv.fold_scores_)),
+        "std": float(np.std(cv.fold_scores_)),
+        "oof_score": cv.oof_score_,
+        "best_epochs": [e + 1 for e in cv.best_epochs_],
+        "epochs_run": cv.epochs_run_,
+        "baseline": baseline,
+        "n_train": int(len(train.y)),
+        "n_test": int(len(test.ids)),
+        "seed": cfg.seed,
+        "seconds": {
+            "total": round(time.perf_counter() - started, 3),
+            "cv_fit": round(fit_seconds, 3),
+            "folds": [round(s, 3) for s in cv.fold_seconds_],
+            "predict_test": round(predict_seconds, 3),
+        },
+        "versions": {"pipeline": __version__, "python": platform.python_version()},
+    }
+    write_json(out_dir / "metrics.json", metrics)
+    return metrics
+
+
+def _save_npy(path: str, array: np.ndarray) -> None:
+    with open(path, "wb") as fh:
+        np.save(fh, array)

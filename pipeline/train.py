@@ -1,0 +1,40 @@
+"""python -m pipeline.train <competition> [--data-dir DIR] [--out DIR] [--config FILE] [key=value]
+
+K-fold training with the competition's defaults (or your overrides), then a validated
+submission. Prints per-fold scores, mean ± std, a linear baseline on the same folds, the time,
+and where the files went.
+"""
+
+from __future__ import annotations
+
+from pipeline.cli import ArgumentParser, add_common_args, load_inputs, run_cli
+from pipeline.io import check_out_dir, default_run_dir
+from pipeline.report import plot_learning_curves, print_summary
+from pipeline.run import fit_and_write
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="python -m pipeline.train",
+        description="K-fold training of a competition's model, ending in a submission.",
+    )
+    add_common_args(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    def run() -> int:
+        args = build_parser().parse_intermixed_args(argv)
+        inputs = load_inputs(args)
+        out_dir = args.out or default_run_dir("runs", inputs.competition.name)
+        check_out_dir(out_dir, args.overwrite)
+        metrics = fit_and_write(inputs, out_dir, progress=not args.quiet)
+        plot_learning_curves(out_dir, f"val/{metrics['metric']}")
+        print_summary(metrics, out_dir)
+        return 0
+
+    return run_cli(run)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,52 @@
+"""Shared fixtures: the real COVID files from ../shared, the demo files, shrunken configs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import resolve_config
+from pipeline.competition import load_competition
+
+ROOT = Path(__file__).resolve().parents[1]
+COVID_DIR = ROOT.parent / "shared" / "data" / "ml2021spring-hw1"
+
+
+@pytest.fixture(scope="session")
+def covid_dir() -> Path:
+    if not (COVID_DIR / "covid.train.csv").is_file():
+        pytest.skip(f"the real COVID files are not at {COVID_DIR}")
+    return COVID_DIR
+
+
+@pytest.fixture
+def covid_copy(covid_dir, tmp_path) -> Path:
+    """A writable copy of the COVID files, for tests that damage them."""
+    target = tmp_path / "covid"
+    shutil.copytree(covid_dir, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def covid():
+    return load_competition("covid")
+
+
+@pytest.fixture(scope="session")
+def demo():
+    return load_competition("demo")
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory, demo) -> Path:
+    path = tmp_path_factory.mktemp("demo")
+    demo.prepare_data(path)
+    return path
+
+
+def small_config(competition, *overrides: str):
+    """The competition's defaults with a trainer shrunk for tests."""
+    quick = ["train.epochs=4", "train.patience=2", "cv.baseline=false"]
+    return resolve_config(competition, None, [*quick, *overrides])

@@ -1,0 +1,95 @@
+import pytest
+import yaml
+
+from pipeline.config import Config, build_config, parse_overrides, parse_value, to_yaml
+from pipeline.errors import ConfigError
+from pipeline.preprocess import TabularFeatures
+
+
+def test_layers_apply_in_order():
+    cfg = build_config(
+        TabularFeatures(),
+        layers=[
+            ("defaults", {"model": {"dropout": 0.1}, "cv": {"folds": 3}}),
+            ("file", {"model": {"dropout": 0.2}}),
+        ],
+        overrides=["model.dropout=0.3", "features.select=kbest", "features.k=4"],
+    )
+    assert cfg.model.dropout == 0.3
+    assert cfg.cv.folds == 3
+    assert cfg.features.select == "kbest" and cfg.features.k == 4
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [
+        ("0.3", 0.3),
+        ("[64, 32]", [64, 32]),
+        ("true", True),
+        ("False", False),
+        ("none", None),
+        ("adam", "adam"),
+        ("1e-3", 1e-3),
+        ("bf16-mixed", "bf16-mixed"),
+    ],
+)
+def test_parse_value(raw, value):
+    assert parse_value(raw) == value
+
+
+def test_parse_overrides_nests():
+    assert parse_overrides(["a.b=1", "a.c=x", "d=2.5"]) == {"a": {"b": 1, "c": "x"}, "d": 2.5}
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.dropuot=0.3", r"Unknown config key 'model.dropuot'.*Did you mean model.dropout\?"),
+        ("nope=1", r"Unknown config key 'nope'.*Valid keys at the top level: seed, cv"),
+        ("cv.folds=1", r"cv.folds must be an int >= 2; got 1"),
+        ("cv.folds=2.5", r"cv.folds must be an int .*got 2.5"),
+        ("cv.folds=abc", r"cv.folds must be an int .*got 'abc'"),
+        ("model.dropout=1.0", r"model.dropout must be rates in \[0, 1\)"),
+        ("model.dropout=-0.1", r"model.dropout must be rates in \[0, 1\)"),
+        ("model.hidden=64", r"model.hidden must be a list of ints"),
+        ("model.norm=batchy", r"model.norm must be one of: batch, layer, group, instance, none"),
+        ("model.activation=swish", r"model.activation must be one of: relu, leaky_relu"),
+        ("optim.name=adamax", r"optim.name must be one of: sgd, adagrad, rmsprop"),
+        ("optim.lr=0", r"optim.lr must be a float > 0"),
+        (
+            "optim.momentum=0.9",
+            r"optim.momentum does not apply to adamw; it applies to: sgd, rmsprop",
+        ),
+        ("cv.strategy=random", r"cv.strategy must be one of: kfold, stratified, group, blocked"),
+        ("train.precision=8", r"train.precision must be one of: 32, 16-mixed, bf16-mixed"),
+        ("cv=3", r"cv is a section"),
+        ("model.dropout", r"overrides are key=value pairs"),
+        ("features.select=groups", r"features.select=groups needs features.groups"),
+    ],
+)
+def test_bad_values_are_rejected_with_the_key_and_choices(override, message):
+    with pytest.raises(ConfigError, match=message):
+        build_config(TabularFeatures(), overrides=[override])
+
+
+def test_names_are_normalised_to_the_registry_spelling():
+    cfg = build_config(overrides=["model.activation=LeakyReLU", "optim.name=AdamW"])
+    assert cfg.model.activation == "leaky_relu"
+    assert cfg.optim.name == "adamw"
+
+
+def test_ints_widen_to_float_but_floats_do_not_narrow():
+    cfg = build_config(overrides=["optim.lr=1"])
+    assert cfg.optim.lr == 1.0 and isinstance(cfg.optim.lr, float)
+    with pytest.raises(ConfigError):
+        build_config(overrides=["train.epochs=10.0"])
+
+
+def test_resolved_yaml_replays_to_the_same_config():
+    cfg = build_config(TabularFeatures(), overrides=["model.hidden=[8, 4]", "seed=7"])
+    again = build_config(TabularFeatures(), layers=[("config.yaml", yaml.safe_load(to_yaml(cfg)))])
+    assert again == cfg
+
+
+def test_defaults_pass_their_own_checks():
+    Config().check()
