@@ -48,6 +48,10 @@ class Competition:
     id_column: str = "id"
     target_column: str = "target"
     features_cls: type = NoFeatures  # a dataclass of this competition's feature options
+    # The files a complete download holds (paths relative to the data folder), and the
+    # sha256 of those whose exact bytes are known; the downloader checks both.
+    files: tuple[str, ...] = ()
+    sha256: dict[str, str] = {}
     defaults_file: Path | None = None  # defaults.yaml beside the plug-in (with a search: block)
 
     @property

@@ -110,6 +110,12 @@ class Covid(Competition):
     id_column = "id"
     target_column = "tested_positive"
     features_cls = CovidFeatures
+    files = ("covid.train.csv", "covid.test.csv", "sampleSubmission.csv")
+    sha256 = {
+        "covid.train.csv": "7b70cccab9712a6f6c780eddbdde2484a43c98e1b63b765d64692b8f2ed9225a",
+        "covid.test.csv": "6b5ba63b3d025889ebe7ee222b23b39d1a0c45761cfb3babfaa20a5ec0dbc051",
+        "sampleSubmission.csv": "6c1f11641b0e21af2f5f0df588974bf61028bdacf2e3255744f1d450846f6e8c",
+    }
     defaults_file = Path(__file__).with_name("defaults.yaml")
 
     def load_train(self, data_dir: Path) -> TrainData:

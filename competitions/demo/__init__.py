@@ -31,6 +31,7 @@ class Demo(Competition):
     id_column = "id"
     target_column = "label"
     features_cls = TabularFeatures
+    files = ("train.csv", "test.csv", "sample_submission.csv")
     defaults_file = Path(__file__).with_name("defaults.yaml")
 
     @property
@@ -39,8 +40,7 @@ class Demo(Competition):
 
     def prepare_data(self, data_dir: Path) -> None:
         data_dir = Path(data_dir)
-        files = ("train.csv", "test.csv", "sample_submission.csv")
-        if all((data_dir / f).is_file() for f in files):
+        if all((data_dir / f).is_file() for f in self.files):
             return
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split

@@ -1,0 +1,214 @@
+"""Every registry entry builds and trains a step; layers behave as their names promise."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from pipeline import models, optim, registry
+from pipeline.config import ModelConfig, OptimConfig, SchedConfig, build_config
+from pipeline.errors import ConfigError
+
+
+def _one_step(model_cfg=None, optim_cfg=None, sched_cfg=None, in_features=6, out=3):
+    torch.manual_seed(0)
+    model = models.build_model(model_cfg or ModelConfig(hidden=[16, 8]), in_features, out)
+    opt = optim.build_optimizer(model, optim_cfg or OptimConfig())
+    sched = optim.build_scheduler(opt, sched_cfg or SchedConfig(), 5, 4, "val/rmse", "min")
+    x, y = torch.randn(32, in_features), torch.randint(0, out, (32,))
+    before = [p.detach().clone() for p in model.parameters()]
+    loss = nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    if sched is not None:
+        s = sched["scheduler"]
+        s.step(1.0) if isinstance(s, torch.optim.lr_scheduler.ReduceLROnPlateau) else s.step()
+    changed = any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    return model, loss, changed
+
+
+@pytest.mark.parametrize("name", registry.list_activations())
+def test_each_activation_trains(name):
+    _, loss, changed = _one_step(ModelConfig(hidden=[16, 8], activation=name))
+    assert torch.isfinite(loss) and changed
+
+
+@pytest.mark.parametrize("name", [n for n in registry.list_norms() if n != "instance"])
+def test_each_norm_trains(name):
+    model, loss, changed = _one_step(ModelConfig(hidden=[16, 8], norm=name, norm_groups=4))
+    assert torch.isfinite(loss) and changed
+    kinds = {type(m) for m in model.modules()}
+    expected = {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm, "group": nn.GroupNorm}
+    if name in expected:
+        assert expected[name] in kinds
+
+
+@pytest.mark.parametrize("name", registry.list_inits())
+def test_each_init_trains(name):
+    _, loss, changed = _one_step(ModelConfig(hidden=[16, 8], init=name))
+    assert torch.isfinite(loss) and changed
+
+
+@pytest.mark.parametrize("name", optim.list_optimizers())
+def test_each_optimizer_trains(name):
+    _, loss, changed = _one_step(optim_cfg=OptimConfig(name=name, lr=0.01))
+    assert torch.isfinite(loss) and changed
+
+
+@pytest.mark.parametrize("name", optim.list_schedulers())
+def test_each_scheduler_builds_and_steps(name):
+    sched = SchedConfig(name=name, milestones=[2] if name == "step" else [])
+    _, loss, changed = _one_step(sched_cfg=sched)
+    assert torch.isfinite(loss) and changed
+
+
+@pytest.mark.parametrize("name", models.list_models())
+def test_each_model_trains(name):
+    _, loss, changed = _one_step(ModelConfig(name=name, hidden=[16, 8]))
+    assert torch.isfinite(loss) and changed
+
+
+@pytest.mark.parametrize("spelling", ["LeakyReLU", "leaky-relu", "leaky_relu", "LEAKYRELU"])
+def test_names_are_normalised(spelling):
+    assert isinstance(registry.get_activation(spelling, 0.2), nn.LeakyReLU)
+
+
+@pytest.mark.parametrize(
+    ("getter", "message"),
+    [
+        (lambda: registry.get_activation("swish"), "Unknown activation 'swish'; choose one of"),
+        (lambda: registry.get_norm("weird", 8), "Unknown norm 'weird'; choose one of: batch"),
+        (lambda: registry.get_init("lecun"), "Unknown init 'lecun'; choose one of: default"),
+    ],
+)
+def test_unknown_names_list_the_valid_ones(getter, message):
+    with pytest.raises(ValueError, match=message):
+        getter()
+
+
+def test_none_means_identity():
+    assert isinstance(registry.get_activation(None), nn.Identity)
+    assert isinstance(registry.get_norm("none", 8), nn.Identity)
+
+
+def test_leaky_relu_uses_the_configured_slope():
+    act = registry.get_activation("leaky_relu", 0.2)
+    assert act(torch.tensor([-1.0])).item() == pytest.approx(-0.2)
+
+
+def test_group_norm_must_divide_the_width():
+    with pytest.raises(ConfigError, match="3 groups do not divide 16 units"):
+        models.build_model(ModelConfig(hidden=[16], norm="group", norm_groups=3), 4, 1)
+
+
+def test_instance_norm_is_refused_for_an_mlp_with_the_reason():
+    with pytest.raises(ConfigError, match="Instance norm needs a channel axis"):
+        models.build_model(ModelConfig(hidden=[16], norm="instance"), 4, 1)
+
+
+def test_group_norm_normalises_each_group_of_units():
+    norm = registry.get_norm("group", 8, groups=2)
+    out = norm(torch.randn(64, 8) * 5 + 3)
+    for half in (out[:, :4], out[:, 4:]):
+        assert torch.allclose(half.mean(1), torch.zeros(64), atol=1e-5)
+
+
+def test_batch_norm_uses_batch_statistics_in_training_and_running_ones_in_eval():
+    model = models.build_model(ModelConfig(hidden=[8], norm="batch"), 4, 1)
+    bn = next(m for m in model.modules() if isinstance(m, nn.BatchNorm1d))
+    x = torch.randn(256, 4) * 3 + 1
+    model.train()
+    pre = model.body[0](x)
+    out = bn(pre)
+    assert torch.allclose(out.mean(0), torch.zeros(8), atol=1e-5)
+    model.eval()
+    assert not torch.allclose(bn(pre).mean(0), torch.zeros(8), atol=1e-3)
+
+
+# --- dropout -------------------------------------------------------------------------------------
+
+
+def _dropout_layers(model):
+    return [m for m in model.modules() if isinstance(m, nn.Dropout)]
+
+
+def test_dropout_zeroes_about_p_of_the_units_in_training_and_none_in_eval():
+    p = 0.3
+    model = models.build_model(ModelConfig(hidden=[512], dropout=p, input_dropout=0.2), 64, 1)
+    inp, hidden = _dropout_layers(model)
+    assert (inp.p, hidden.p) == (0.2, p)
+    x = torch.rand(2000, 512) + 0.5  # no zeros of its own
+    hidden.train()
+    out = hidden(x)
+    kept = out != 0
+    assert (~kept).float().mean().item() == pytest.approx(p, abs=0.01)
+    assert torch.allclose(out[kept], x[kept] / (1 - p))  # survivors scaled by 1/(1-p)
+    hidden.eval()
+    assert torch.equal(hidden(x), x)
+
+
+def test_per_layer_dropout_rates():
+    model = models.build_model(ModelConfig(hidden=[8, 8, 8], dropout=[0.1, 0.0, 0.5]), 4, 1)
+    assert [m.p for m in _dropout_layers(model)] == [0.1, 0.5]
+    with pytest.raises(ConfigError, match="lists 2 rates for 3 hidden layers"):
+        build_config(overrides=["model.hidden=[8,8,8]", "model.dropout=[0.1,0.2]"])
+
+
+# --- initialisation ------------------------------------------------------------------------------
+
+
+def _init_layer(init, activation="relu", slope=0.01, shape=(512, 1024)):
+    torch.manual_seed(0)
+    cfg = ModelConfig(hidden=[shape[0]], init=init, activation=activation, leaky_slope=slope)
+    model = models.build_model(cfg, shape[1], 4)
+    return model.body[0], model.head
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "leaky_relu", "selu", "sigmoid", "gelu"])
+@pytest.mark.parametrize("init", ["xavier_normal", "xavier_uniform", "he_normal", "he_uniform"])
+def test_init_statistics_match_their_formulas(init, activation):
+    layer, head = _init_layer(init, activation, slope=0.2)
+    fan_out, fan_in = layer.weight.shape
+    gain = {
+        "relu": math.sqrt(2),
+        "gelu": math.sqrt(2),  # takes ReLU's gain
+        "tanh": 5 / 3,
+        "leaky_relu": math.sqrt(2 / (1 + 0.2**2)),
+        "selu": 1.0,  # LeCun: the linear gain
+        "sigmoid": 1.0,
+    }[activation]
+    if init.startswith("xavier"):
+        std = gain * math.sqrt(2 / (fan_in + fan_out))
+    else:
+        std = gain / math.sqrt(fan_in)
+    w = layer.weight.detach()
+    assert w.std().item() == pytest.approx(std, rel=0.02)
+    assert abs(w.mean().item()) < 0.05 * std
+    if init.endswith("uniform"):
+        assert w.abs().max().item() <= std * math.sqrt(3) + 1e-6  # uniform(-b, b), b = std*sqrt3
+        assert w.abs().max().item() > 0.99 * std * math.sqrt(3)
+    assert torch.count_nonzero(layer.bias) == 0 and torch.count_nonzero(head.bias) == 0
+    # the head has no activation after it: gain 1
+    head_std = head.weight.std().item()
+    fan_in_head = head.weight.shape[1]
+    expected_head = (
+        math.sqrt(2 / (fan_in_head + head.weight.shape[0]))
+        if init.startswith("xavier")
+        else 1 / math.sqrt(fan_in_head)
+    )
+    assert head_std == pytest.approx(expected_head, rel=0.25)
+
+
+def test_orthogonal_init_gives_orthogonal_rows_scaled_by_the_gain():
+    layer, _ = _init_layer("orthogonal", "tanh")
+    w = layer.weight.detach()
+    gram = w @ w.T
+    assert torch.allclose(gram, (5 / 3) ** 2 * torch.eye(w.shape[0]), atol=1e-4)
+
+
+def test_default_init_keeps_pytorch_initialisation():
+    layer, _ = _init_layer("default")
+    bound = 1 / math.sqrt(layer.weight.shape[1])
+    assert layer.weight.abs().max().item() <= bound
+    assert torch.count_nonzero(layer.bias) > 0  # PyTorch's biases are not zero
