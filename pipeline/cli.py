@@ -97,6 +97,8 @@ def load_inputs(args: argparse.Namespace) -> Inputs:
             f"The test file has {test.X.shape[1]} feature columns and the train file "
             f"{train.X.shape[1]}; both must come from the same competition download."
         )
+    train.X = competition.row_features(cfg, train.X)
+    test.X = competition.row_features(cfg, test.X)
     sample = competition.load_sample_submission(data_dir)
     if sample is not None and len(sample) != len(test.ids):
         raise DataError(
@@ -114,11 +116,18 @@ def check_buildable(competition: Competition, cfg: Config, train: TrainData) -> 
 
     from pipeline import models, optim
 
+    if cfg.post.enabled and not (competition.ordered_rows and competition.task.is_classification):
+        raise ConfigError(
+            f"post.smooth and post.viterbi use the order of rows; {competition.name}'s rows are "
+            "not consecutive frames of a classification task. Leave them off."
+        )
     pre = competition.make_preprocessor(cfg, train)
     rows = min(len(train.y), 64)
     pre.fit(train.X[:rows], train.y[:rows])
     try:
-        model = models.build_model(cfg.model, pre.n_features_out_, competition.task.n_outputs)
+        model = models.build_model(
+            cfg.model, pre.n_features_out_, competition.task.n_outputs, competition.frame_dim
+        )
         optimizer = optim.build_optimizer(model, cfg.optim)
         optim.build_scheduler(optimizer, cfg.sched, cfg.train.epochs, 10, "val/x", "min")
         model.train()

@@ -51,6 +51,10 @@ class Competition:
     # The files a complete download holds (paths relative to the data folder), and the
     # sha256 of those whose exact bytes are known; the downloader checks both.
     files: tuple[str, ...] = ()
+    # Rows that are consecutive time steps (frames) of one long sequence, in file order, for
+    # train and test alike: post-processing over neighbouring rows (post.*) needs this.
+    ordered_rows: bool = False
+    frame_dim: int = 0  # > 0: each row is frames x frame_dim values (frame-context models)
     sha256: dict[str, str] = {}
     defaults_file: Path | None = None  # defaults.yaml beside the plug-in (with a search: block)
 
@@ -81,6 +85,11 @@ class Competition:
     def make_preprocessor(self, cfg: Any, train: TrainData) -> Preprocessor:
         """A fresh, unfitted preprocessor for one fold (cfg is the whole run config)."""
         return Preprocessor(None)
+
+    def row_features(self, cfg: Any, X: np.ndarray) -> np.ndarray:
+        """Features built from neighbouring rows of the whole array (no labels are used, so
+        nothing leaks), applied once to train and once to test before any split."""
+        return X
 
     # -- defaults and search space -------------------------------------------------------------
     def _defaults_yaml(self) -> dict:

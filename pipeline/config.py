@@ -51,6 +51,14 @@ class ModelConfig:
     dropout: float | list[float] = 0.0  # after each hidden layer: one rate, or one per layer
     input_dropout: float = 0.0  # on the input features
     init: str = "default"  # xavier_normal | xavier_uniform | he_normal | he_uniform | orthogonal
+    # Frame-context models (conv, gru) read each row as frames x features per frame (TIMIT:
+    # 11 x 39) and put model.hidden on top as their head.
+    channels: int = 256  # conv channels / GRU hidden size per direction
+    kernel: int = 3  # conv kernel size over frames (odd)
+    layers: int = 2  # conv or GRU layers
+    frame_dropout: float = 0.0  # dropout after each conv/GRU layer
+
+    FRAME_KEYS = ("channels", "kernel", "layers", "frame_dropout")
 
     def check(self) -> None:
         from pipeline import models, registry
@@ -74,6 +82,21 @@ class ModelConfig:
             )
         _require(self.leaky_slope >= 0, "model.leaky_slope", "a float >= 0", self.leaky_slope)
         _require(self.norm_groups >= 1, "model.norm_groups", "an int >= 1", self.norm_groups)
+        _require(self.channels >= 1, "model.channels", "an int >= 1", self.channels)
+        ok = self.kernel >= 1 and self.kernel % 2 == 1
+        _require(ok, "model.kernel", "an odd int >= 1", self.kernel)
+        _require(self.layers >= 1, "model.layers", "an int >= 1", self.layers)
+        ok = 0.0 <= self.frame_dropout < 1.0
+        _require(ok, "model.frame_dropout", "a rate in [0, 1)", self.frame_dropout)
+        if self.name not in models.FRAME_MODELS:
+            defaults = ModelConfig()
+            for key in self.FRAME_KEYS:
+                if getattr(self, key) != getattr(defaults, key):
+                    frame_models = ", ".join(models.FRAME_MODELS)
+                    raise ConfigError(
+                        f"model.{key} applies to the frame models ({frame_models}), not to "
+                        f"model.name={self.name}."
+                    )
 
 
 @dataclass
@@ -189,6 +212,24 @@ class PredictConfig:
 
 
 @dataclass
+class PostConfig:
+    """Post-processing of class probabilities that uses the order of the rows (frames)."""
+
+    smooth: int = 0  # 0/1 = off; else average probabilities over this many neighbouring rows
+    viterbi: bool = False  # decode with a class-transition matrix from the training labels
+    transition_weight: float = 1.0  # weight of log transition probabilities against the model's
+
+    @property
+    def enabled(self) -> bool:
+        return self.smooth > 1 or self.viterbi
+
+    def check(self) -> None:
+        _require(self.smooth >= 0, "post.smooth", "an int >= 0", self.smooth)
+        ok = self.transition_weight > 0
+        _require(ok, "post.transition_weight", "a float > 0", self.transition_weight)
+
+
+@dataclass
 class NoFeatures:
     """For competitions without feature options."""
 
@@ -205,6 +246,7 @@ class Config:
     sched: SchedConfig = field(default_factory=SchedConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     predict: PredictConfig = field(default_factory=PredictConfig)
+    post: PostConfig = field(default_factory=PostConfig)
     features: Any = field(default_factory=NoFeatures)  # the competition's own options
 
     def check(self) -> None:
@@ -270,7 +312,8 @@ def parse_overrides(items: list[str]) -> dict:
 
 
 def parse_value(raw: str) -> Any:
-    """Python literals ('0.3', '[64, 32]', 'True'), YAML-style true/false/null, else the string."""
+    """Python literals ('0.3', '[64, 32]', 'True'), YAML flow lists of bare words
+    ('[tested_positive, illness]'), true/false/null; anything else is the string itself."""
     text = raw.strip()
     lowered = text.lower()
     if lowered in ("true", "false"):
@@ -280,7 +323,13 @@ def parse_value(raw: str) -> Any:
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
-        return text
+        pass
+    if text.startswith(("[", "{")):
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError:
+            pass
+    return text
 
 
 def apply_mapping(obj: Any, mapping: dict, source: str, prefix: str = "") -> None:

@@ -204,7 +204,9 @@ class CrossValidator:
         pre = self.competition.make_preprocessor(cfg, train)
         X_tr, X_va = train.X[tr], train.X[va]
         pre.fit(X_tr, train.y[tr])
-        model = build_model(cfg.model, pre.n_features_out_, task.n_outputs)
+        model = build_model(
+            cfg.model, pre.n_features_out_, task.n_outputs, self.competition.frame_dim
+        )
         y_dtype = torch.long if task.is_classification else torch.float32
         batches = TensorBatches(
             _tensor(pre.transform(X_tr)),

@@ -47,6 +47,59 @@ class MLP(nn.Module):
         return self.head(self.body(x))
 
 
+class FrameConv(nn.Module):
+    """Rows of `frames` x `frame_dim` read as a 1-D signal: conv layers over the frames, each
+    Conv1d -> norm (with a channel axis, so instance norm is available) -> activation ->
+    dropout; then the flattened feature map goes through an MLP head."""
+
+    def __init__(self, frame_dim, frames, out_features, cfg, act_layer, norm_layer, head_norm):
+        super().__init__()
+        self.frames, self.frame_dim = frames, frame_dim
+        layers: list[nn.Module] = []
+        width = frame_dim
+        for _ in range(cfg.layers):
+            layers.append(nn.Conv1d(width, cfg.channels, cfg.kernel, padding=cfg.kernel // 2))
+            if norm_layer is not None:
+                layers.append(norm_layer(cfg.channels))
+            layers.append(act_layer())
+            if cfg.frame_dropout > 0:
+                layers.append(nn.Dropout(cfg.frame_dropout))
+            width = cfg.channels
+        self.convs = nn.Sequential(*layers)
+        self.mlp = MLP(cfg.channels * frames, out_features, list(cfg.hidden), act_layer,
+                       head_norm, cfg.dropout, 0.0)  # fmt: skip
+        self.body = nn.Sequential(self.convs, self.mlp.body)
+        self.head = self.mlp.head
+
+    def forward(self, x):
+        x = x.view(len(x), self.frames, self.frame_dim).transpose(1, 2)  # (N, features, frames)
+        return self.mlp(self.convs(x).flatten(1))
+
+
+class FrameGRU(nn.Module):
+    """A bidirectional GRU over the frames; the centre frame's output goes through an MLP head."""
+
+    def __init__(self, frame_dim, frames, out_features, cfg, act_layer, head_norm):
+        super().__init__()
+        self.frames, self.frame_dim = frames, frame_dim
+        self.gru = nn.GRU(
+            frame_dim,
+            cfg.channels,
+            num_layers=cfg.layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=cfg.frame_dropout if cfg.layers > 1 else 0.0,
+        )
+        self.mlp = MLP(2 * cfg.channels, out_features, list(cfg.hidden), act_layer, head_norm,
+                       cfg.dropout, 0.0)  # fmt: skip
+        self.body = self.mlp.body  # the GRU keeps PyTorch's own (orthogonal-friendly) init
+        self.head = self.mlp.head
+
+    def forward(self, x):
+        out, _ = self.gru(x.view(len(x), self.frames, self.frame_dim))
+        return self.mlp(out[:, self.frames // 2])
+
+
 def init_weights(module: nn.Module, name: str, gain: float) -> None:
     """The one init function, applied with `model.apply`: weights by `name`, biases zero."""
     fn = registry.get_init(name)
@@ -64,19 +117,62 @@ def apply_init(model: nn.Module, cfg) -> None:
     model.head.apply(partial(init_weights, name=cfg.init, gain=1.0))
 
 
-def build_mlp(cfg, in_features: int, out_features: int) -> MLP:
-    norm = None
-    if registry.normalize(cfg.norm) != "none":
-        norm = partial(_checked_norm, cfg.norm, groups=cfg.norm_groups, channel_axis=False)
+def _norm_layer(cfg, channel_axis: bool):
+    if registry.normalize(cfg.norm) == "none":
+        return None
+    return partial(_checked_norm, cfg.norm, groups=cfg.norm_groups, channel_axis=channel_axis)
+
+
+def _head_norm(cfg):
+    # the head's hidden layers have no channel axis: instance norm stays in the conv stack
+    return None if registry.normalize(cfg.norm) == "instance" else _norm_layer(cfg, False)
+
+
+def _act_layer(cfg):
+    return partial(registry.get_activation, cfg.activation, cfg.leaky_slope)
+
+
+def build_mlp(cfg, in_features: int, out_features: int, frame_dim: int = 0) -> MLP:
     model = MLP(
         in_features,
         out_features,
         hidden=list(cfg.hidden),
-        act_layer=partial(registry.get_activation, cfg.activation, cfg.leaky_slope),
-        norm_layer=norm,
+        act_layer=_act_layer(cfg),
+        norm_layer=_norm_layer(cfg, channel_axis=False),
         dropout=cfg.dropout,
         input_dropout=cfg.input_dropout,
     )
+    apply_init(model, cfg)
+    return model
+
+
+def _frames(cfg, in_features: int, frame_dim: int) -> int:
+    if frame_dim <= 0:
+        raise ConfigError(
+            f"model.name={cfg.name} reads rows as frames, and this competition's rows are not "
+            "made of frames; use model.name=mlp."
+        )
+    if in_features % frame_dim:
+        raise ConfigError(
+            f"model.name={cfg.name} needs whole frames of {frame_dim} features; the "
+            f"preprocessed rows have {in_features} (keep features.select=all)."
+        )
+    if cfg.input_dropout > 0:
+        raise ConfigError("model.input_dropout applies to model.name=mlp only.")
+    return in_features // frame_dim
+
+
+def build_conv(cfg, in_features: int, out_features: int, frame_dim: int = 0) -> FrameConv:
+    frames = _frames(cfg, in_features, frame_dim)
+    norm = _norm_layer(cfg, channel_axis=True)
+    model = FrameConv(frame_dim, frames, out_features, cfg, _act_layer(cfg), norm, _head_norm(cfg))
+    apply_init(model, cfg)
+    return model
+
+
+def build_gru(cfg, in_features: int, out_features: int, frame_dim: int = 0) -> FrameGRU:
+    frames = _frames(cfg, in_features, frame_dim)
+    model = FrameGRU(frame_dim, frames, out_features, cfg, _act_layer(cfg), _head_norm(cfg))
     apply_init(model, cfg)
     return model
 
@@ -90,12 +186,16 @@ def _checked_norm(name: str, num_features: int, groups: int, channel_axis: bool)
 
 MODELS: dict[str, Callable] = {
     "mlp": build_mlp,
+    "conv": build_conv,
+    "gru": build_gru,
 }
+FRAME_MODELS = ("conv", "gru")
 
 
-def build_model(cfg, in_features: int, out_features: int) -> nn.Module:
-    """cfg is the `model` config section."""
-    return registry.lookup(MODELS, "model", cfg.name)(cfg, in_features, out_features)
+def build_model(cfg, in_features: int, out_features: int, frame_dim: int = 0) -> nn.Module:
+    """cfg is the `model` config section; frame_dim > 0 when rows are frames x frame_dim."""
+    build = registry.lookup(MODELS, "model", cfg.name)
+    return build(cfg, in_features, out_features, frame_dim)
 
 
 def list_models() -> list[str]:

@@ -22,6 +22,9 @@ def print_summary(metrics: dict, out_dir: Path, console: Console | None = None) 
     )
     table.add_column("fold", justify="right")
     table.add_column(name, justify="right")
+    post = metrics.get("post")
+    if post:
+        table.add_column(f"{name} + post", justify="right")
     baseline = metrics.get("baseline")
     if baseline:
         table.add_column(baseline["name"], justify="right")
@@ -29,6 +32,8 @@ def print_summary(metrics: dict, out_dir: Path, console: Console | None = None) 
     table.add_column("seconds", justify="right")
     for k, score in enumerate(metrics["fold_scores"]):
         row = [str(k + 1), f"{score:.4f}"]
+        if post:
+            row.append(f"{post['fold_scores'][k]:.4f}")
         if baseline:
             row.append(f"{baseline['fold_scores'][k]:.4f}")
         row += [
@@ -38,6 +43,8 @@ def print_summary(metrics: dict, out_dir: Path, console: Console | None = None) 
         table.add_row(*row)
     mean = f"{metrics['mean']:.4f} ± {metrics['std']:.4f}"
     row = ["mean", mean]
+    if post:
+        row.append(f"{post['mean']:.4f} ± {post['std']:.4f}")
     if baseline:
         row.append(f"{baseline['mean']:.4f} ± {baseline['std']:.4f}")
     table.add_row(*row, "", f"{sum(metrics['seconds']['folds']):.1f}", end_section=True)
@@ -50,6 +57,13 @@ def print_summary(metrics: dict, out_dir: Path, console: Console | None = None) 
         verdict = "beats" if gain > 0 else "does not beat"
         console.print(f"   network {verdict} {baseline['name']} by {abs(gain):.4f}", end="")
     console.print(f"   total {metrics['seconds']['total']:.1f} s")
+    if post:
+        steps = [f"smoothing over {post['smooth']} rows"] if post["smooth"] > 1 else []
+        steps += ["Viterbi decoding"] if post["viterbi"] else []
+        console.print(
+            f"post-processing ({' + '.join(steps)}): out-of-fold {name} {post['oof_score']:.4f} "
+            f"(raw {metrics['oof_score']:.4f}); the submission uses it"
+        )
     console.print(f"files: {out_dir}/ submission.csv oof.csv metrics.json config.yaml", end="")
     if (out_dir / "learning_curves.png").exists():
         console.print(" learning_curves.png", end="")

@@ -19,6 +19,7 @@ from pipeline.cli import Inputs
 from pipeline.config import to_yaml
 from pipeline.cv import CrossValidator
 from pipeline.io import atomic_write, write_csv, write_json, write_text
+from pipeline.postprocess import postprocess, postprocess_oof
 from pipeline.submit import build_submission, write_submission
 
 
@@ -49,9 +50,7 @@ def fit_and_write(inputs: Inputs, out_dir: Path, progress: bool = True) -> dict:
     if cfg.cv.baseline:
         baseline = baseline_scores(competition, cfg, train, cv.splits_)
 
-    submission = build_submission(
-        competition, test.ids, task.to_labels(test_pred), sample=inputs.sample
-    )
+    test_labels = task.to_labels(test_pred)
     oof = pd.DataFrame(
         {
             "id": train.ids,
@@ -60,6 +59,15 @@ def fit_and_write(inputs: Inputs, out_dir: Path, progress: bool = True) -> dict:
             "prediction": task.to_labels(cv.oof_),
         }
     )
+    post = None
+    if cfg.post.enabled:
+        t0 = time.perf_counter()
+        oof["prediction_post"] = postprocess_oof(cv.oof_, train.y, cv.splits_, cfg.post)
+        test_labels = postprocess(test_pred, train.y, cfg.post)
+        post = _scores(metric, train.y, oof["prediction_post"].to_numpy(), cv.splits_)
+        post.update(smooth=cfg.post.smooth, viterbi=cfg.post.viterbi,
+                    seconds=round(time.perf_counter() - t0, 3))  # fmt: skip
+    submission = build_submission(competition, test.ids, test_labels, sample=inputs.sample)
     if cv.oof_spread_ is not None:
         oof["mc_spread"] = cv.oof_spread_
     write_csv(out_dir / "oof.csv", oof)
@@ -93,6 +101,7 @@ def fit_and_write(inputs: Inputs, out_dir: Path, progress: bool = True) -> dict:
         "best_epochs": [e + 1 for e in cv.best_epochs_],
         "epochs_run": cv.epochs_run_,
         "baseline": baseline,
+        "post": post,
         "n_train": int(len(train.y)),
         "n_test": int(len(test.ids)),
         "seed": cfg.seed,
@@ -106,6 +115,16 @@ def fit_and_write(inputs: Inputs, out_dir: Path, progress: bool = True) -> dict:
     }
     write_json(out_dir / "metrics.json", metrics)
     return metrics
+
+
+def _scores(metric, y: np.ndarray, pred: np.ndarray, splits) -> dict:
+    folds = [metric(y[va], pred[va]) for _, va in splits]
+    return {
+        "fold_scores": folds,
+        "mean": float(np.mean(folds)),
+        "std": float(np.std(folds)),
+        "oof_score": metric(y, pred),
+    }
 
 
 def _save_npy(path: str, array: np.ndarray) -> None:

@@ -31,6 +31,8 @@ def test_layers_apply_in_order():
         ("adam", "adam"),
         ("1e-3", 1e-3),
         ("bf16-mixed", "bf16-mixed"),
+        ("[tested_positive, illness]", ["tested_positive", "illness"]),
+        ("[a,b", "[a,b"),
     ],
 )
 def test_parse_value(raw, value):

@@ -13,7 +13,8 @@ from pipeline.errors import ConfigError
 
 def _one_step(model_cfg=None, optim_cfg=None, sched_cfg=None, in_features=6, out=3):
     torch.manual_seed(0)
-    model = models.build_model(model_cfg or ModelConfig(hidden=[16, 8]), in_features, out)
+    # rows of 2 frames x 3 features, so the frame models can read them too
+    model = models.build_model(model_cfg or ModelConfig(hidden=[16, 8]), in_features, out, 3)
     opt = optim.build_optimizer(model, optim_cfg or OptimConfig())
     sched = optim.build_scheduler(opt, sched_cfg or SchedConfig(), 5, 4, "val/rmse", "min")
     x, y = torch.randn(32, in_features), torch.randint(0, out, (32,))
@@ -100,6 +101,35 @@ def test_leaky_relu_uses_the_configured_slope():
 def test_group_norm_must_divide_the_width():
     with pytest.raises(ConfigError, match="3 groups do not divide 16 units"):
         models.build_model(ModelConfig(hidden=[16], norm="group", norm_groups=3), 4, 1)
+
+
+@pytest.mark.parametrize("norm", registry.list_norms())
+def test_each_norm_trains_in_the_conv_model_where_instance_norm_exists(norm):
+    cfg = ModelConfig(name="conv", hidden=[8], norm=norm, norm_groups=4, channels=8)
+    model, loss, changed = _one_step(cfg)
+    assert torch.isfinite(loss) and changed
+    if norm == "instance":
+        assert any(isinstance(m, nn.InstanceNorm1d) for m in model.modules())
+
+
+def test_frame_models_read_rows_as_frames():
+    conv = models.build_model(ModelConfig(name="conv", hidden=[4], channels=5, layers=1), 6, 2, 3)
+    assert conv.convs[0].in_channels == 3 and conv.mlp.body[0].in_features == 5 * 2
+    gru = models.build_model(ModelConfig(name="gru", hidden=[4], channels=5), 6, 2, 3)
+    assert gru.gru.input_size == 3 and gru.gru.bidirectional
+    # frame order matters to the frame models: swapping the two frames changes the output
+    x = torch.randn(4, 6)
+    swapped = torch.cat([x[:, 3:], x[:, :3]], dim=1)
+    assert not torch.allclose(conv.eval()(x), conv(swapped))
+
+
+def test_frame_models_need_frames():
+    with pytest.raises(ConfigError, match="rows are not made of frames"):
+        models.build_model(ModelConfig(name="conv"), 6, 2, frame_dim=0)
+    with pytest.raises(ConfigError, match="needs whole frames of 4 features"):
+        models.build_model(ModelConfig(name="gru"), 6, 2, frame_dim=4)
+    with pytest.raises(ConfigError, match="model.channels applies to the frame models"):
+        build_config(overrides=["model.channels=64"])
 
 
 def test_instance_norm_is_refused_for_an_mlp_with_the_reason():

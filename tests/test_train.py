@@ -32,6 +32,8 @@ def run_cli(argv, capsys):
             r"Config file /nonexistent/best.yaml does not exist",
         ),
         (["covid", "--bogus"], r"unrecognized arguments: --bogus"),
+        (["covid", "post.viterbi=true"], r"post.smooth and post.viterbi use the order of rows"),
+        (["covid", "model.name=conv"], r"rows are not made of frames; use model.name=mlp"),
     ],
 )
 def test_user_errors_are_one_line_exit_2_and_write_nothing(
