@@ -27,7 +27,7 @@ from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
 
 from pipeline.competition import Competition, TrainData
 from pipeline.data import TensorBatches
-from pipeline.errors import ConfigError, DataError
+from pipeline.errors import ConfigError, TrainingDiverged
 from pipeline.lit import LitModel
 from pipeline.models import build_model
 from pipeline.preprocess import Preprocessor
@@ -137,8 +137,9 @@ class CrossValidator:
 
     Parameters: the competition (task, metric, preprocessor factory), the resolved config, a
     run folder for checkpoints and logs (None: a temporary folder, no logs), whether to show
-    progress, and two hooks for tuning: `fold_callbacks(k)` adds Lightning callbacks to fold k,
-    `on_fold_end(k, score)` runs after each fold (it may raise optuna.TrialPruned).
+    progress, and hooks for tuning: `on_epoch_end(fold, epoch, value)` after every validation
+    epoch, `on_fold_end(fold, score)` after each fold (both may raise to stop the run, e.g.
+    optuna.TrialPruned), and `fold_callbacks(fold)` for extra Lightning callbacks.
     """
 
     def __init__(
@@ -147,15 +148,17 @@ class CrossValidator:
         cfg,
         run_dir: str | Path | None = None,
         progress: bool = True,
-        fold_callbacks: Callable[[int], list] | None = None,
+        on_epoch_end: Callable[[int, int, float], None] | None = None,
         on_fold_end: Callable[[int, float], None] | None = None,
+        fold_callbacks: Callable[[int], list] | None = None,
     ):
         self.competition = competition
         self.cfg = cfg
         self.run_dir = run_dir
         self.progress = progress
-        self.fold_callbacks = fold_callbacks
+        self.on_epoch_end = on_epoch_end
         self.on_fold_end = on_fold_end
+        self.fold_callbacks = fold_callbacks
 
     def fit(self, train: TrainData) -> CrossValidator:
         quiet_lightning()
@@ -243,7 +246,9 @@ class CrossValidator:
             save_weights_only=True,
             enable_version_counter=False,
         )
-        callbacks = [checkpoint, bar.callback(k, metric.mode)]
+        callbacks = [checkpoint, bar.callback(k, metric.mode), _FiniteGuard(monitor)]
+        if self.on_epoch_end is not None:
+            callbacks.append(_EpochHook(k, monitor, self.on_epoch_end))
         if cfg.train.patience > 0:
             callbacks.append(
                 EarlyStopping(
@@ -279,10 +284,11 @@ class CrossValidator:
         except (MisconfigurationException, ValueError) as exc:
             raise ConfigError(f"train: {exc}") from None
         trainer.fit(module, batches, val_batches)
-        if not checkpoint.best_model_path:
-            raise DataError(
-                f"fold {k + 1}: the validation {metric.name} was never finite; check the data "
-                "for extreme values or lower optim.lr."
+        best = checkpoint.best_model_score
+        if not checkpoint.best_model_path or best is None or not torch.isfinite(best):
+            raise TrainingDiverged(
+                f"fold {k + 1}: the loss or validation {metric.name} was never finite; lower "
+                "optim.lr, add train.grad_clip, or check the data for extreme values."
             )
         state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
         module.load_state_dict(state["state_dict"])
@@ -317,3 +323,27 @@ class CrossValidator:
                 spreads.append(spread)
         mean = np.mean(preds, axis=0)
         return mean, (np.mean(spreads, axis=0) if spreads else None)
+
+
+class _EpochHook(L.Callback):
+    def __init__(self, fold: int, monitor: str, fn: Callable[[int, int, float], None]):
+        self.fold, self.monitor, self.fn = fold, monitor, fn
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is not None and not trainer.sanity_checking:
+            self.fn(self.fold, trainer.current_epoch, float(value))
+
+
+class _FiniteGuard(L.Callback):
+    """Stops a fold whose training loss or validation metric is no longer finite; the best
+    finite epoch, if any, is restored as usual."""
+
+    def __init__(self, monitor: str):
+        self.monitor = monitor
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        for key in ("train/loss", self.monitor):
+            value = trainer.callback_metrics.get(key)
+            if value is not None and not torch.isfinite(torch.as_tensor(value)).all():
+                trainer.should_stop = True

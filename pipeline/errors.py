@@ -15,3 +15,7 @@ class ConfigError(UserError, ValueError):
 
 class DataError(UserError, ValueError):
     """Missing, malformed or inconsistent competition files."""
+
+
+class TrainingDiverged(UserError):
+    """The loss or the validation metric became NaN or infinite before any usable epoch."""

@@ -86,7 +86,9 @@ class LitModel(L.LightningModule):
         pred = torch.cat(preds).detach().float().cpu().numpy()
         y = torch.cat(ys).cpu().numpy()
         self.log("val/loss", torch.stack(losses).sum() / len(y))
-        self.log(self.monitor, self.metric(y, pred))
+        # an epoch whose outputs are not finite has no score (checkpointing then skips it)
+        score = self.metric(y, pred) if np.isfinite(pred).all() else float("nan")
+        self.log(self.monitor, score)
 
     def configure_optimizers(self):
         optimizer = optim.build_optimizer(self.model, self.cfg.optim)

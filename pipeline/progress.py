@@ -69,7 +69,7 @@ class _FoldProgress(L.Callback):
         self.run, self.fold, self.sign = run, fold, (1.0 if mode == "min" else -1.0)
         self.best: float | None = None
 
-    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+    def on_validation_end(self, trainer, pl_module) -> None:
         value = trainer.callback_metrics.get(self.run.monitor)
         if trainer.sanity_checking or value is None:
             return
