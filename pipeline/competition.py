@@ -54,6 +54,7 @@ class Competition:
     # Rows that are consecutive time steps (frames) of one long sequence, in file order, for
     # train and test alike: post-processing over neighbouring rows (post.*) needs this.
     ordered_rows: bool = False
+    needs_download: bool = True  # False for a built-in dataset whose prepare_data writes it
     frame_dim: int = 0  # > 0: each row is frames x frame_dim values (frame-context models)
     sha256: dict[str, str] = {}
     defaults_file: Path | None = None  # defaults.yaml beside the plug-in (with a search: block)

@@ -20,6 +20,7 @@ from pipeline.config import to_yaml
 from pipeline.cv import CrossValidator
 from pipeline.io import atomic_write, write_csv, write_json, write_text
 from pipeline.postprocess import postprocess, postprocess_oof
+from pipeline.provenance import collect
 from pipeline.submit import build_submission, write_submission
 
 
@@ -38,6 +39,7 @@ def fit_and_write(inputs: Inputs, out_dir: Path, progress: bool = True) -> dict:
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     write_config(inputs, out_dir)
+    write_json(out_dir / "provenance.json", collect(inputs.data_dir, competition.files))
 
     cv = CrossValidator(competition, cfg, run_dir=out_dir, progress=progress).fit(train)
     fit_seconds = time.perf_counter() - started

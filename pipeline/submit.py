@@ -113,3 +113,84 @@ def read_submission(path: str | Path) -> pd.DataFrame:
 
 def write_submission(path: str | Path, frame: pd.DataFrame) -> Path:
     return write_csv(path, frame)
+
+
+# -- python -m pipeline.submit <competition> FILE -m MESSAGE [--dry-run] [--data-dir DIR] ---------
+def build_parser():
+    from pipeline.cli import ArgumentParser
+    from pipeline.kaggle_io import SUBMIT_TIMEOUT
+
+    parser = ArgumentParser(
+        prog="python -m pipeline.submit",
+        description="Validate a submission file against the competition's files and send it "
+        "to Kaggle (needs a token; --dry-run only validates).",
+    )
+    parser.add_argument("competition", help="competition name, e.g. covid, timit, demo")
+    parser.add_argument("file", type=Path, help="the submission CSV, e.g. runs/.../submission.csv")
+    parser.add_argument("-m", "--message", required=True, help="the submission's description")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate and print what would be sent; send nothing",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="folder with the competition files (default: data/<kaggle-slug>/)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=SUBMIT_TIMEOUT,
+        help=f"seconds the upload may take (default {SUBMIT_TIMEOUT:g})",
+    )
+    return parser
+
+
+def check_file(competition: Competition, file: Path, data_dir: Path) -> pd.DataFrame:
+    """Read and validate a submission exactly as the writer does; DataError on a problem."""
+    frame = read_submission(file)
+    competition.prepare_data(data_dir)
+    sample = competition.load_sample_submission(data_dir)
+    test_ids = competition.load_test(data_dir).ids if sample is None else None
+    validate_submission(frame, competition, sample=sample, test_ids=test_ids, name=str(file))
+    return frame
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pipeline import kaggle_io
+    from pipeline.cli import run_cli
+    from pipeline.competition import load_competition
+    from pipeline.download import is_builtin
+    from pipeline.errors import UserError
+
+    def run() -> int:
+        args = build_parser().parse_args(argv)
+        if args.timeout <= 0:
+            raise UserError(f"--timeout must be a positive number of seconds; got {args.timeout}.")
+        competition = load_competition(args.competition)
+        data_dir = args.data_dir or competition.default_data_dir()
+        frame = check_file(competition, args.file, data_dir)
+        what = (
+            f"{args.file} ({len(frame)} rows, columns {', '.join(map(str, frame.columns))}) "
+            f"to {competition.slug} with message {args.message!r}"
+        )
+        if args.dry_run:
+            print(f"dry run: {args.file} is a valid submission; would send {what}. Nothing sent.")
+            return 0
+        if is_builtin(competition, data_dir):
+            raise UserError(
+                f"{competition.name} is built in, not a Kaggle competition: nothing to send "
+                f"({args.file} is valid; --dry-run checks a file without sending)."
+            )
+        answer = kaggle_io.submit_file(competition.slug, args.file, args.message, args.timeout)
+        print(f"Sent {what}.")
+        print(f"Kaggle: {answer or 'no message'}")
+        print(f"Scores: https://www.kaggle.com/competitions/{competition.slug}/submissions")
+        return 0
+
+    return run_cli(run)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -32,6 +32,7 @@ class Demo(Competition):
     target_column = "label"
     features_cls = TabularFeatures
     files = ("train.csv", "test.csv", "sample_submission.csv")
+    needs_download = False
     defaults_file = Path(__file__).with_name("defaults.yaml")
 
     @property

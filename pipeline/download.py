@@ -1,0 +1,250 @@
+"""python -m pipeline.download <competition> [--data-dir DIR] [--force] [--timeout S]
+
+Fetch a competition's files from Kaggle into data/<slug>/ (or --data-dir), extract the archive
+(nested folders and inner zips too) and check every file the competition expects, by sha256
+where the competition knows it. Nothing reaches the data folder until the whole download is
+extracted and checked, so a damaged archive never replaces good files. Run it again and it
+downloads nothing while the files are present and valid; --force downloads anyway. A built-in
+competition (demo) writes its own files and needs no download.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+from pipeline import kaggle_io
+from pipeline.cli import ArgumentParser, run_cli
+from pipeline.competition import Competition, load_competition
+from pipeline.errors import DataError, UserError
+from pipeline.provenance import sha256_of
+
+STAGING_PREFIX = ".download-"  # hidden folder beside the data folder: renames stay on one disk
+MAX_ARCHIVE_DEPTH = 3  # zips inside zips inside zips
+
+
+def problems(competition: Competition, data_dir: Path) -> list[str]:
+    """What is missing or wrong in data_dir, one phrase per file; [] when complete and valid."""
+    found = []
+    for rel in competition.files:
+        path = Path(data_dir) / rel
+        if not path.is_file():
+            found.append(f"{rel} is missing")
+        elif rel in competition.sha256 and sha256_of(path) != competition.sha256[rel]:
+            found.append(f"{rel} differs from the known file (sha256)")
+    return found
+
+
+def is_builtin(competition: Competition, data_dir: Path) -> bool:
+    """True for a built-in competition (no Kaggle download); its prepare_data writes the files."""
+    if competition.needs_download:
+        return False
+    competition.prepare_data(Path(data_dir))
+    return True
+
+
+def download(
+    competition: Competition,
+    data_dir: Path,
+    force: bool = False,
+    timeout: float = kaggle_io.DOWNLOAD_TIMEOUT,
+    say: Callable[[str], None] = print,
+) -> str:
+    """Make data_dir hold the competition's valid files; returns what was done, in a word:
+    'builtin', 'present' or 'downloaded'."""
+    data_dir = Path(data_dir)
+    n = len(competition.files)
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DataError(f"--data-dir {data_dir} exists and is not a folder; choose another path.")
+    had_files = data_dir.is_dir() and all((data_dir / f).is_file() for f in competition.files)
+    try:
+        if is_builtin(competition, data_dir):
+            verb = "found" if had_files else "wrote"
+            say(
+                f"{competition.name} needs no download: its files are built in ({verb} {n} "
+                f"files in {data_dir}/)."
+            )
+            return "builtin"
+        todo = problems(competition, data_dir)
+        if competition.files and not todo and not force:
+            checked = sum(rel in competition.sha256 for rel in competition.files)
+            say(
+                f"All {n} files of {competition.slug} are present and valid in {data_dir}/ "
+                f"({checked} checked by sha256); nothing downloaded (add --force to download "
+                "again)."
+            )
+            return "present"
+        if todo and len(todo) < n:
+            say(f"{data_dir}/: {'; '.join(todo)}; downloading again.")
+        credentials = kaggle_io.find_credentials()
+        say(f"Downloading {competition.slug} from Kaggle into {data_dir}/ ...")
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_staging(data_dir)
+        staging = Path(
+            tempfile.mkdtemp(prefix=f".{data_dir.name}{STAGING_PREFIX}", dir=data_dir.parent)
+        )
+        try:
+            archive_dir, tree = staging / "archive", staging / "tree"
+            archive_dir.mkdir()
+            fetched = kaggle_io.download_competition(
+                competition.slug, archive_dir, timeout, credentials
+            )
+            if not fetched:
+                raise DataError(f"Kaggle sent no files for {competition.slug}; try again.")
+            unpack(fetched, tree)
+            placed = locate(competition, tree)
+            verify(competition, placed)
+            install(placed, data_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except OSError as exc:
+        error = kaggle_io.disk_error(exc, data_dir)
+        if error is None:
+            raise
+        raise error from None
+    checked = sum(rel in competition.sha256 for rel in placed)
+    say(
+        f"Downloaded {competition.slug}: {len(placed)} files in {data_dir}/, all expected files "
+        f"present ({checked} checked by sha256)."
+    )
+    return "downloaded"
+
+
+def _remove_stale_staging(data_dir: Path) -> None:
+    """Leftovers of a download that was killed or timed out (its thread may have written on)."""
+    for old in data_dir.parent.glob(f".{data_dir.name}{STAGING_PREFIX}*"):
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def unpack(fetched: list[Path], tree: Path) -> None:
+    """Extract the zips (and zips they hold) into tree; other files are copied as they are."""
+    tree.mkdir(parents=True, exist_ok=True)
+    for path in fetched:
+        if zipfile.is_zipfile(path) or path.suffix.lower() == ".zip":
+            _extract(path, tree)
+        else:
+            shutil.move(str(path), tree / path.name)
+    for _ in range(MAX_ARCHIVE_DEPTH):
+        inner = [p for p in tree.rglob("*.zip") if p.is_file()]
+        if not inner:
+            break
+        for path in inner:  # like `unzip`: the contents land beside the inner zip
+            _extract(path, path.parent)
+            path.unlink()
+
+
+def _extract(archive: Path, into: Path) -> None:
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                parts = Path(info.filename).parts
+                if info.filename.startswith(("/", "\\")) or ".." in parts:
+                    raise DataError(
+                        f"The archive {archive.name} holds an unsafe path {info.filename!r}; "
+                        "refusing to extract it."
+                    )
+            zf.extractall(into)  # reads every member: CRC errors and truncation surface here
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+        raise DataError(
+            f"The archive {archive.name} is damaged or incomplete ({exc}); nothing was installed "
+            "and the data folder is unchanged. Run the download again."
+        ) from None
+
+
+def locate(competition: Competition, tree: Path) -> dict[str, Path]:
+    """Map each relative path to install to its extracted file.
+
+    An expected file may sit under extra folders (TIMIT's archive nests timit_11/timit_11/):
+    it is found by its path suffix, the shallowest match wins. When every expected file sits
+    under the same prefix, everything under that prefix is installed, extra files included.
+    """
+    files = sorted(p for p in tree.rglob("*") if p.is_file())
+    rel = {p: p.relative_to(tree).as_posix() for p in files}
+    if not competition.files:
+        return {rel[p]: p for p in files}
+    found: dict[str, Path] = {}
+    prefixes = set()
+    for want in competition.files:
+        matches = [p for p in files if rel[p] == want or rel[p].endswith("/" + want)]
+        if not matches:
+            continue
+        best = min(matches, key=lambda p: len(p.parts))
+        found[want] = best
+        prefixes.add(rel[best][: len(rel[best]) - len(want)])
+    missing = [w for w in competition.files if w not in found]
+    if missing:
+        held = ", ".join(rel[p] for p in files[:5]) + (", ..." if len(files) > 5 else "")
+        raise DataError(
+            f"The download lacks {', '.join(missing)} (it holds {held or 'nothing'}); the "
+            f"competition's files may have changed. Nothing was installed."
+        )
+    if len(prefixes) == 1:
+        (prefix,) = prefixes
+        return {rel[p][len(prefix) :]: p for p in files if rel[p].startswith(prefix)}
+    return found
+
+
+def verify(competition: Competition, placed: dict[str, Path]) -> None:
+    for rel, path in placed.items():
+        known = competition.sha256.get(rel)
+        if known is None:
+            continue
+        got = sha256_of(path)
+        if got != known:
+            raise DataError(
+                f"{rel} from the download has sha256 {got[:12]}..., expected {known[:12]}...: "
+                "the file is damaged or the competition changed it. Nothing was installed; "
+                "run the download again."
+            )
+
+
+def install(placed: dict[str, Path], data_dir: Path) -> None:
+    """Move the checked files in (renames on one disk: each file appears whole or not at all)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for rel, path in placed.items():
+        target = data_dir / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="python -m pipeline.download",
+        description="Download and check a competition's files from Kaggle (needs a token).",
+    )
+    parser.add_argument("competition", help="competition name, e.g. covid, timit, demo")
+    parser.add_argument(
+        "--data-dir", type=Path, help="where the files go (default: data/<kaggle-slug>/)"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="download even when valid files are present"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=kaggle_io.DOWNLOAD_TIMEOUT,
+        help=f"seconds the whole download may take (default {kaggle_io.DOWNLOAD_TIMEOUT:g})",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    def run() -> int:
+        args = build_parser().parse_args(argv)
+        if args.timeout <= 0:
+            raise UserError(f"--timeout must be a positive number of seconds; got {args.timeout}.")
+        competition = load_competition(args.competition)
+        data_dir = args.data_dir or competition.default_data_dir()
+        download(competition, data_dir, force=args.force, timeout=args.timeout)
+        return 0
+
+    return run_cli(run)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
