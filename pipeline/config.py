@@ -184,6 +184,9 @@ class TrainConfig:
     devices: int | str = "auto"  # number of devices, or auto
     strategy: str = "auto"  # auto | ddp | ... (Lightning's strategies for several devices)
     deterministic: bool = True  # repeatable runs; costs a little speed on GPUs
+    # fast: all folds' models trained together in one fit (pipeline/fast.py); plain: one
+    # Lightning fit per fold; auto: fast unless the config needs plain (e.g. sched=plateau)
+    engine: str = "auto"
 
     def check(self) -> None:
         _require(self.epochs >= 1, "train.epochs", "an int >= 1", self.epochs)
@@ -194,6 +197,7 @@ class TrainConfig:
         _choice("train.grad_clip_algorithm", self.grad_clip_algorithm, ("norm", "value"))
         _require(self.max_norm >= 0, "train.max_norm", "a float >= 0", self.max_norm)
         _choice("train.precision", self.precision, ("32", "16-mixed", "bf16-mixed"))
+        _choice("train.engine", self.engine, ("auto", "fast", "plain"))
         _choice("train.accelerator", self.accelerator, ("auto", "cpu", "gpu", "cuda", "mps"))
         if isinstance(self.devices, int):
             _require(self.devices >= 1, "train.devices", "an int >= 1 or 'auto'", self.devices)

@@ -26,7 +26,7 @@ from lightning.pytorch.loggers import CSVLogger
 from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
 
 from pipeline.competition import Competition, TrainData
-from pipeline.data import TensorBatches
+from pipeline.data import TensorBatches, to_tensor
 from pipeline.errors import ConfigError, TrainingDiverged
 from pipeline.lit import LitModel
 from pipeline.models import build_model
@@ -122,14 +122,43 @@ def make_splits(cv_cfg, train: TrainData, seed: int, classification: bool) -> li
 # --- the fold runner ----------------------------------------------------------------------------
 
 
+def make_trainer(cfg, callbacks, logger, root: Path, steps_per_epoch: int, **overrides):
+    """The Lightning Trainer both engines use; config mistakes become one-line errors."""
+    kwargs = dict(
+        max_epochs=cfg.train.epochs,
+        accelerator=cfg.train.accelerator,
+        devices=cfg.train.devices,
+        strategy=cfg.train.strategy,
+        precision=cfg.train.precision,
+        gradient_clip_val=cfg.train.grad_clip or None,
+        gradient_clip_algorithm=cfg.train.grad_clip_algorithm,
+        deterministic=cfg.train.deterministic,
+        callbacks=callbacks,
+        logger=logger,
+        log_every_n_steps=max(1, steps_per_epoch),
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=root,
+    )
+    kwargs.update(overrides)
+    try:
+        return L.Trainer(**kwargs)
+    except (MisconfigurationException, ValueError) as exc:
+        raise ConfigError(f"train: {exc}") from None
+
+
+def diverged(k: int, metric) -> TrainingDiverged:
+    return TrainingDiverged(
+        f"fold {k + 1}: the loss or validation {metric.name} was never finite; lower "
+        "optim.lr, add train.grad_clip, or check the data for extreme values."
+    )
+
+
 @dataclass
 class FoldModel:
     preprocessor: Preprocessor
     module: LitModel
-
-
-def _tensor(a: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(a))
 
 
 class CrossValidator:
@@ -176,6 +205,8 @@ class CrossValidator:
         self.epochs_run_: list[int] = []
         self.fold_seconds_: list[float] = []
         self.folds_: list[FoldModel] = []
+        self.engine_note_: str | None = None
+        self._y = train.y
         with tempfile.TemporaryDirectory(prefix="cv-") as tmp:
             root = Path(self.run_dir) if self.run_dir is not None else Path(tmp)
             with RunProgress(
@@ -183,25 +214,51 @@ class CrossValidator:
                 self.cfg.train.epochs,
                 f"val/{metric.name}",
                 enabled=self.progress,
-            ) as bar:
-                for k, (tr, va) in enumerate(self.splits_):
-                    start = time.perf_counter()
-                    score = self._fit_fold(k, train, tr, va, root, bar)
-                    self.fold_seconds_.append(time.perf_counter() - start)
-                    bar.fold_done(
-                        k,
-                        f"fold {k + 1}/{len(self.splits_)}: {metric.name} {score:.4f} "
-                        f"(best epoch {self.best_epochs_[-1] + 1}, "
-                        f"{self.fold_seconds_[-1]:.1f} s)",
-                    )
-                    if self.on_fold_end is not None:
-                        self.on_fold_end(k, score)
+            ) as self._bar:
+                self.engine_ = self.cfg.train.engine
+                if self.engine_ in ("auto", "fast"):
+                    from pipeline.fast import fit_stacked
+                    from pipeline.stacked import NotStackable
+
+                    try:
+                        fit_stacked(self, train, root)
+                        self.engine_ = "fast"
+                    except NotStackable as exc:  # raised before any training
+                        if self.engine_ == "fast":
+                            raise
+                        self.engine_, self.engine_note_ = "plain", str(exc)
+                if self.engine_ == "plain":
+                    for k, (tr, va) in enumerate(self.splits_):
+                        self._fit_fold(k, train, tr, va, root)
         covered = self.fold_of_row_ >= 0
         self.oof_score_ = metric(train.y[covered], self.oof_[covered])
         return self
 
-    def _fit_fold(self, k, train: TrainData, tr, va, root: Path, bar: RunProgress) -> float:
+    def record_fold(self, k, va, module, pre, pred, spread, best_epoch, epochs_run, seconds):
+        """Store fold k's model and out-of-fold predictions; report and run on_fold_end."""
+        metric = self.competition.metric
+        self.oof_[va] = pred
+        if spread is not None:
+            self.oof_spread_[va] = spread
+        self.fold_of_row_[va] = k
+        self.folds_.append(FoldModel(pre, module))
+        score = metric(self._y[va], pred)
+        self.fold_scores_.append(score)
+        self.best_epochs_.append(int(best_epoch))
+        self.epochs_run_.append(int(epochs_run))
+        self.fold_seconds_.append(seconds)
+        self._bar.fold_done(
+            k,
+            f"fold {k + 1}/{len(self.splits_)}: {metric.name} {score:.4f} "
+            f"(best epoch {best_epoch + 1}, {seconds:.1f} s)",
+        )
+        if self.on_fold_end is not None:
+            self.on_fold_end(k, score)
+        return score
+
+    def _fit_fold(self, k, train: TrainData, tr, va, root: Path) -> None:
         cfg, task, metric = self.cfg, self.competition.task, self.competition.metric
+        start = time.perf_counter()
         seed = cfg.seed + k
         L.seed_everything(seed, verbose=False)
         pre = self.competition.make_preprocessor(cfg, train)
@@ -212,18 +269,18 @@ class CrossValidator:
         )
         y_dtype = torch.long if task.is_classification else torch.float32
         batches = TensorBatches(
-            _tensor(pre.transform(X_tr)),
-            _tensor(train.y[tr]).to(y_dtype),
-            _tensor(pre.offset(X_tr)),
+            to_tensor(pre.transform(X_tr)),
+            to_tensor(train.y[tr]).to(y_dtype),
+            to_tensor(pre.offset(X_tr)),
             batch_size=cfg.train.batch_size,
             shuffle=True,
             seed=seed,
             drop_last="single",
         )
-        x_va, off_va = _tensor(pre.transform(X_va)), _tensor(pre.offset(X_va))
+        x_va, off_va = to_tensor(pre.transform(X_va)), to_tensor(pre.offset(X_va))
         val_batches = TensorBatches(
             x_va,
-            _tensor(train.y[va]).to(y_dtype),
+            to_tensor(train.y[va]).to(y_dtype),
             off_va,
             batch_size=max(cfg.train.batch_size, 4096),
         )
@@ -246,7 +303,7 @@ class CrossValidator:
             save_weights_only=True,
             enable_version_counter=False,
         )
-        callbacks = [checkpoint, bar.callback(k, metric.mode), _FiniteGuard(monitor)]
+        callbacks = [checkpoint, self._bar.callback(k, metric.mode), _FiniteGuard(monitor)]
         if self.on_epoch_end is not None:
             callbacks.append(_EpochHook(k, monitor, self.on_epoch_end))
         if cfg.train.patience > 0:
@@ -260,52 +317,20 @@ class CrossValidator:
             )
         if self.fold_callbacks is not None:
             callbacks.extend(self.fold_callbacks(k))
-        logger = False
-        if self.run_dir is not None:
-            logger = CSVLogger(root / "logs", name=f"fold{k}", version="")
-        try:
-            trainer = L.Trainer(
-                max_epochs=cfg.train.epochs,
-                accelerator=cfg.train.accelerator,
-                devices=cfg.train.devices,
-                strategy=cfg.train.strategy,
-                precision=cfg.train.precision,
-                gradient_clip_val=cfg.train.grad_clip or None,
-                gradient_clip_algorithm=cfg.train.grad_clip_algorithm,
-                deterministic=cfg.train.deterministic,
-                callbacks=callbacks,
-                logger=logger,
-                log_every_n_steps=max(1, len(batches)),
-                enable_progress_bar=False,
-                enable_model_summary=False,
-                num_sanity_val_steps=0,
-                default_root_dir=root,
-            )
-        except (MisconfigurationException, ValueError) as exc:
-            raise ConfigError(f"train: {exc}") from None
+        logger = CSVLogger(root / "logs", name=f"fold{k}", version="") if self.run_dir else False
+        trainer = make_trainer(cfg, callbacks, logger, root, len(batches))
         trainer.fit(module, batches, val_batches)
         best = checkpoint.best_model_score
         if not checkpoint.best_model_path or best is None or not torch.isfinite(best):
-            raise TrainingDiverged(
-                f"fold {k + 1}: the loss or validation {metric.name} was never finite; lower "
-                "optim.lr, add train.grad_clip, or check the data for extreme values."
-            )
+            raise diverged(k, metric)
         state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
         module.load_state_dict(state["state_dict"])
         module.cpu()
-        self.best_epochs_.append(int(state["epoch"]))
-        self.epochs_run_.append(int(trainer.current_epoch))
         pred, spread = module.predict_array(
             x_va, off_va, mc_samples=cfg.predict.mc_samples, seed=seed
         )
-        self.oof_[va] = pred
-        if spread is not None:
-            self.oof_spread_[va] = spread
-        self.fold_of_row_[va] = k
-        self.folds_.append(FoldModel(pre, module))
-        score = metric(train.y[va], pred)
-        self.fold_scores_.append(score)
-        return score
+        self.record_fold(k, va, module, pre, pred, spread, state["epoch"], trainer.current_epoch,
+                         time.perf_counter() - start)  # fmt: skip
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Average of the fold models' predictions (probabilities for classification), and the
@@ -313,8 +338,8 @@ class CrossValidator:
         preds, spreads = [], []
         for k, fold in enumerate(self.folds_):
             pred, spread = fold.module.predict_array(
-                _tensor(fold.preprocessor.transform(X)),
-                _tensor(fold.preprocessor.offset(X)),
+                to_tensor(fold.preprocessor.transform(X)),
+                to_tensor(fold.preprocessor.offset(X)),
                 mc_samples=self.cfg.predict.mc_samples,
                 seed=self.cfg.seed + k,
             )

@@ -7,7 +7,17 @@ per epoch and slices every tensor with it.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+
+
+def to_tensor(array: np.ndarray, dtype=None) -> torch.Tensor:
+    """A tensor sharing the array's memory when it can (contiguous and writable: PyTorch
+    refuses read-only memory such as memory maps and pandas' copy-on-write arrays)."""
+    array = np.ascontiguousarray(array, dtype=dtype)
+    if not array.flags.writeable:
+        array = array.copy()
+    return torch.from_numpy(array)
 
 
 class TensorBatches:

@@ -17,6 +17,22 @@ from pipeline import optim
 from pipeline.metrics import Metric, Task
 
 
+class EpochMean:
+    """Mean of the step losses of an epoch, kept as a tensor: Lightning's per-step self.log
+    costs more than a small model's whole step, and .item() would wait for the GPU."""
+
+    def __init__(self):
+        self.losses: list[torch.Tensor] = []
+
+    def add(self, loss: torch.Tensor) -> None:
+        self.losses.append(loss.detach())
+
+    def pop(self) -> torch.Tensor:
+        mean = torch.stack(self.losses).float().mean() if self.losses else torch.tensor(0.0)
+        self.losses = []
+        return mean
+
+
 class LitModel(L.LightningModule):
     def __init__(
         self,
@@ -37,6 +53,7 @@ class LitModel(L.LightningModule):
         self.target_shift = target_shift
         self.target_scale = target_scale
         self._val_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self.epoch_loss = EpochMean()
 
     @property
     def monitor(self) -> str:
@@ -59,7 +76,7 @@ class LitModel(L.LightningModule):
     def training_step(self, batch, batch_idx):
         x, y, offset = batch
         loss = self.task.loss(self.model(x), self.model_target(y, offset))
-        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(x))
+        self.epoch_loss.add(loss)
         if self.cfg.optim.l1 > 0:
             loss = loss + self.cfg.optim.l1 * optim.l1_penalty(self.model)
         return loss
@@ -71,6 +88,9 @@ class LitModel(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_epoch=True)
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train/loss", self.epoch_loss.pop())
 
     def validation_step(self, batch, batch_idx):
         x, y, offset = batch

@@ -21,6 +21,7 @@ class Metric:
     name: str
     fn: Callable[[np.ndarray, np.ndarray], float]
     greater_is_better: bool
+    torch_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
     @property
     def mode(self) -> str:  # Lightning/Optuna spelling
@@ -33,17 +34,31 @@ class Metric:
     def __call__(self, y_true, y_pred) -> float:
         return float(self.fn(np.asarray(y_true), np.asarray(y_pred)))
 
+    def torch(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
+        """The same metric on tensors, computed where they live (no copy to the host)."""
+        if self.torch_fn is None:
+            return torch.tensor(self(y_true.cpu().numpy(), y_pred.float().cpu().numpy()))
+        return self.torch_fn(y_true, y_pred.float())
+
 
 def _labels(pred: np.ndarray) -> np.ndarray:
     return pred.argmax(axis=1) if pred.ndim == 2 else pred
 
 
+def _torch_labels(pred: torch.Tensor) -> torch.Tensor:
+    return pred.argmax(dim=1) if pred.dim() == 2 else pred
+
+
 METRICS: dict[str, Metric] = {
-    "rmse": Metric("rmse", lambda y, p: np.sqrt(np.mean((p - y) ** 2)), False),
-    "mse": Metric("mse", lambda y, p: np.mean((p - y) ** 2), False),
-    "mae": Metric("mae", lambda y, p: np.mean(np.abs(p - y)), False),
-    "accuracy": Metric("accuracy", lambda y, p: np.mean(_labels(p) == y), True),
-}
+    "rmse": Metric("rmse", lambda y, p: np.sqrt(np.mean((p - y) ** 2)), False,
+                   lambda y, p: ((p - y) ** 2).mean().sqrt()),
+    "mse": Metric("mse", lambda y, p: np.mean((p - y) ** 2), False,
+                  lambda y, p: ((p - y) ** 2).mean()),
+    "mae": Metric("mae", lambda y, p: np.mean(np.abs(p - y)), False,
+                  lambda y, p: (p - y).abs().mean()),
+    "accuracy": Metric("accuracy", lambda y, p: np.mean(_labels(p) == y), True,
+                       lambda y, p: (_torch_labels(p) == y).float().mean()),
+}  # fmt: skip
 
 
 def get_metric(name: str) -> Metric:

@@ -68,15 +68,22 @@ def check_optimizer_options(cfg) -> None:
 
 
 def weight_parameters(model: nn.Module) -> Iterator[nn.Parameter]:
-    """Weight matrices and kernels (ndim >= 2): what L1/L2 penalise and max-norm bounds."""
+    """Weight matrices and kernels (ndim >= 2): what L1/L2 penalise and max-norm bounds.
+    A model that stacks several (pipeline.stacked) names its own."""
+    if hasattr(model, "weight_parameters"):
+        return iter(model.weight_parameters())
     return (p for p in model.parameters() if p.requires_grad and p.ndim >= 2)
 
 
-def build_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
-    """Weight decay applies to weights only; biases and norm scales/shifts are not decayed."""
+def build_optimizer(model: nn.Module, cfg, prefer_fused: bool = False) -> torch.optim.Optimizer:
+    """Weight decay applies to weights only; biases and norm scales/shifts are not decayed.
+
+    prefer_fused: use PyTorch's fused kernels where the optimizer has them and the config left
+    optim.foreach unset (the fast engine asks for it)."""
     spec = lookup(OPTIMIZERS, "optimizer", cfg.name)
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
-    other = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    decay = list(weight_parameters(model))
+    chosen = {id(p) for p in decay}
+    other = [p for p in model.parameters() if p.requires_grad and id(p) not in chosen]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}]
     if other:
         groups.append({"params": other, "weight_decay": 0.0})
@@ -85,6 +92,11 @@ def build_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
         value = getattr(cfg, option)
         if value is not None:
             kwargs[option] = tuple(value) if option == "betas" else value
+    if prefer_fused and cfg.foreach is None:
+        try:
+            return spec.cls(groups, fused=True, **kwargs)
+        except (TypeError, RuntimeError, ValueError):  # no fused kernel for this one/device
+            pass
     return spec.cls(groups, **kwargs)
 
 

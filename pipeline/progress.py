@@ -47,6 +47,19 @@ class RunProgress:
     def callback(self, fold: int, mode: str) -> L.Callback:
         return _FoldProgress(self, fold, mode)
 
+    def stacked_callback(self, folds: int, mode: str) -> L.Callback:
+        """For all folds trained together: the bar advances by every fold's epoch at once."""
+        return _StackedProgress(self, folds, mode)
+
+    def stacked_epoch_done(self, folds: int, epoch: int, value: float, best: float) -> None:
+        if self.live:
+            self.progress.update(
+                self.task,
+                completed=min(epoch + 1, self.epochs) * folds,
+                description=f"{folds} folds together · epoch {epoch + 1} · mean {self.monitor} "
+                f"{value:.4f} (best {best:.4f})",
+            )
+
     def epoch_done(self, fold: int, epoch: int, value: float, best: float) -> None:
         if not self.live:
             return
@@ -77,3 +90,18 @@ class _FoldProgress(L.Callback):
         if self.best is None or self.sign * value < self.sign * self.best:
             self.best = value
         self.run.epoch_done(self.fold, trainer.current_epoch, value, self.best)
+
+
+class _StackedProgress(_FoldProgress):
+    def __init__(self, run: RunProgress, folds: int, mode: str):
+        super().__init__(run, 0, mode)
+        self.folds = folds
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        value = trainer.callback_metrics.get(self.run.monitor)
+        if trainer.sanity_checking or value is None:
+            return
+        value = float(value)
+        if self.best is None or self.sign * value < self.sign * self.best:
+            self.best = value
+        self.run.stacked_epoch_done(self.folds, trainer.current_epoch, value, self.best)

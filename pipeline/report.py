@@ -57,6 +57,11 @@ def print_summary(metrics: dict, out_dir: Path, console: Console | None = None) 
         verdict = "beats" if gain > 0 else "does not beat"
         console.print(f"   network {verdict} {baseline['name']} by {abs(gain):.4f}", end="")
     console.print(f"   total {metrics['seconds']['total']:.1f} s")
+    if metrics.get("engine"):
+        together = " (all folds trained together)" if metrics["engine"] == "fast" else ""
+        console.print(f"engine: {metrics['engine']}{together}", end="")
+        note = metrics.get("engine_note")
+        console.print(f"; plain because {note}" if note else "")
     if post:
         steps = [f"smoothing over {post['smooth']} rows"] if post["smooth"] > 1 else []
         steps += ["Viterbi decoding"] if post["viterbi"] else []
@@ -72,8 +77,9 @@ def print_summary(metrics: dict, out_dir: Path, console: Console | None = None) 
 
 def plot_learning_curves(out_dir: Path, monitor: str) -> Path | None:
     """learning_curves.png from Lightning's CSV logs: losses and the validation metric per fold."""
-    logs = sorted((out_dir / "logs").glob("fold*/metrics.csv"))
-    if not logs:
+    logs = sorted((out_dir / "logs").glob("fold[0-9]*/metrics.csv"))
+    stacked = out_dir / "logs" / "folds" / "metrics.csv"  # the fast engine: one log, all folds
+    if not logs and not stacked.is_file():
         return None
     import matplotlib
 
@@ -81,6 +87,15 @@ def plot_learning_curves(out_dir: Path, monitor: str) -> Path | None:
     import matplotlib.pyplot as plt
 
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(11, 4))
+    if stacked.is_file():
+        frame = pd.read_csv(stacked).groupby("epoch").last()
+        for key, style in (("train/loss", "--"), ("val/loss", "-")):
+            if key in frame:
+                line = frame[key].dropna()
+                ax_loss.plot(line.index + 1, line, style, color="k", label=f"mean {key}")
+        for k, column in enumerate(c for c in frame.columns if c.startswith(f"{monitor}/fold")):
+            line = frame[column].dropna()
+            ax_metric.plot(line.index + 1, line, color=f"C{k}", label=column.split("/")[-1])
     for k, path in enumerate(logs):
         fold, color = path.parent.name, f"C{k}"
         frame = pd.read_csv(path).groupby("epoch").last()

@@ -96,6 +96,8 @@ def fit_and_write(inputs: Inputs, out_dir: Path, progress: bool = True) -> dict:
         "metric": metric.name,
         "greater_is_better": metric.greater_is_better,
         "cv": {"strategy": cfg.cv.strategy, "folds": cfg.cv.folds, "gap": cfg.cv.gap},
+        "engine": cv.engine_,
+        "engine_note": cv.engine_note_,
         "fold_scores": cv.fold_scores_,
         "mean": float(np.mean(cv.fold_scores_)),
         "std": float(np.std(cv.fold_scores_)),

@@ -46,6 +46,17 @@ def demo_dir(tmp_path_factory, demo) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def small_timit(tmp_path_factory):
+    """(timit competition, TrainData) of 3,000 generated rows."""
+    from competitions.timit.generate import generate
+
+    path = tmp_path_factory.mktemp("timit-small")
+    generate(path, train_rows=3000, test_rows=500, seed=0)
+    competition = load_competition("timit")
+    return competition, competition.load_train(path)
+
+
 def small_config(competition, *overrides: str):
     """The competition's defaults with a trainer shrunk for tests."""
     quick = ["train.epochs=4", "train.patience=2", "cv.baseline=false"]

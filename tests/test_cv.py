@@ -143,7 +143,9 @@ def test_same_seed_gives_identical_oof_and_another_seed_does_not(covid, covid_di
 
 def test_restores_the_best_epoch_and_predict_averages_folds(covid, covid_dir, tmp_path):
     train, test = covid.load_train(covid_dir), covid.load_test(covid_dir)
-    cfg = small_config(covid, "train.epochs=12", "train.patience=3", "optim.lr=0.01")
+    cfg = small_config(
+        covid, "train.epochs=12", "train.patience=3", "optim.lr=0.01", "train.engine=plain"
+    )
     cv = CrossValidator(covid, cfg, run_dir=tmp_path, progress=False).fit(train)
     for k, score in enumerate(cv.fold_scores_):
         log = pd.read_csv(tmp_path / "logs" / f"fold{k}" / "metrics.csv")

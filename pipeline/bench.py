@@ -1,0 +1,196 @@
+"""python -m pipeline.bench: the common template against this project's fast path, in one process.
+
+The common template is what most Lightning notebooks write: per fold, a TensorDataset and a
+DataLoader over the fold's rows, a LightningModule logging its losses every step, a Trainer
+with EarlyStopping and ModelCheckpoint, one fold after another. The project's path is
+`train.engine=fast` (pipeline/fast.py). Both get the same data, folds, per-fold preprocessing,
+architecture, optimizer, batch size and epochs; the bench prints seconds per epoch (all folds)
+for each and, as its last line, the ratio.
+
+    python -m pipeline.bench                      # TIMIT-like data, small, CPU (GPU if present)
+    python -m pipeline.bench --size full          # 1,229,932 rows: the real TIMIT size
+    python -m pipeline.bench --data covid --data-dir ../shared/data/ml2021spring-hw1
+                                                   # full 5-fold COVID runs with early stopping
+
+Speed goals live here, never in timed tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from torch.utils.data import DataLoader, TensorDataset
+
+from pipeline.cli import resolve_config, run_cli
+from pipeline.competition import load_competition
+from pipeline.cv import CrossValidator, make_splits, quiet_lightning
+from pipeline.errors import UserError
+from pipeline.models import build_model
+
+
+class TemplateModule(L.LightningModule):
+    """The notebook-style module: per-step logging, loss-based validation."""
+
+    def __init__(self, net, task, lr: float):
+        super().__init__()
+        self.net, self.task, self.lr = net, task, lr
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = self.task.loss(self.net(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_loss", self.task.loss(self.net(x), y), prog_bar=True)
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=self.lr)
+
+
+def template_cv(competition, cfg, train, splits, accelerator: str, early_stop: bool):
+    """The common template's K-fold loop; returns (seconds, epochs run per fold, fold scores)."""
+    task, metric = competition.task, competition.metric
+    seconds, epochs, scores = 0.0, [], []
+    for k, (tr, va) in enumerate(splits):
+        start = time.perf_counter()
+        L.seed_everything(cfg.seed + k, verbose=False)
+        pre = competition.make_preprocessor(cfg, train)
+        pre.fit(train.X[tr], train.y[tr])
+
+        def dataset(rows, pre=pre):
+            x = torch.tensor(pre.transform(train.X[rows]))
+            if task.is_classification:
+                return TensorDataset(x, torch.tensor(train.y[rows], dtype=torch.long))
+            return TensorDataset(x, torch.tensor(pre.model_target(train.y[rows], train.X[rows])))
+
+        net = build_model(cfg.model, pre.n_features_out_, task.n_outputs, competition.frame_dim)
+        module = TemplateModule(net, task, cfg.optim.lr)
+        with tempfile.TemporaryDirectory() as tmp:
+            callbacks = [ModelCheckpoint(dirpath=tmp, monitor="val_loss", save_weights_only=True)]
+            if early_stop:
+                callbacks.append(EarlyStopping("val_loss", patience=cfg.train.patience))
+            trainer = L.Trainer(
+                max_epochs=cfg.train.epochs,
+                accelerator=accelerator,
+                devices=1,
+                callbacks=callbacks,
+                logger=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                num_sanity_val_steps=0,
+            )
+            trainer.fit(
+                module,
+                DataLoader(dataset(tr), batch_size=cfg.train.batch_size, shuffle=True),
+                DataLoader(dataset(va), batch_size=cfg.train.batch_size),
+            )
+            best = torch.load(callbacks[0].best_model_path, weights_only=True)["state_dict"]
+            module.load_state_dict(best)
+        module.eval().cpu()
+        with torch.no_grad():
+            out = task.to_prediction(module.net(torch.tensor(pre.transform(train.X[va]))))
+        pred = out.numpy()
+        if not task.is_classification:
+            pred = pre.inverse_target(pred, train.X[va])
+        scores.append(metric(train.y[va], pred))
+        epochs.append(trainer.current_epoch)
+        seconds += time.perf_counter() - start
+    return seconds, epochs, scores
+
+
+def project_cv(competition, cfg, train):
+    start = time.perf_counter()
+    cv = CrossValidator(competition, cfg, progress=False).fit(train)
+    return time.perf_counter() - start, cv.epochs_run_, cv.fold_scores_
+
+
+def _generated_timit(size: str, tmp: Path) -> Path:
+    from competitions.timit.generate import FULL_TEST_ROWS, FULL_TRAIN_ROWS, generate
+
+    rows = (FULL_TRAIN_ROWS, FULL_TEST_ROWS) if size == "full" else (20_000, 1_000)
+    generate(tmp, *rows, seed=0)
+    return tmp
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.bench", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--data", choices=("timit", "covid"), default="timit")
+    parser.add_argument("--data-dir", type=Path, help="covid: the folder with covid.train.csv")
+    parser.add_argument("--size", choices=("small", "full"), default="small",
+                        help="timit: 20,000 generated rows, or the real 1,229,932")  # fmt: skip
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--batch", type=int, help="batch size (default: the competition's)")
+    parser.add_argument(
+        "--epochs", type=int, help="epochs (timit default 2; covid: early stopping)"
+    )
+    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    def run() -> int:
+        args = build_parser().parse_args(argv)
+        quiet_lightning()
+        accelerator = args.device if args.device != "auto" else (
+            "gpu" if torch.cuda.is_available() else "cpu"
+        )  # fmt: skip
+        competition = load_competition(args.data)
+        overrides = [f"cv.folds={args.folds}", f"train.accelerator={accelerator}"]
+        if args.batch:
+            overrides.append(f"train.batch_size={args.batch}")
+        early_stop = args.data == "covid" and args.epochs is None
+        if not early_stop:
+            overrides += [f"train.epochs={args.epochs or 2}", "train.patience=0"]
+        with tempfile.TemporaryDirectory() as tmp:
+            if args.data == "covid":
+                if args.data_dir is None:
+                    raise UserError(
+                        "--data covid needs --data-dir (the folder with covid.train.csv)."
+                    )
+                data_dir = args.data_dir
+            else:
+                data_dir = _generated_timit(args.size, Path(tmp))
+            cfg = resolve_config(competition, None, overrides)
+            train = competition.load_train(data_dir)
+            train.X = competition.row_features(cfg, train.X)
+            splits = make_splits(cfg.cv, train, cfg.seed, competition.task.is_classification)
+            device = torch.cuda.get_device_name() if accelerator == "gpu" else "CPU"
+            print(f"{args.data} ({len(train.y):,} rows), {args.folds} folds, batch "
+                  f"{cfg.train.batch_size}, model {cfg.model.name} {cfg.model.hidden}, "
+                  f"on {device} ({torch.get_num_threads()} threads)")  # fmt: skip
+            t_sec, t_epochs, t_scores = template_cv(competition, cfg, train, splits, accelerator,
+                                                    early_stop)  # fmt: skip
+            fast_cfg = resolve_config(competition, None, [*overrides, "train.engine=fast"])
+            p_sec, p_epochs, p_scores = project_cv(competition, fast_cfg, train)
+        name = competition.metric.name
+        rows = [("common template", t_sec, t_epochs, t_scores),
+                ("project (engine=fast)", p_sec, p_epochs, p_scores)]  # fmt: skip
+        for label, sec, epochs, scores in rows:
+            per_epoch = sec / max(np.mean(epochs), 1)
+            print(f"{label:>22}: {sec:7.2f} s total, {per_epoch:.4f} s per epoch (all folds), "
+                  f"epochs {epochs}, {name} {np.mean(scores):.4f} "
+                  f"± {np.std(scores):.4f}")  # fmt: skip
+        if early_stop:
+            print(f"ratio (whole {args.folds}-fold run, template / project): {t_sec / p_sec:.1f}x")
+        else:
+            t_epoch = t_sec / max(np.mean(t_epochs), 1)
+            p_epoch = p_sec / max(np.mean(p_epochs), 1)
+            print(f"ratio (seconds per epoch, template / project): {t_epoch / p_epoch:.1f}x")
+        return 0
+
+    return run_cli(run)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

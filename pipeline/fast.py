@@ -1,0 +1,458 @@
+"""The fast engine (train.engine=fast): all K fold models trained together in one Lightning fit.
+
+- The rows live on the device once; every step gathers each fold's batch from its own
+  training rows by index (one permutation per fold and epoch, fixed batch shapes).
+- Each fold's preprocessing (fitted on that fold's training rows, as on the plain path) must be
+  a column selection plus a per-column affine map (scalers); it is applied on the device.
+- The K models are stacked (pipeline.stacked): one step costs about what one model's step does.
+- Per-fold early stopping: each fold keeps its own best epoch (weights kept in memory) and its
+  own patience; training ends when every fold has stopped.
+After training the stack is split back into K ordinary LitModels, so OOF and test predictions,
+MC dropout and checkpoints are exactly the plain path's.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.loggers import CSVLogger
+from torch.nn import functional as F
+
+from pipeline import optim
+from pipeline.cv import diverged, make_trainer
+from pipeline.data import to_tensor
+from pipeline.lit import EpochMean, LitModel
+from pipeline.models import build_model
+from pipeline.preprocess import Preprocessor
+from pipeline.stacked import NotStackable, Stacked
+
+# --- preprocessing on the device -----------------------------------------------------------------
+
+
+def affine_map(pre: Preprocessor, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(columns, scale, shift) with pre.transform(X) == X[:, columns] * scale + shift.
+
+    Read off the fitted preprocessor by probing it with unit rows, then checked on real rows;
+    a preprocessing that is not of this form is refused with the fallback named.
+    """
+    n_raw = X.shape[1]
+    shift = pre.transform(np.zeros((1, n_raw), dtype=np.float32))[0].astype(np.float64)
+    probe = pre.transform(np.eye(n_raw, dtype=np.float32)).astype(np.float64) - shift
+    nonzero = probe != 0
+    if (nonzero.sum(axis=0) > 1).any():
+        raise NotStackable(
+            "train.engine=fast needs preprocessing that selects columns and scales each one; "
+            "this competition's preprocessing mixes columns. Use train.engine=plain."
+        )
+    columns = np.where(nonzero.any(axis=0), np.abs(probe).argmax(axis=0), 0)
+    scale = probe[columns, np.arange(probe.shape[1])]
+    sample = np.asarray(X[: min(len(X), 256)], dtype=np.float32)
+    expected = pre.transform(sample)
+    got = sample[:, columns] * scale + shift
+    if not np.allclose(got, expected, rtol=1e-4, atol=1e-4):
+        raise NotStackable(
+            "train.engine=fast needs preprocessing that is a column selection and a per-column "
+            "scaling; this one is not. Use train.engine=plain."
+        )
+    return columns.astype(np.int64), scale.astype(np.float32), shift.astype(np.float32)
+
+
+@dataclass
+class DeviceFolds:
+    """Everything a stacked step needs, as tensors that can move to the device together."""
+
+    X: torch.Tensor  # (N, raw features), float32
+    y: torch.Tensor  # (N,), float32 values or int64 classes
+    offset: torch.Tensor  # (N,), the raw offset column (zeros when none)
+    columns: torch.Tensor  # (K, F) column indices per fold
+    scale: torch.Tensor  # (K, F)
+    shift: torch.Tensor  # (K, F)
+    target_shift: torch.Tensor  # (K,)
+    target_scale: torch.Tensor  # (K,)
+    train_idx: list[torch.Tensor]
+    val_idx: list[torch.Tensor]
+    classification: bool = False
+    # Per-fold inputs and targets computed once for all rows, when they fit the memory budget:
+    # a step then only gathers rows. Otherwise each step transforms its rows.
+    Xk: torch.Tensor | None = None  # (K, N, F)
+    zk: torch.Tensor | None = None  # (K, N) model-space regression targets
+    fold_index: torch.Tensor | None = None  # (K, 1) arange, for gathering per fold
+
+    def to(self, device) -> DeviceFolds:
+        moved = {
+            k: (v.to(device) if isinstance(v, torch.Tensor) else [t.to(device) for t in v])
+            if isinstance(v, (torch.Tensor, list)) else v
+            for k, v in self.__dict__.items()
+        }  # fmt: skip
+        return DeviceFolds(**moved)
+
+    @property
+    def K(self) -> int:
+        return len(self.columns)
+
+    def nbytes_per_fold_copy(self) -> int:
+        return self.X.shape[0] * self.columns.shape[1] * 4
+
+    def materialize(self, budget_bytes: int) -> None:
+        """Precompute every fold's inputs (and regression targets) if they fit in the budget."""
+        if self.K * self.nbytes_per_fold_copy() > budget_bytes:
+            return
+        self.Xk = torch.stack(
+            [self.X[:, self.columns[k]] * self.scale[k] + self.shift[k] for k in range(self.K)]
+        )
+        if not self.classification:
+            self.zk = (self.y - self.offset - self.target_shift[:, None]) / self.target_scale[
+                :, None
+            ]
+
+    def inputs(self, idx: torch.Tensor) -> torch.Tensor:
+        """(K, B) row indices -> (K, B, F) preprocessed inputs, fold k with fold k's map."""
+        if self.Xk is not None:
+            return self.Xk[self._folds(idx), idx]
+        rows = self.X[idx]  # (K, B, raw)
+        cols = self.columns.unsqueeze(1).expand(-1, idx.shape[1], -1)
+        return torch.gather(rows, 2, cols) * self.scale.unsqueeze(1) + self.shift.unsqueeze(1)
+
+    def targets(self, idx: torch.Tensor) -> torch.Tensor:
+        """(K, B) model-space targets: classes, or (y - offset - shift_k) / scale_k."""
+        if self.classification:
+            return self.y[idx]
+        if self.zk is not None:
+            return self.zk[self._folds(idx), idx]
+        off = self.offset[idx]
+        return (self.y[idx] - off - self.target_shift[:, None]) / self.target_scale[:, None]
+
+    def _folds(self, idx: torch.Tensor) -> torch.Tensor:
+        if self.fold_index is None or self.fold_index.device != idx.device:
+            self.fold_index = torch.arange(self.K, device=idx.device)[:, None]
+        return self.fold_index
+
+
+class StackedBatches:
+    """Per epoch, each fold's training rows in a new random order, padded with random extra
+    rows of the same fold to a whole number of full batches (all steps have one shape).
+
+    One item per epoch: the (steps, K, batch) row indices of the whole epoch. The module runs
+    the optimizer steps itself, so Lightning's per-batch machinery runs once per epoch."""
+
+    def __init__(self, train_idx: list[torch.Tensor], batch_size: int, seed: int):
+        self.train_idx = train_idx
+        self.batch_size = batch_size
+        longest = max(len(t) for t in train_idx)
+        self.steps = max(1, -(-longest // batch_size))
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return 1
+
+    def __iter__(self):
+        total = self.steps * self.batch_size
+        order = []
+        for idx in self.train_idx:
+            n = len(idx)
+            perm = torch.randperm(n, generator=self.generator)
+            extra = torch.randint(n, (max(0, total - n),), generator=self.generator)
+            order.append(idx[torch.cat([perm, extra])[:total]])
+        order = torch.stack(order)  # (K, total)
+        yield order.view(len(order), self.steps, self.batch_size).transpose(0, 1)
+
+
+class _OncePerEpoch:
+    """The validation 'loader': one placeholder batch; the module validates all folds at once."""
+
+    def __len__(self) -> int:
+        return 1
+
+    def __iter__(self):
+        yield torch.zeros(1)
+
+
+def memory_budget(device: torch.device) -> int:
+    """Bytes the precomputed per-fold inputs may take: 40% of free GPU memory, or a quarter
+    of the machine's RAM (at most 4 GB) on the CPU."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(0.4 * free)
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        ram = 8 << 30
+    return min(ram // 4, 4 << 30)
+
+
+# --- the LightningModule -------------------------------------------------------------------------
+
+
+class StackedLitModel(L.LightningModule):
+    def __init__(self, stacked: Stacked, task, metric, cfg, data: DeviceFolds, steps: int):
+        super().__init__()
+        self.stacked = stacked
+        self.task, self.metric, self.cfg = task, metric, cfg
+        self.data = data
+        self.steps_per_epoch = steps
+        self.fold_scores: torch.Tensor | None = None
+        self.epoch_loss = EpochMean()
+        self.automatic_optimization = False  # the epoch's steps run inside training_step
+        self._sched_interval: str | None = None
+
+    @property
+    def monitor(self) -> str:
+        return f"val/{self.metric.name}"
+
+    def on_fit_start(self) -> None:
+        self.data = self.data.to(self.device)
+        self.data.materialize(memory_budget(self.device))
+
+    def _fold_losses(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """(K,) mean loss of each fold."""
+        if self.task.is_classification:
+            K, B, C = out.shape
+            per_row = F.cross_entropy(out.reshape(K * B, C), target.reshape(-1), reduction="none")
+            return per_row.view(K, B).mean(1)
+        return ((out.squeeze(-1) - target) ** 2).mean(1)
+
+    def training_step(self, epoch_idx, batch_idx):
+        """One epoch: (steps, K, B) row indices, one optimizer step per (K, B) slice."""
+        opt = self.optimizers()
+        sched = self.lr_schedulers() if self._sched_interval == "step" else None
+        l1 = self.cfg.optim.l1
+        # Without a gradient scaler (32-bit, bf16) the plain optimizer steps: Lightning's
+        # wrapper costs more than a small model's step. With one (16-mixed) Lightning steps,
+        # unscaling before on_before_optimizer_step clips.
+        raw = (
+            opt.optimizer
+            if getattr(self.trainer.precision_plugin, "scaler", None) is None
+            else None
+        )
+        for idx in epoch_idx:
+            losses = self._fold_losses(self.stacked(self.data.inputs(idx)), self.data.targets(idx))
+            loss = losses.sum()  # fold k's gradient is the gradient of its own loss
+            if l1 > 0:
+                loss = loss + l1 * optim.l1_penalty(self.stacked)
+            opt.zero_grad(set_to_none=True)
+            if raw is not None:
+                loss.backward()
+                self.on_before_optimizer_step(raw)
+                raw.step()
+            else:
+                self.manual_backward(loss)  # scales the loss for 16-bit training
+                opt.step()
+            if self.cfg.train.max_norm > 0:
+                self._max_norm()
+            if sched is not None:
+                sched.step()
+            self.epoch_loss.add(losses.mean())
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """Clipping per fold: each fold's gradient is bounded on its own."""
+        clip = self.cfg.train.grad_clip
+        if not clip:
+            return
+        grads = [p.grad for p in self.stacked.parameters() if p.grad is not None]
+        if self.cfg.train.grad_clip_algorithm == "value":
+            for g in grads:
+                g.clamp_(-clip, clip)
+            return
+        sq = sum(g.float().pow(2).flatten(1).sum(1) for g in grads)  # (K,)
+        coef = (clip / (sq.sqrt() + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(coef.view(-1, *([1] * (g.dim() - 1))).to(g.dtype))
+
+    @torch.no_grad()
+    def _max_norm(self) -> None:
+        limit = self.cfg.train.max_norm
+        for p in self.stacked.weight_parameters():
+            p.copy_(torch.renorm(p.flatten(0, 1), 2, 0, limit).view_as(p))
+
+    on_train_epoch_start = LitModel.on_train_epoch_start
+
+    def on_train_epoch_end(self) -> None:
+        if self._sched_interval == "epoch":
+            self.lr_schedulers().step()
+        LitModel.on_train_epoch_end(self)
+
+    @torch.no_grad()
+    def predict_folds(self, idx: list[torch.Tensor], chunk: int = 8192) -> list[torch.Tensor]:
+        """Predictions of fold k's model for the rows idx[k] (prediction space)."""
+        preds = [[] for _ in idx]
+        for start in range(0, max(len(i) for i in idx), chunk):
+            parts = [i[start : start + chunk] for i in idx]
+            width = max(len(p) for p in parts)
+            # folds with fewer rows here repeat their first row; those outputs are dropped
+            batch = torch.stack([torch.cat([p, i[:1].expand(width - len(p))])
+                                 for p, i in zip(parts, idx, strict=True)])  # fmt: skip
+            out = self.task.to_prediction(self.stacked(self.data.inputs(batch)).float())
+            if not self.task.is_classification:
+                out = (out * self.data.target_scale[:, None] + self.data.target_shift[:, None]
+                       + self.data.offset[batch])  # fmt: skip
+            for k, part in enumerate(parts):
+                preds[k].append(out[k, : len(part)])
+        return [torch.cat(p) for p in preds]
+
+    def validation_step(self, batch, batch_idx):
+        preds = self.predict_folds(self.data.val_idx)
+        scores, losses = [], []
+        for k, (pred, idx) in enumerate(zip(preds, self.data.val_idx, strict=True)):
+            y = self.data.y[idx]
+            finite = bool(torch.isfinite(pred).all())
+            scores.append(self.metric.torch(y, pred) if finite else torch.tensor(float("nan")))
+            if self.task.is_classification:
+                losses.append(F.nll_loss(pred.clamp_min(1e-12).log(), y))
+            else:
+                losses.append((((pred - y) / self.data.target_scale[k]) ** 2).mean())
+        self.fold_scores = torch.stack([torch.as_tensor(s, device=self.device) for s in scores])
+        self.log("val/loss", torch.stack(losses).mean())
+        self.log(self.monitor, self.fold_scores.nanmean())
+        if self.logger is not None:  # per-fold curves straight to the logger: self.log is slow
+            per_fold = {
+                f"{self.monitor}/fold{k}": float(s) for k, s in enumerate(self.fold_scores)
+            }
+            self.logger.log_metrics({"epoch": self.current_epoch, **per_fold}, self.global_step)
+
+    def configure_optimizers(self):
+        optimizer = optim.build_optimizer(self.stacked, self.cfg.optim, prefer_fused=True)
+        scheduler = optim.build_scheduler(
+            optimizer, self.cfg.sched, self.cfg.train.epochs, self.steps_per_epoch,
+            self.monitor, self.metric.mode,
+        )  # fmt: skip
+        if scheduler is None:
+            return optimizer
+        self._sched_interval = scheduler["interval"]
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+class FoldEarlyStopping(L.Callback):
+    """Per-fold best epoch (weights kept in memory) and patience; stops when all folds have."""
+
+    def __init__(self, K: int, patience: int, min_delta: float, mode: str, on_epoch_end=None):
+        self.K, self.patience, self.min_delta = K, patience, min_delta
+        self.sign = 1.0 if mode == "min" else -1.0
+        self.best = [float("inf")] * K  # sign-adjusted, for restoring (strict improvement)
+        self.best_es = [float("inf")] * K  # sign-adjusted, for patience (min_delta)
+        self.best_epoch = [-1] * K
+        self.wait = [0] * K
+        self.stopped_at = [None] * K  # epochs run when the fold stopped
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.on_epoch_end = on_epoch_end
+
+    def on_validation_end(self, trainer, module) -> None:
+        if trainer.sanity_checking or module.fold_scores is None:
+            return
+        epoch = trainer.current_epoch
+        state = module.stacked.state_dict()
+        if self.best_state is None:
+            self.best_state = {name: t.detach().clone() for name, t in state.items()}
+        for k, value in enumerate(module.fold_scores.tolist()):
+            if self.stopped_at[k] is not None or not np.isfinite(value):
+                if self.stopped_at[k] is None and not np.isfinite(value):
+                    self._tick(k, epoch)
+                continue
+            score = self.sign * value
+            if score < self.best[k]:
+                self.best[k], self.best_epoch[k] = score, epoch
+                for name, t in state.items():
+                    self.best_state[name][k].copy_(t[k])
+            if score < self.best_es[k] - self.min_delta:
+                self.best_es[k], self.wait[k] = score, 0
+            else:
+                self._tick(k, epoch)
+        if self.on_epoch_end is not None:
+            self.on_epoch_end(None, epoch, float(module.fold_scores.nanmean()))
+        if all(s is not None for s in self.stopped_at):
+            trainer.should_stop = True
+
+    def _tick(self, k: int, epoch: int) -> None:
+        self.wait[k] += 1
+        if self.patience > 0 and self.wait[k] >= self.patience:
+            self.stopped_at[k] = epoch + 1
+
+
+# --- the engine ---------------------------------------------------------------------------------
+
+
+def check_supported(cfg) -> None:
+    """Refuse, before any work, config switches the fast engine cannot honour."""
+    reasons = []
+    if cfg.model.name == "gru":
+        reasons.append("model.name=gru (a recurrent layer does not stack)")
+    if cfg.sched.name == "plateau":
+        reasons.append("sched.name=plateau (each fold would need its own learning rate)")
+    if cfg.train.devices not in ("auto", 1) or cfg.train.strategy not in ("auto",):
+        reasons.append("several devices (train.devices / train.strategy)")
+    if reasons:
+        raise NotStackable(
+            f"train.engine=fast does not support {'; '.join(reasons)}: use train.engine=plain."
+        )
+
+
+def fit_stacked(cv, train, root: Path) -> None:
+    """Fill the CrossValidator `cv` (splits_ already made) as the plain engine would."""
+    cfg, competition = cv.cfg, cv.competition
+    task, metric = competition.task, competition.metric
+    check_supported(cfg)
+    start = time.perf_counter()
+    K = len(cv.splits_)
+    pres, maps, models = [], [], []
+    for k, (tr, _) in enumerate(cv.splits_):
+        L.seed_everything(cfg.seed + k, verbose=False)  # the plain path's seed for fold k
+        pre = competition.make_preprocessor(cfg, train)
+        pre.fit(train.X[tr], train.y[tr])
+        pres.append(pre)
+        maps.append(affine_map(pre, train.X))
+        models.append(build_model(cfg.model, pre.n_features_out_, task.n_outputs,
+                                  competition.frame_dim))  # fmt: skip
+    stacked = Stacked.from_models(models)
+    y_dtype = torch.long if task.is_classification else torch.float32
+    data = DeviceFolds(
+        classification=task.is_classification,
+        X=to_tensor(train.X, np.float32),
+        y=to_tensor(train.y).to(y_dtype),
+        offset=torch.from_numpy(pres[0].offset(train.X)),
+        columns=torch.from_numpy(np.stack([m[0] for m in maps])),
+        scale=torch.from_numpy(np.stack([m[1] for m in maps])),
+        shift=torch.from_numpy(np.stack([m[2] for m in maps])),
+        target_shift=torch.tensor([p.shift_ for p in pres], dtype=torch.float32),
+        target_scale=torch.tensor([p.scale_ for p in pres], dtype=torch.float32),
+        train_idx=[torch.from_numpy(np.asarray(tr, dtype=np.int64)) for tr, _ in cv.splits_],
+        val_idx=[torch.from_numpy(np.asarray(va, dtype=np.int64)) for _, va in cv.splits_],
+    )
+    batches = StackedBatches(data.train_idx, cfg.train.batch_size, cfg.seed)
+    module = StackedLitModel(stacked, task, metric, cfg, data, batches.steps)
+    stopper = FoldEarlyStopping(K, cfg.train.patience, cfg.train.min_delta, metric.mode,
+                                cv.on_epoch_end)  # fmt: skip
+    callbacks = [stopper, cv._bar.stacked_callback(K, metric.mode)]
+    if cv.fold_callbacks is not None:
+        callbacks.extend(cv.fold_callbacks(None))
+    logger = CSVLogger(root / "logs", name="folds", version="") if cv.run_dir else False
+    trainer = make_trainer(cfg, callbacks, logger, root, 1, devices=1, strategy="auto",
+                           enable_checkpointing=False, gradient_clip_val=None)  # fmt: skip
+    L.seed_everything(cfg.seed, verbose=False)
+    trainer.fit(module, batches, _OncePerEpoch())
+    never = [k for k in range(K) if stopper.best_epoch[k] < 0]
+    if never:
+        raise diverged(never[0], metric)
+    stacked.load_state_dict(stopper.best_state)
+    device = module.device
+    seconds = (time.perf_counter() - start) / K
+    for k, (model, pre, (_, va)) in enumerate(
+        zip(stacked.unstack(), pres, cv.splits_, strict=True)
+    ):
+        lit = LitModel(model, task, metric, cfg, steps_per_epoch=batches.steps,
+                       target_shift=pre.shift_, target_scale=pre.scale_).to(device)  # fmt: skip
+        x_va = to_tensor(pre.transform(train.X[va]))
+        off_va = to_tensor(pre.offset(train.X[va]))
+        pred, spread = lit.predict_array(x_va, off_va, mc_samples=cfg.predict.mc_samples,
+                                         seed=cfg.seed + k)  # fmt: skip
+        lit.cpu()
+        if cv.run_dir is not None:
+            path = root / "checkpoints" / f"fold{k}.ckpt"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"state_dict": lit.state_dict(), "epoch": stopper.best_epoch[k]}, path)
+        cv.record_fold(k, va, lit, pre, pred, spread, stopper.best_epoch[k],
+                       stopper.stopped_at[k] or trainer.current_epoch, seconds)  # fmt: skip

@@ -1,0 +1,262 @@
+"""K models of one architecture stacked into one module, so one step trains all K folds.
+
+At tabular and TIMIT sizes a GPU (and even a CPU) spends most of a small model's step on
+per-step overhead, not arithmetic: K stacked models cost about the same per step as one.
+`Stacked.from_models(models)` takes K ordinary models (built and initialised exactly as the plain
+path builds them) and stacks every parameter and buffer along a new leading fold axis;
+`unstack()` gives K ordinary models back, so prediction, MC dropout and checkpoints after
+training are the plain path's own. Inputs are (K, B, features): fold k's batch goes to model k.
+
+Supported layers: Linear, BatchNorm1d, LayerNorm, GroupNorm, Dropout, the registry's
+activations (MLP), and Conv1d / InstanceNorm1d (frame conv model). Anything else is refused
+with a message that names the fallback, train.engine=plain.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from pipeline.errors import ConfigError
+
+
+class NotStackable(ConfigError):
+    """A model or layer the fast engine cannot stack (train.engine=plain can train it)."""
+
+
+STATELESS = (nn.Dropout, nn.Identity, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.SELU, nn.GELU, nn.SiLU,
+             nn.Tanh, nn.Sigmoid)  # fmt: skip
+
+
+def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+    return torch.stack([t.detach().clone() for t in tensors])
+
+
+class StackedLinear(nn.Module):
+    """y_k = x_k W_k^T + b_k for every fold k, as one batched matmul."""
+
+    def __init__(self, layers: list[nn.Linear]):
+        super().__init__()
+        self.weight = nn.Parameter(_stack([m.weight for m in layers]))  # (K, out, in)
+        self.bias = nn.Parameter(_stack([m.bias for m in layers]))  # (K, out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (K, B, in)
+        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+
+    def unstack_into(self, layer: nn.Linear, k: int) -> None:
+        layer.weight.data.copy_(self.weight[k])
+        layer.bias.data.copy_(self.bias[k])
+
+
+class StackedBatchNorm(nn.Module):
+    """Batch norm with statistics per fold and channel: (K, B, C) is seen as B rows of K*C
+    channels, so each fold's channels are normalised over that fold's batch only. In a conv
+    stack the input is (B, K*C, L) already."""
+
+    def __init__(self, layers: list[nn.BatchNorm1d], conv: bool = False):
+        super().__init__()
+        first = layers[0]
+        self.conv = conv
+        self.eps, self.momentum = first.eps, first.momentum
+        self.weight = nn.Parameter(_stack([m.weight for m in layers]))  # (K, C)
+        self.bias = nn.Parameter(_stack([m.bias for m in layers]))
+        self.register_buffer("running_mean", _stack([m.running_mean for m in layers]))
+        self.register_buffer("running_var", _stack([m.running_var for m in layers]))
+        self.register_buffer(
+            "num_batches_tracked", _stack([m.num_batches_tracked for m in layers])
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.conv:  # (K, B, C) -> (B, K*C)
+            K, B, C = x.shape
+            flat = x.transpose(0, 1).reshape(B, K * C)
+        else:
+            flat = x
+        if self.training:
+            self.num_batches_tracked.add_(1)
+        out = F.batch_norm(
+            flat,
+            self.running_mean.view(-1),  # views: F.batch_norm updates the buffers in place
+            self.running_var.view(-1),
+            self.weight.reshape(-1),
+            self.bias.reshape(-1),
+            self.training,
+            self.momentum,
+            self.eps,
+        )
+        return out if self.conv else out.reshape(B, K, C).transpose(0, 1)
+
+    def unstack_into(self, layer: nn.BatchNorm1d, k: int) -> None:
+        for name in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
+            getattr(layer, name).data.copy_(getattr(self, name)[k])
+
+
+class StackedLayerNorm(nn.Module):
+    def __init__(self, layers: list[nn.LayerNorm]):
+        super().__init__()
+        self.shape, self.eps = layers[0].normalized_shape, layers[0].eps
+        self.weight = nn.Parameter(_stack([m.weight for m in layers]))  # (K, C)
+        self.bias = nn.Parameter(_stack([m.bias for m in layers]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (K, B, C)
+        out = F.layer_norm(x, self.shape, eps=self.eps)
+        return out * self.weight.unsqueeze(1) + self.bias.unsqueeze(1)
+
+    def unstack_into(self, layer: nn.LayerNorm, k: int) -> None:
+        layer.weight.data.copy_(self.weight[k])
+        layer.bias.data.copy_(self.bias[k])
+
+
+class StackedGroupNorm(nn.Module):
+    """Group norm of each fold's channels; folds own whole groups, so one GroupNorm of
+    K*groups groups over K*C channels is exact."""
+
+    def __init__(self, layers: list[nn.Module], conv: bool = False):
+        super().__init__()
+        first = layers[0]
+        self.conv = conv
+        self.groups, self.eps = first.num_groups, first.eps
+        self.weight = nn.Parameter(_stack([m.weight for m in layers]))  # (K, C)
+        self.bias = nn.Parameter(_stack([m.bias for m in layers]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        K = self.weight.shape[0]
+        if not self.conv:  # (K, B, C): per row and fold
+            _, B, C = x.shape
+            out = F.group_norm(x.reshape(K * B, C), self.groups, eps=self.eps).reshape(K, B, C)
+            return out * self.weight.unsqueeze(1) + self.bias.unsqueeze(1)
+        return F.group_norm(  # conv: (B, K*C, L)
+            x, K * self.groups, self.weight.reshape(-1), self.bias.reshape(-1), self.eps
+        )
+
+    def unstack_into(self, layer: nn.Module, k: int) -> None:
+        layer.weight.data.copy_(self.weight[k])
+        layer.bias.data.copy_(self.bias[k])
+
+
+class StackedInstanceNorm(StackedGroupNorm):
+    """Instance norm over (B, K*C, L): one group per channel."""
+
+    def __init__(self, layers: list[nn.InstanceNorm1d], conv: bool = True):
+        nn.Module.__init__(self)
+        self.conv = True
+        self.eps = layers[0].eps
+        self.groups = layers[0].num_features
+        self.weight = nn.Parameter(_stack([m.weight for m in layers]))
+        self.bias = nn.Parameter(_stack([m.bias for m in layers]))
+
+
+class StackedConv1d(nn.Module):
+    """K convolutions as one grouped convolution over (B, K*C_in, L)."""
+
+    def __init__(self, layers: list[nn.Conv1d]):
+        super().__init__()
+        self.padding = layers[0].padding
+        self.weight = nn.Parameter(_stack([m.weight for m in layers]))  # (K, out, in, ks)
+        self.bias = nn.Parameter(_stack([m.bias for m in layers]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        K = self.weight.shape[0]
+        return F.conv1d(
+            x, self.weight.flatten(0, 1), self.bias.reshape(-1), padding=self.padding, groups=K
+        )
+
+    def unstack_into(self, layer: nn.Conv1d, k: int) -> None:
+        layer.weight.data.copy_(self.weight[k])
+        layer.bias.data.copy_(self.bias[k])
+
+
+def _stack_module(modules: list[nn.Module], conv: bool = False) -> nn.Module:
+    """conv: the layers sit in a conv stack, whose activations are (B, K*C, L)."""
+    first = modules[0]
+    if isinstance(first, nn.Sequential):
+        return nn.Sequential(
+            *[_stack_module([m[i] for m in modules], conv) for i in range(len(first))]
+        )
+    if isinstance(first, nn.Linear):
+        return StackedLinear(modules)
+    if isinstance(first, nn.BatchNorm1d):
+        return StackedBatchNorm(modules, conv)
+    if isinstance(first, nn.LayerNorm):
+        return StackedLayerNorm(modules)
+    if isinstance(first, nn.InstanceNorm1d):
+        return StackedInstanceNorm(modules)
+    if isinstance(first, nn.GroupNorm):
+        return StackedGroupNorm(modules, conv)
+    if isinstance(first, nn.Conv1d):
+        return StackedConv1d(modules)
+    if isinstance(first, STATELESS):
+        return copy.deepcopy(first)
+    raise NotStackable(
+        f"train.engine=fast cannot stack a {type(first).__name__} layer; use train.engine=plain "
+        "for this model."
+    )
+
+
+def _unstack_module(stacked: nn.Module, target: nn.Module, k: int) -> None:
+    if isinstance(stacked, nn.Sequential):
+        for s, t in zip(stacked, target, strict=True):
+            _unstack_module(s, t, k)
+    elif hasattr(stacked, "unstack_into"):
+        stacked.unstack_into(target, k)
+
+
+class Stacked(nn.Module):
+    """K stacked copies of an MLP or FrameConv (see pipeline.models)."""
+
+    def __init__(self, models: list[nn.Module]):
+        super().__init__()
+        from pipeline.models import MLP, FrameConv
+
+        self.K = len(models)
+        # the architecture unstack() rebuilds; in a list so it is not a submodule (its
+        # parameters must not join the stack's)
+        self._template = [copy.deepcopy(models[0]).cpu()]
+        first = models[0]
+        if isinstance(first, FrameConv):
+            self.frames, self.frame_dim = first.frames, first.frame_dim
+            self.convs = _stack_module([m.convs for m in models], conv=True)
+            self.mlp_body = _stack_module([m.mlp.body for m in models])
+            self.head = _stack_module([m.mlp.head for m in models])
+        elif isinstance(first, MLP):
+            self.convs = None
+            self.mlp_body = _stack_module([m.body for m in models])
+            self.head = _stack_module([m.head for m in models])
+        else:
+            raise NotStackable(
+                f"train.engine=fast trains MLP and conv models; {type(first).__name__} needs "
+                "train.engine=plain."
+            )
+
+    @classmethod
+    def from_models(cls, models: list[nn.Module]) -> Stacked:
+        return cls(models)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (K, B, features) -> (K, B, out)
+        if self.convs is not None:
+            K, B, _ = x.shape
+            h = x.view(K, B, self.frames, self.frame_dim).permute(1, 0, 3, 2)  # (B, K, D, T)
+            h = self.convs(h.reshape(B, K * self.frame_dim, self.frames))  # (B, K*C, T)
+            x = h.reshape(B, K, -1).transpose(0, 1)  # (K, B, C*T), flattened like the plain
+        return self.head(self.mlp_body(x))
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        """Weight matrices/kernels (what L1, L2 and max-norm act on), fold axis first."""
+        return [m.weight for m in self.modules() if isinstance(m, (StackedLinear, StackedConv1d))]
+
+    def unstack(self) -> list[nn.Module]:
+        out = []
+        for k in range(self.K):
+            model = copy.deepcopy(self._template[0])
+            if self.convs is not None:
+                _unstack_module(self.convs, model.convs, k)
+                _unstack_module(self.mlp_body, model.mlp.body, k)
+                _unstack_module(self.head, model.mlp.head, k)
+            else:
+                _unstack_module(self.mlp_body, model.body, k)
+                _unstack_module(self.head, model.head, k)
+            out.append(model)
+        return out

@@ -1,0 +1,276 @@
+"""The fast engine: stacking is exact, folds stay isolated, per-fold early stopping, parity with
+the plain path, and every toolbox switch either works or is refused with the fallback named."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from sklearn.decomposition import PCA
+from sklearn.pipeline import Pipeline
+
+from pipeline.config import ModelConfig
+from pipeline.cv import CrossValidator
+from pipeline.errors import ConfigError
+from pipeline.fast import DeviceFolds, FoldEarlyStopping, affine_map
+from pipeline.models import build_model
+from pipeline.preprocess import Preprocessor, TabularFeatures, tabular_preprocessor
+from pipeline.stacked import Stacked
+from tests.conftest import small_config
+
+NORMS = ["none", "batch", "layer", "group", "instance"]
+
+
+@pytest.mark.parametrize(("name", "norm"), [
+    (n, m) for n, m in itertools.product(["mlp", "conv"], NORMS) if (n, m) != ("mlp", "instance")
+])  # fmt: skip
+def test_stacked_models_compute_exactly_what_the_separate_models_do(name, norm):
+    torch.manual_seed(0)
+    cfg = ModelConfig(name=name, hidden=[16, 8], norm=norm, norm_groups=4, channels=8)
+    models = [build_model(cfg, 12, 3, frame_dim=3) for _ in range(4)]
+    stacked = Stacked(models)
+    x = torch.randn(4, 10, 12)
+    for training in (True, False):
+        stacked.train(training)
+        for m in models:
+            m.train(training)
+        expected = torch.stack([m(x[k]) for k, m in enumerate(models)])
+        assert torch.allclose(stacked(x), expected, atol=1e-5)
+    # unstacking gives the models back, running statistics included
+    for back, model in zip(stacked.unstack(), models):
+        for key, value in model.state_dict().items():
+            assert torch.allclose(back.state_dict()[key].float(), value.float())
+
+
+def test_a_recurrent_model_is_refused_with_the_fallback_named():
+    models = [build_model(ModelConfig(name="gru", hidden=[4], channels=4), 6, 2, 3)] * 2
+    with pytest.raises(ConfigError, match="train.engine=plain"):
+        Stacked(models)
+
+
+@pytest.mark.parametrize(
+    "features",
+    [
+        TabularFeatures(select="all", scale="standard"),
+        TabularFeatures(select="all", scale="minmax"),
+        TabularFeatures(select="all", scale="robust"),
+        TabularFeatures(select="kbest", k=3, scale="standard"),
+        TabularFeatures(select="all", scale="none"),
+    ],
+)
+def test_affine_map_reproduces_the_fitted_preprocessing(features):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 6)).astype(np.float32) * [1, 2, 3, 4, 5, 6]
+    y = X[:, 2] + rng.normal(size=200).astype(np.float32)
+    pre = tabular_preprocessor(features, "regression", n_columns=6).fit(X, y)
+    columns, scale, shift = affine_map(pre, X)
+    np.testing.assert_allclose(X[:, columns] * scale + shift, pre.transform(X), atol=1e-4)
+
+
+def test_affine_map_refuses_preprocessing_that_mixes_columns():
+    X = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
+    pre = Preprocessor(Pipeline([("pca", PCA(2))])).fit(X, X[:, 0])
+    with pytest.raises(ConfigError, match="train.engine=plain"):
+        affine_map(pre, X)
+
+
+def test_precomputed_and_on_the_fly_inputs_agree():
+    g = torch.Generator().manual_seed(0)
+    data = DeviceFolds(
+        X=torch.randn(30, 5, generator=g), y=torch.randn(30), offset=torch.randn(30),
+        columns=torch.tensor([[0, 2], [4, 1]]), scale=torch.rand(2, 2), shift=torch.randn(2, 2),
+        target_shift=torch.tensor([0.5, -1.0]), target_scale=torch.tensor([2.0, 3.0]),
+        train_idx=[], val_idx=[],
+    )  # fmt: skip
+    idx = torch.randint(30, (2, 7), generator=g)
+    on_the_fly = data.inputs(idx), data.targets(idx)
+    data.materialize(budget_bytes=1 << 20)
+    assert data.Xk is not None
+    assert torch.allclose(data.inputs(idx), on_the_fly[0])
+    assert torch.allclose(data.targets(idx), on_the_fly[1])
+    k1 = data.X[idx[1]][:, [4, 1]] * data.scale[1] + data.shift[1]
+    assert torch.allclose(data.inputs(idx)[1], k1)  # fold 1 uses fold 1's map
+
+
+def test_each_fold_trains_only_on_its_own_training_rows(covid, covid_dir, monkeypatch):
+    train = covid.load_train(covid_dir)
+    seen: list[torch.Tensor] = []
+    original = DeviceFolds.inputs
+
+    def spy(self, idx):
+        if torch.is_grad_enabled():  # training steps (validation runs under no_grad)
+            seen.append(idx.clone())
+        return original(self, idx)
+
+    monkeypatch.setattr(DeviceFolds, "inputs", spy)
+    cfg = small_config(covid, "train.engine=fast", "train.epochs=2")
+    cv = CrossValidator(covid, cfg, progress=False).fit(train)
+    rows = torch.cat(seen, dim=1)  # (K, all rows drawn)
+    for k, (tr, va) in enumerate(cv.splits_):
+        drawn = set(rows[k].tolist())
+        assert drawn <= set(tr.tolist())
+        assert not drawn & set(va.tolist())
+        assert len(drawn) > 0.9 * len(tr)  # and it does see (nearly) all of them each epoch
+
+
+class _Module:
+    """What FoldEarlyStopping reads from the module: the stack and the epoch's fold scores."""
+
+    def __init__(self, K):
+        self.stacked = Stacked([build_model(ModelConfig(hidden=[2]), 2, 1) for _ in range(K)])
+        self.fold_scores = None
+
+
+class _Trainer:
+    sanity_checking = False
+
+    def __init__(self):
+        self.current_epoch, self.should_stop = 0, False
+
+
+def test_each_fold_stops_and_keeps_its_own_best_epoch():
+    module, trainer = _Module(2), _Trainer()
+    stopper = FoldEarlyStopping(2, patience=2, min_delta=0.0, mode="min")
+    scores = [(1.0, 1.0), (0.5, 0.9), (0.6, 0.8), (0.7, 0.7), (0.8, 0.6), (0.9, 0.65), (1.0, 0.7)]
+    weights_at = []
+    for epoch, pair in enumerate(scores):
+        trainer.current_epoch = epoch
+        with torch.no_grad():
+            for p in module.stacked.parameters():
+                p.fill_(float(epoch))  # weights remember the epoch they come from
+        weights_at.append(epoch)
+        module.fold_scores = torch.tensor(pair)
+        stopper.on_validation_end(trainer, module)
+        if trainer.should_stop:
+            break
+    assert stopper.best_epoch == [1, 4]
+    assert stopper.stopped_at == [4, 7]  # fold 0 after 2 epochs without improvement
+    assert trainer.should_stop and trainer.current_epoch == 6
+    head = stopper.best_state["head.weight"]
+    assert head[0].eq(1.0).all() and head[1].eq(4.0).all()  # each fold's own best epoch
+
+
+def test_fast_and_plain_engines_agree_within_noise(covid, covid_dir, demo, demo_dir):
+    train = covid.load_train(covid_dir)
+    for competition, data, tolerance in (
+        (covid, train, 0.02),
+        (demo, demo.load_train(demo_dir), 0.02),
+    ):
+        scores = {}
+        for engine in ("plain", "fast"):
+            cfg = small_config(competition, f"train.engine={engine}", "train.epochs=8",
+                               "train.patience=3")  # fmt: skip
+            scores[engine] = (
+                CrossValidator(competition, cfg, progress=False).fit(data).fold_scores_
+            )
+        assert abs(np.mean(scores["plain"]) - np.mean(scores["fast"])) < tolerance, scores
+
+
+def test_initialisation_is_the_plain_paths(covid, covid_dir, monkeypatch):
+    """Fold k's model starts from exactly the weights the plain path gives fold k."""
+    import pipeline.fast as fast
+
+    captured = {}
+
+    def grab(models):
+        captured["models"] = [{k: v.clone() for k, v in m.state_dict().items()} for m in models]
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(fast.Stacked, "from_models", staticmethod(grab))
+    cfg = small_config(covid, "train.engine=fast")
+    with pytest.raises(RuntimeError, match="stop here"):
+        CrossValidator(covid, cfg, progress=False).fit(covid.load_train(covid_dir))
+    import lightning as L
+
+    for k, state in enumerate(captured["models"]):
+        L.seed_everything(cfg.seed + k, verbose=False)
+        plain = build_model(cfg.model, 14, 1)  # preprocessing draws no random numbers
+        for key, value in plain.state_dict().items():
+            assert torch.equal(value, state[key]), (k, key)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["model.norm=batch"], ["model.norm=layer"], ["model.norm=group", "model.norm_groups=4"],
+        ["model.dropout=0.2", "model.input_dropout=0.1"], ["model.activation=gelu"],
+        ["model.init=he_normal"], ["model.init=orthogonal"],
+        ["optim.name=sgd", "optim.momentum=0.9", "optim.nesterov=true", "optim.lr=0.01"],
+        ["optim.name=rmsprop"], ["optim.name=adadelta", "optim.lr=1.0"], ["optim.name=adagrad"],
+        ["optim.name=nadam"], ["optim.name=radam"], ["optim.weight_decay=0.01", "optim.l1=1e-4"],
+        ["sched.name=cosine", "sched.warmup=1"], ["sched.name=onecycle"],
+        ["sched.name=step", "sched.milestones=[1]", "sched.interval=step"],
+        ["train.grad_clip=0.5"], ["train.grad_clip=0.01", "train.grad_clip_algorithm=value"],
+        ["train.max_norm=1.0"], ["train.precision=bf16-mixed"], ["predict.mc_samples=3"],
+        ["model.name=conv", "model.channels=8", "model.hidden=[16]"],
+    ],
+)  # fmt: skip
+def test_every_toolbox_switch_runs_on_the_fast_engine(overrides, demo, demo_dir, request):
+    competition, data = demo, demo.load_train(demo_dir)
+    if overrides[0].startswith("model.name=conv"):
+        competition, data = request.getfixturevalue("small_timit")
+    cfg = small_config(competition, "train.engine=fast", "train.epochs=2", "cv.folds=2",
+                       *overrides)  # fmt: skip
+    cv = CrossValidator(competition, cfg, progress=False).fit(data)
+    assert np.isfinite(cv.fold_scores_).all() and len(cv.folds_) == 2
+    if "train.max_norm=1.0" in overrides:
+        for fold in cv.folds_:
+            for p in fold.module.model.parameters():
+                if p.ndim >= 2:
+                    assert p.norm(dim=1).max() <= 1.0 + 1e-4
+    if "predict.mc_samples=3" in overrides:
+        assert np.isfinite(cv.oof_spread_).all()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["sched.name=plateau"], "sched.name=plateau"),
+        (["train.devices=2"], "several devices"),
+    ],
+)
+def test_what_the_fast_engine_cannot_do_is_refused_with_the_fallback(
+    overrides, message, demo, demo_dir
+):
+    cfg = small_config(demo, "train.engine=fast", *overrides)
+    with pytest.raises(ConfigError, match=f"{message}.*train.engine=plain"):
+        CrossValidator(demo, cfg, progress=False).fit(demo.load_train(demo_dir))
+
+
+def test_per_fold_gradient_clipping_bounds_each_folds_norm():
+    from pipeline.config import build_config
+    from pipeline.fast import StackedLitModel
+
+    cfg = build_config(overrides=["train.grad_clip=1.0"])
+    stacked = Stacked([build_model(ModelConfig(hidden=[4]), 3, 1) for _ in range(3)])
+    module = StackedLitModel(stacked, None, None, cfg, data=None, steps=1)
+    for p in stacked.parameters():
+        p.grad = torch.ones_like(p) * torch.tensor([0.01, 10.0, 100.0]).view(
+            -1, *[1] * (p.dim() - 1)
+        )
+    module.on_before_optimizer_step(None)
+    norms = torch.sqrt(sum(p.grad.pow(2).flatten(1).sum(1) for p in stacked.parameters()))
+    assert norms[0] < 0.5  # small gradients untouched
+    assert torch.allclose(norms[1:], torch.ones(2), atol=1e-4)  # large ones clipped per fold
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_fast_engine_on_the_gpu_matches_the_cpu(covid, covid_dir):
+    train = covid.load_train(covid_dir)
+    scores = {}
+    for accelerator in ("cpu", "gpu"):
+        cfg = small_config(covid, "train.engine=fast", "train.epochs=6",
+                           f"train.accelerator={accelerator}")  # fmt: skip
+        scores[accelerator] = np.mean(
+            CrossValidator(covid, cfg, progress=False).fit(train).fold_scores_
+        )
+    assert abs(scores["cpu"] - scores["gpu"]) < 0.02
+
+
+def test_auto_engine_takes_the_fast_path_and_falls_back_with_the_reason(demo, demo_dir):
+    train = demo.load_train(demo_dir)
+    fast = CrossValidator(demo, small_config(demo, "train.epochs=1"), progress=False).fit(train)
+    assert fast.engine_ == "fast" and fast.engine_note_ is None
+    cfg = small_config(demo, "train.epochs=1", "sched.name=plateau")
+    plain = CrossValidator(demo, cfg, progress=False).fit(train)
+    assert plain.engine_ == "plain" and "sched.name=plateau" in plain.engine_note_
