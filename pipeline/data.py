@@ -25,6 +25,11 @@ class TensorBatches:
 
     drop_last="single" drops a trailing batch of one row only (batch norm cannot train on it); the
     dropped row changes every epoch when shuffling.
+
+    shard=True: under data-parallel training (torch.distributed initialised, as Lightning's
+    DDP strategies do) each process takes every world_size-th row of the epoch's order, all
+    processes the same number, so each trains on its own share (what DistributedSampler does
+    for a DataLoader).
     """
 
     def __init__(
@@ -34,6 +39,7 @@ class TensorBatches:
         shuffle: bool = False,
         seed: int = 0,
         drop_last: bool | str = False,
+        shard: bool = False,
     ):
         sizes = {len(t) for t in tensors}
         if len(sizes) != 1:
@@ -43,14 +49,21 @@ class TensorBatches:
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.drop_last = drop_last
+        self.shard = shard
         self.generator = torch.Generator(device=tensors[0].device).manual_seed(seed)
 
+    def _world(self) -> tuple[int, int]:
+        if self.shard and torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return 0, 1
+
     def _stops(self) -> range:
-        stop = self.n
+        n = self.n // self._world()[1]
+        stop = n
         if self.drop_last is True:
-            stop = self.n - self.n % self.batch_size
-        elif self.drop_last == "single" and self.n % self.batch_size == 1 and self.n > 1:
-            stop = self.n - 1
+            stop = n - n % self.batch_size
+        elif self.drop_last == "single" and n % self.batch_size == 1 and n > 1:
+            stop = n - 1
         return range(0, stop, self.batch_size)
 
     def __len__(self) -> int:
@@ -63,8 +76,13 @@ class TensorBatches:
             if self.shuffle
             else None
         )
+        rank, world = self._world()
+        if world > 1:
+            base = order if order is not None else torch.arange(self.n, device=device)
+            order = base[: (self.n // world) * world][rank::world]
+        n = self.n // world
         for start in self._stops():
-            end = min(start + self.batch_size, self.n)
+            end = min(start + self.batch_size, n)
             if order is None:
                 yield tuple(t[start:end] for t in self.tensors)
             else:

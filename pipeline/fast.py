@@ -235,12 +235,13 @@ class StackedLitModel(L.LightningModule):
             loss = losses.sum()  # fold k's gradient is the gradient of its own loss
             if l1 > 0:
                 loss = loss + l1 * optim.l1_penalty(self.stacked)
-            opt.zero_grad(set_to_none=True)
             if raw is not None:
+                raw.zero_grad(set_to_none=True)
                 loss.backward()
                 self.on_before_optimizer_step(raw)
                 raw.step()
             else:
+                opt.zero_grad(set_to_none=True)
                 self.manual_backward(loss)  # scales the loss for 16-bit training
                 opt.step()
             if self.cfg.train.max_norm > 0:
@@ -270,12 +271,9 @@ class StackedLitModel(L.LightningModule):
         for p in self.stacked.weight_parameters():
             p.copy_(torch.renorm(p.flatten(0, 1), 2, 0, limit).view_as(p))
 
-    on_train_epoch_start = LitModel.on_train_epoch_start
-
     def on_train_epoch_end(self) -> None:
         if self._sched_interval == "epoch":
             self.lr_schedulers().step()
-        LitModel.on_train_epoch_end(self)
 
     @torch.no_grad()
     def predict_folds(self, idx: list[torch.Tensor], chunk: int = 8192) -> list[torch.Tensor]:
@@ -307,13 +305,20 @@ class StackedLitModel(L.LightningModule):
             else:
                 losses.append((((pred - y) / self.data.target_scale[k]) ** 2).mean())
         self.fold_scores = torch.stack([torch.as_tensor(s, device=self.device) for s in scores])
-        self.log("val/loss", torch.stack(losses).mean())
-        self.log(self.monitor, self.fold_scores.nanmean())
-        if self.logger is not None:  # per-fold curves straight to the logger: self.log is slow
-            per_fold = {
-                f"{self.monitor}/fold{k}": float(s) for k, s in enumerate(self.fold_scores)
+        # Only the monitored mean goes through self.log (callbacks read it); the rest of the
+        # epoch's numbers go to the logger in one call: self.log costs more than a step here.
+        self.log(self.monitor, self.fold_scores.nanmean(), logger=False)
+        train_loss = self.epoch_loss.pop()
+        if self.logger is not None:
+            row = {
+                "epoch": self.current_epoch,
+                "lr": self.trainer.optimizers[0].param_groups[0]["lr"],
+                "train/loss": float(train_loss),
+                "val/loss": float(torch.stack(losses).mean()),
+                self.monitor: float(self.fold_scores.nanmean()),
+                **{f"{self.monitor}/fold{k}": float(s) for k, s in enumerate(self.fold_scores)},
             }
-            self.logger.log_metrics({"epoch": self.current_epoch, **per_fold}, self.global_step)
+            self.logger.log_metrics(row, self.global_step)
 
     def configure_optimizers(self):
         optimizer = optim.build_optimizer(self.stacked, self.cfg.optim, prefer_fused=True)

@@ -87,10 +87,12 @@ class LitModel(L.LightningModule):
             optim.apply_max_norm(self.model, self.cfg.train.max_norm)
 
     def on_train_epoch_start(self) -> None:
-        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_epoch=True)
+        lr = self.trainer.optimizers[0].param_groups[0]["lr"]
+        self.log("lr", lr, on_epoch=True, sync_dist=True)
 
     def on_train_epoch_end(self) -> None:
-        self.log("train/loss", self.epoch_loss.pop())
+        # under DDP each process saw its own share: the logged loss is the mean over processes
+        self.log("train/loss", self.epoch_loss.pop(), sync_dist=True)
 
     def validation_step(self, batch, batch_idx):
         x, y, offset = batch

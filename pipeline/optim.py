@@ -85,8 +85,10 @@ def build_optimizer(model: nn.Module, cfg, prefer_fused: bool = False) -> torch.
     chosen = {id(p) for p in decay}
     other = [p for p in model.parameters() if p.requires_grad and id(p) not in chosen]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}]
-    if other:
+    if other and cfg.weight_decay:
         groups.append({"params": other, "weight_decay": 0.0})
+    elif other:  # nothing is decayed: one group, one (fused) kernel launch per step
+        groups = [{"params": decay + other, "weight_decay": 0.0}]
     kwargs = {"lr": cfg.lr}
     for option in spec.options:
         value = getattr(cfg, option)

@@ -6,6 +6,7 @@ classification oof_proba.npy / test_proba.npy; Lightning writes checkpoints/ and
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 from pathlib import Path
@@ -32,10 +33,22 @@ def write_config(inputs: Inputs, out_dir: Path) -> None:
     write_text(out_dir / "config.yaml", to_yaml(inputs.cfg, header))
 
 
-def fit_and_write(inputs: Inputs, out_dir: Path, progress: bool = True) -> dict:
-    """Cross-validate, predict the test rows, write every file; returns the metrics dict."""
+RUN_DIR_ENV = "PIPELINE_RUN_DIR"  # the run folder, handed to DDP worker processes
+
+
+def is_ddp_worker() -> bool:
+    """True in the extra processes Lightning's DDP launcher starts (rank > 0)."""
+    return any(int(os.environ.get(k, "0") or 0) > 0 for k in ("LOCAL_RANK", "NODE_RANK", "RANK"))
+
+
+def fit_and_write(inputs: Inputs, out_dir: Path, progress: bool = True, write: bool = True):
+    """Cross-validate, predict the test rows, write every file; returns the metrics dict.
+    write=False (DDP worker processes) only takes part in training."""
     competition, cfg, train, test = inputs.competition, inputs.cfg, inputs.train, inputs.test
     task, metric = competition.task, competition.metric
+    if not write:
+        CrossValidator(competition, cfg, run_dir=out_dir, progress=False).fit(train)
+        return None
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     write_config(inputs, out_dir)

@@ -212,6 +212,7 @@ class Stacked(nn.Module):
         from pipeline.models import MLP, FrameConv
 
         self.K = len(models)
+        self._flat: list[nn.Module] | None = None
         # the architecture unstack() rebuilds; in a list so it is not a submodule (its
         # parameters must not join the stack's)
         self._template = [copy.deepcopy(models[0]).cpu()]
@@ -241,7 +242,16 @@ class Stacked(nn.Module):
             h = x.view(K, B, self.frames, self.frame_dim).permute(1, 0, 3, 2)  # (B, K, D, T)
             h = self.convs(h.reshape(B, K * self.frame_dim, self.frames))  # (B, K*C, T)
             x = h.reshape(B, K, -1).transpose(0, 1)  # (K, B, C*T), flattened like the plain
-        return self.head(self.mlp_body(x))
+        for layer in self._layers:
+            x = layer(x)
+        return x
+
+    @property
+    def _layers(self) -> list[nn.Module]:
+        """The MLP's layers in order, called one after another (no nested Sequential calls)."""
+        if self._flat is None:
+            self._flat = [*self.mlp_body, self.head]
+        return self._flat
 
     def weight_parameters(self) -> list[nn.Parameter]:
         """Weight matrices/kernels (what L1, L2 and max-norm act on), fold axis first."""

@@ -7,10 +7,13 @@ and where the files went.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from pipeline.cli import ArgumentParser, add_common_args, load_inputs, run_cli
 from pipeline.io import check_out_dir, default_run_dir
 from pipeline.report import plot_learning_curves, print_summary
-from pipeline.run import fit_and_write
+from pipeline.run import RUN_DIR_ENV, fit_and_write, is_ddp_worker
 
 
 def build_parser() -> ArgumentParser:
@@ -26,8 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     def run() -> int:
         args = build_parser().parse_intermixed_args(argv)
         inputs = load_inputs(args)
+        if is_ddp_worker():
+            # a process Lightning's DDP launcher started: it trains its share, rank 0 writes
+            fit_and_write(inputs, Path(os.environ[RUN_DIR_ENV]), progress=False, write=False)
+            return 0
         out_dir = args.out or default_run_dir("runs", inputs.competition.name)
         check_out_dir(out_dir, args.overwrite)
+        os.environ[RUN_DIR_ENV] = str(out_dir)  # DDP workers inherit it: same run folder
         metrics = fit_and_write(inputs, out_dir, progress=not args.quiet)
         plot_learning_curves(out_dir, f"val/{metrics['metric']}")
         print_summary(metrics, out_dir)

@@ -40,3 +40,22 @@ def test_drop_last(n, drop_last, sizes):
 def test_tensors_must_have_the_same_rows():
     with pytest.raises(ValueError, match="same number of rows"):
         TensorBatches(torch.zeros(3), torch.zeros(4), batch_size=2)
+
+
+def test_sharding_gives_each_process_its_own_equal_share(monkeypatch):
+    x = torch.arange(11)
+    shares = []
+    for rank in (0, 1):
+        monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+        monkeypatch.setattr(torch.distributed, "get_rank", lambda r=rank: r)
+        monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
+        batches = TensorBatches(x, batch_size=2, shuffle=True, seed=5, shard=True)
+        assert len(batches) == 3  # 5 rows each, batches of 2
+        shares.append(torch.cat([b[0] for b in batches]))
+    assert len(shares[0]) == len(shares[1]) == 5
+    assert not set(shares[0].tolist()) & set(shares[1].tolist())  # disjoint shares
+
+
+def test_without_a_process_group_sharding_changes_nothing():
+    x = torch.arange(10)
+    assert len(TensorBatches(x, batch_size=4, shard=True)) == 3

@@ -138,3 +138,22 @@ def test_covid_defaults_beat_ridge_and_write_a_valid_submission(covid_dir, tmp_p
     assert "rmse" in result.stdout and "ridge" in result.stdout
     for name in ("config.yaml", "learning_curves.png", "checkpoints/fold4.ckpt"):
         assert (out / name).is_file()
+
+
+@pytest.mark.slow
+def test_data_parallel_training_with_two_processes(demo_dir, tmp_path):
+    """Lightning's DDP strategy on two CPU processes: each trains on its share of the rows
+    (TensorBatches shards by rank), rank 0 alone writes the run folder."""
+    out = tmp_path / "ddp"
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.train", "demo", "--data-dir", str(demo_dir),
+         "--out", str(out), "--quiet", "train.engine=plain", "train.accelerator=cpu",
+         "train.devices=2", "train.strategy=ddp", "cv.folds=2", "train.epochs=4",
+         "cv.baseline=false"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["fold_scores"]) == 2 and metrics["mean"] > 0.5
+    sub = pd.read_csv(out / "submission.csv")
+    assert len(sub) == len(pd.read_csv(demo_dir / "sample_submission.csv"))
