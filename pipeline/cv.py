@@ -276,6 +276,7 @@ class CrossValidator:
             shuffle=True,
             seed=seed,
             drop_last="single",
+            shard=True,
         )
         x_va, off_va = to_tensor(pre.transform(X_va)), to_tensor(pre.offset(X_va))
         val_batches = TensorBatches(
