@@ -84,13 +84,37 @@ class DeviceFolds:
     zk: torch.Tensor | None = None  # (K, N) model-space regression targets
     fold_index: torch.Tensor | None = None  # (K, 1) arange, for gathering per fold
 
-    def to(self, device) -> DeviceFolds:
+    def to(self, device, rows: str = "device") -> DeviceFolds:
+        """rows: "device" (float32), "bf16" (rows stored as bfloat16 on the device) or "host"
+        (rows stay in host memory; each step's batch is gathered there and copied over)."""
         moved = {
             k: (v.to(device) if isinstance(v, torch.Tensor) else [t.to(device) for t in v])
-            if isinstance(v, (torch.Tensor, list)) else v
+            if isinstance(v, (torch.Tensor, list)) and k != "X" else v
             for k, v in self.__dict__.items()
         }  # fmt: skip
+        if rows == "device":
+            moved["X"] = self.X.to(device)
+        elif rows == "bf16":
+            moved["X"] = self.X.to(device=device, dtype=torch.bfloat16)
         return DeviceFolds(**moved)
+
+    def place(
+        self, device: torch.device, free_bytes: int | None = None
+    ) -> tuple[DeviceFolds, str | None]:
+        """Move to the device within its memory: the rows as float32 if they fit, else as
+        bfloat16, else left in host memory. Returns the data and a note unless float32."""
+        if device.type != "cuda":
+            return self.to(device), None
+        if free_bytes is None:
+            free_bytes, _ = torch.cuda.mem_get_info(device)
+        need = self.X.numel() * 4
+        if need <= 0.6 * free_bytes:
+            return self.to(device), None
+        gib = f"{need / 2**30:.1f} GiB of rows, {free_bytes / 2**30:.1f} GiB free on the GPU"
+        if need / 2 <= 0.6 * free_bytes:
+            return self.to(device, "bf16"), f"rows kept as bfloat16 on the GPU ({gib})"
+        note = f"rows kept in host memory, batches copied to the GPU each step ({gib}); slower"
+        return self.to(device, "host"), note
 
     @property
     def K(self) -> int:
@@ -101,11 +125,12 @@ class DeviceFolds:
 
     def materialize(self, budget_bytes: int) -> None:
         """Precompute every fold's inputs (and regression targets) if they fit in the budget."""
-        if self.K * self.nbytes_per_fold_copy() > budget_bytes:
+        if self.K * self.nbytes_per_fold_copy() > budget_bytes or self.X.device != self.y.device:
             return
         self.Xk = torch.stack(
-            [self.X[:, self.columns[k]] * self.scale[k] + self.shift[k] for k in range(self.K)]
-        )
+            [self.X[:, self.columns[k]].float() * self.scale[k] + self.shift[k]
+             for k in range(self.K)]
+        )  # fmt: skip
         if not self.classification:
             self.zk = (self.y - self.offset - self.target_shift[:, None]) / self.target_scale[
                 :, None
@@ -115,7 +140,11 @@ class DeviceFolds:
         """(K, B) row indices -> (K, B, F) preprocessed inputs, fold k with fold k's map."""
         if self.Xk is not None:
             return self.Xk[self._folds(idx), idx]
-        rows = self.X[idx]  # (K, B, raw)
+        if self.X.device != idx.device:  # rows in host memory: gather there, copy the batch
+            rows = self.X[idx.cpu()].to(idx.device, non_blocking=True)
+        else:
+            rows = self.X[idx]  # (K, B, raw)
+        rows = rows.float()  # no-op for float32 rows; widens bfloat16 ones
         cols = self.columns.unsqueeze(1).expand(-1, idx.shape[1], -1)
         return torch.gather(rows, 2, cols) * self.scale.unsqueeze(1) + self.shift.unsqueeze(1)
 
@@ -197,6 +226,7 @@ class StackedLitModel(L.LightningModule):
         self.data = data
         self.steps_per_epoch = steps
         self.fold_scores: torch.Tensor | None = None
+        self.placement_note: str | None = None
         self.epoch_loss = EpochMean()
         self.automatic_optimization = False  # the epoch's steps run inside training_step
         self._sched_interval: str | None = None
@@ -206,7 +236,7 @@ class StackedLitModel(L.LightningModule):
         return f"val/{self.metric.name}"
 
     def on_fit_start(self) -> None:
-        self.data = self.data.to(self.device)
+        self.data, self.placement_note = self.data.place(self.device)
         self.data.materialize(memory_budget(self.device))
 
     def _fold_losses(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -442,6 +472,7 @@ def fit_stacked(cv, train, root: Path) -> None:
     never = [k for k in range(K) if stopper.best_epoch[k] < 0]
     if never:
         raise diverged(never[0], metric)
+    cv.engine_note_ = module.placement_note
     stacked.load_state_dict(stopper.best_state)
     device = module.device
     seconds = (time.perf_counter() - start) / K

@@ -274,3 +274,36 @@ def test_auto_engine_takes_the_fast_path_and_falls_back_with_the_reason(demo, de
     cfg = small_config(demo, "train.epochs=1", "sched.name=plateau")
     plain = CrossValidator(demo, cfg, progress=False).fit(train)
     assert plain.engine_ == "plain" and "sched.name=plateau" in plain.engine_note_
+
+
+def _folds_data(n=40):
+    g = torch.Generator().manual_seed(1)
+    return DeviceFolds(
+        X=torch.randn(n, 5, generator=g), y=torch.randn(n), offset=torch.zeros(n),
+        columns=torch.tensor([[0, 2], [4, 1]]), scale=torch.rand(2, 2), shift=torch.randn(2, 2),
+        target_shift=torch.zeros(2), target_scale=torch.ones(2),
+        train_idx=[torch.arange(20), torch.arange(20, 40)], val_idx=[],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("free_bytes", "kind", "note"),
+    [(10_000, "device", None), (1_000, "bf16", "bfloat16"), (100, "host", "host memory")],
+)
+def test_rows_are_placed_within_the_gpus_free_memory(free_bytes, kind, note, monkeypatch):
+    """float32 when the rows fit, bfloat16 when half of them fit, else host memory."""
+    data = _folds_data()  # 40 x 5 float32 rows = 800 bytes; 60% of free memory may be used
+    monkeypatch.setattr(DeviceFolds, "to", lambda self, device, rows="device": rows)
+    placed, got = data.place(torch.device("cuda"), free_bytes=free_bytes)
+    assert placed == kind
+    assert (got is None) if note is None else (note in got)
+
+
+def test_bfloat16_rows_give_float32_inputs_close_to_the_float32_ones():
+    data = _folds_data()
+    idx = torch.tensor([[0, 3, 5], [21, 30, 39]])
+    exact = data.inputs(idx)
+    data.X = data.X.to(torch.bfloat16)
+    approx = data.inputs(idx)
+    assert approx.dtype == torch.float32
+    assert torch.allclose(approx, exact, rtol=2e-2, atol=2e-2)
