@@ -227,6 +227,7 @@ class StackedLitModel(L.LightningModule):
         self.steps_per_epoch = steps
         self.fold_scores: torch.Tensor | None = None
         self.placement_note: str | None = None
+        self._val_chunks: list | None = None
         self.epoch_loss = EpochMean()
         self.automatic_optimization = False  # the epoch's steps run inside training_step
         self._sched_interval: str | None = None
@@ -305,26 +306,36 @@ class StackedLitModel(L.LightningModule):
         if self._sched_interval == "epoch":
             self.lr_schedulers().step()
 
-    @torch.no_grad()
-    def predict_folds(self, idx: list[torch.Tensor], chunk: int = 8192) -> list[torch.Tensor]:
-        """Predictions of fold k's model for the rows idx[k] (prediction space)."""
-        preds = [[] for _ in idx]
+    @staticmethod
+    def chunks(idx: list[torch.Tensor], chunk: int = 8192) -> list[tuple[torch.Tensor, list]]:
+        """(K, width) index batches covering every fold's rows, with each fold's row count
+        per batch; a fold with fewer rows repeats its first row (those outputs are dropped)."""
+        out = []
         for start in range(0, max(len(i) for i in idx), chunk):
             parts = [i[start : start + chunk] for i in idx]
             width = max(len(p) for p in parts)
-            # folds with fewer rows here repeat their first row; those outputs are dropped
             batch = torch.stack([torch.cat([p, i[:1].expand(width - len(p))])
                                  for p, i in zip(parts, idx, strict=True)])  # fmt: skip
+            out.append((batch, [len(p) for p in parts]))
+        return out
+
+    @torch.no_grad()
+    def predict_folds(self, chunks: list[tuple[torch.Tensor, list]]) -> list[torch.Tensor]:
+        """Predictions of fold k's model for its rows in `chunks` (prediction space)."""
+        preds = [[] for _ in chunks[0][1]]
+        for batch, lengths in chunks:
             out = self.task.to_prediction(self.stacked(self.data.inputs(batch)).float())
             if not self.task.is_classification:
                 out = (out * self.data.target_scale[:, None] + self.data.target_shift[:, None]
                        + self.data.offset[batch])  # fmt: skip
-            for k, part in enumerate(parts):
-                preds[k].append(out[k, : len(part)])
+            for k, length in enumerate(lengths):
+                preds[k].append(out[k, :length])
         return [torch.cat(p) for p in preds]
 
     def validation_step(self, batch, batch_idx):
-        preds = self.predict_folds(self.data.val_idx)
+        if self._val_chunks is None:  # the same every epoch: built once
+            self._val_chunks = self.chunks(self.data.val_idx)
+        preds = self.predict_folds(self._val_chunks)
         scores, losses = [], []
         for k, (pred, idx) in enumerate(zip(preds, self.data.val_idx, strict=True)):
             y = self.data.y[idx]
