@@ -1,0 +1,381 @@
+"""python -m pipeline.tune <competition> [--trials N] [--timeout S] [--storage URL] [--study NAME]
+[--space FILE] [--data-dir DIR] [--out DIR] [key=value ...]
+
+Optuna search over the competition's `search:` space (config paths), each trial a full K-fold
+run of the training flow with pruning across folds and epochs; the study lives in a storage that
+several workers share and that survives crashes. At the end: best value and parameters,
+best.yaml (replay with `python -m pipeline.train <competition> --config best.yaml`), a final
+K-fold fit with the best config (submission.csv), a top-k ensemble of the best trials, plots.
+
+Several workers: start the same command (same --out, or the same --storage and --study) as many
+times as you like; together they run exactly --trials finished trials. Resume after a crash or
+Ctrl-C: run the command again with --out of that run (and its --storage, if it had one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from pipeline.cli import ArgumentParser, add_common_args, load_inputs, run_cli
+from pipeline.competition import Competition
+from pipeline.config import parse_overrides
+from pipeline.errors import ConfigError, UserError
+from pipeline.io import default_run_dir, write_json
+from pipeline.tune_final import finish
+from pipeline.tune_objective import SURPLUS, Objective, TuneSetup, keep_top_k, make_pruner
+from pipeline.tune_report import TuneProgress, print_tune_summary
+from pipeline.tune_space import load_space
+from pipeline.tune_storage import (
+    FINISHED,
+    WORKER_ID,
+    counts,
+    create_or_load,
+    default_url,
+    fail_stale_trials,
+    native_heartbeat,
+    open_storage,
+    shown_url,
+)
+
+MAX_FAILURES_IN_A_ROW = 3  # unexpected errors this often in a row: a bug, not bad luck
+POLL_SECONDS = 1.0  # how often a worker with nothing to start looks at the study again
+UNLIMITED = 10**9  # --timeout without --trials
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="python -m pipeline.tune",
+        description="Optuna search with K-fold CV and pruning, ending in a submission.",
+    )
+    add_common_args(parser)
+    for action in parser._actions:
+        if "--out" in action.option_strings:
+            action.help = (
+                "run folder (default: runs/<competition>/tune-<time>/); to resume, the same"
+            )
+    add = parser.add_argument
+    add(
+        "--trials",
+        type=int,
+        help="finished (complete + pruned) trials the study should hold, over all workers "
+        "(default 50; no limit when only --timeout is given)",
+    )
+    add("--timeout", type=float, help="stop starting trials after this many seconds")
+    add("--storage", help="Optuna storage URL or journal:PATH (default: sqlite in --out)")
+    add("--study", help="study name (default: the competition's name)")
+    add("--space", type=Path, help="YAML search space replacing the competition's search:")
+    add(
+        "--pruner",
+        choices=("median", "hyperband", "none"),
+        default="median",
+        help="median (per fold, default), hyperband, or none",
+    )
+    add("--prune-after", type=int, default=5, help="completed trials before pruning starts (5)")
+    add(
+        "--prune-percentile",
+        type=float,
+        default=50.0,
+        help="median pruner: prune a trial behind this percentage of completed trials at the "
+        "same fold and epoch (50, the median; higher prunes less)",
+    )
+    add(
+        "--warmup-epochs",
+        type=int,
+        help="epochs of each fold never pruned (default: train.patience, the epochs early "
+        "stopping grants a fold to improve; 5 without early stopping)",
+    )
+    add("--top-k", type=int, default=5, help="ensemble of the k best trials (5; 0 = off)")
+    add("--seed", type=int, help="sampler seed (default: the config's seed)")
+    add("--heartbeat", type=int, default=10, help="seconds between a trial's heartbeats (10)")
+    add(
+        "--threads",
+        type=int,
+        help="CPU threads for this worker (default: PyTorch's); with several workers on one "
+        "machine give each cores / workers",
+    )
+    add("--no-final", action="store_true", help="only run trials: no final fit or ensemble")
+    return parser
+
+
+def check_args(args: argparse.Namespace) -> None:
+    if args.trials is None:
+        args.trials = UNLIMITED if args.timeout is not None else 50
+    for name, low in (("trials", 1), ("prune_after", 0), ("warmup_epochs", 0), ("top_k", 0)):
+        value = getattr(args, name)
+        if value is not None and value < low:
+            flag = "--" + name.replace("_", "-")
+            raise UserError(f"{flag} must be an int >= {low}; got {value}.")
+    if args.timeout is not None and args.timeout <= 0:
+        raise UserError(f"--timeout must be a number of seconds > 0; got {args.timeout}.")
+    if args.heartbeat < 1:
+        raise UserError(f"--heartbeat must be an int >= 1 (seconds); got {args.heartbeat}.")
+    if not 0 < args.prune_percentile < 100:
+        raise UserError(f"--prune-percentile must be in (0, 100); got {args.prune_percentile}.")
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads must be an int >= 1; got {args.threads}.")
+
+
+def check_tune_dir(out_dir: Path, overwrite: bool) -> None:
+    """A new folder, or one of an earlier tuning run (resume); other runs' folders are refused."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir} exists and is not a folder; choose another path.")
+    if not out_dir.is_dir() or overwrite:
+        return
+    names = {p.name for p in out_dir.iterdir() if not p.name.startswith(".")}
+    if names and not names & {"tune.json", "study.db", "trials"}:
+        raise UserError(
+            f"--out {out_dir} holds files of another run; choose a new folder, give the folder "
+            "of an earlier tuning run to resume it, or add --overwrite."
+        )
+
+
+def searched_overrides(overrides: list[str], paths: list[str]) -> None:
+    fixed = set(_flat(parse_overrides(overrides)))
+    both = [p for p in paths if p in fixed]
+    if both:
+        raise ConfigError(
+            f"{', '.join(both)} is both set on the command line and searched; drop the "
+            "key=value or remove it from the search space (--space)."
+        )
+
+
+def _flat(tree: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out += _flat(value, f"{prefix}{key}.")
+        else:
+            out.append(f"{prefix}{key}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    def run() -> int:
+        args = build_parser().parse_intermixed_args(argv)
+        check_args(args)
+        return tune(args)
+
+    return run_cli(run)
+
+
+def tune(args: argparse.Namespace) -> int:
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)  # workers sharing cores must not oversubscribe them
+    inputs = load_inputs(args)
+    competition, cfg = inputs.competition, inputs.cfg
+    space = load_space(competition, args.space, cfg)
+    searched_overrides(args.overrides, space.paths)
+    out_dir = args.out or _default_dir(competition)
+    check_tune_dir(out_dir, args.overwrite)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    url = args.storage or default_url(out_dir)
+    name = args.study or competition.name
+    if not (out_dir / "tune.json").exists():  # first, so that a second worker sees a tune folder
+        write_json(
+            out_dir / "tune.json",
+            {"competition": competition.name, "study": name, "storage": shown_url(url)},
+        )
+    storage = open_storage(url, args.heartbeat)
+    native = native_heartbeat(storage)
+    stride = max(cfg.train.epochs, int(space.max_value("train.epochs") or 0))
+    if args.warmup_epochs is None:
+        args.warmup_epochs = cfg.train.patience or 5
+    study, stride = open_study(args, storage, name, competition, cfg, stride)
+
+    total = None if args.trials == UNLIMITED else args.trials
+    progress = TuneProgress(total, competition.metric.name, enabled=not args.quiet)
+    setup = TuneSetup(
+        inputs=inputs,
+        config_file=args.config,
+        overrides=list(args.overrides),
+        space=space,
+        out_dir=out_dir,
+        n_trials=args.trials,
+        stride=stride,
+        pruner=args.pruner,
+        n_startup=args.prune_after,
+        percentile=args.prune_percentile,
+        heartbeat=None if native else args.heartbeat,
+        top_k=args.top_k,
+        on_epoch=progress.epoch,
+        raw=_raw_arrays(inputs, space.paths),
+    )
+    if not args.quiet:
+        print(
+            f"tuning {competition.name}: study {name!r} in {shown_url(url)} "
+            f"({_finished(study)} finished trials); resume or add workers with --out {out_dir}"
+            + (f" --storage {shown_url(url)}" if args.storage else ""),
+            file=sys.stderr,
+        )
+    progress.start(_finished(study))
+    try:
+        stopped, ran = run_trials(study, setup, args.timeout, native, 3 * args.heartbeat, progress)
+    finally:
+        progress.stop()
+    if args.no_final or not _writes_final(study, stopped, ran):
+        return 0
+    summary = finish(study, setup, args.top_k, shown_url(url), progress=not args.quiet)
+    print_tune_summary(summary)
+    return 0
+
+
+def open_study(args, storage, name: str, competition: Competition, cfg, stride: int):
+    """(study, stride): the study created or resumed, with this worker's sampler and pruner."""
+    seed = cfg.seed if args.seed is None else args.seed
+
+    def pruner(stride: int):
+        return make_pruner(
+            args.pruner,
+            stride,
+            cfg.cv.folds,
+            args.prune_after,
+            args.warmup_epochs,
+            args.prune_percentile,
+        )
+
+    metric = competition.metric
+    study, created = create_or_load(
+        storage, name, metric.direction, _sampler(seed), pruner(stride)
+    )
+    if "stride" not in study.user_attrs:  # the first worker (the study may come from a script)
+        study.set_user_attr("competition", competition.name)
+        study.set_user_attr("metric", metric.name)
+        study.set_user_attr("stride", stride)
+    elif not created:
+        _check_resumed(study, competition, stride)
+        stride = int(study.user_attrs["stride"])
+        # a later worker samples its own points; the first one stays reproducible
+        study.sampler = _sampler(seed + 1 + random.SystemRandom().randrange(2**30))
+        study.pruner = pruner(stride)
+    return study, stride
+
+
+def _writes_final(study: optuna.Study, stopped: str, ran: int) -> bool:
+    """One worker writes the end of a study: the last one to stop, i.e. none is running and,
+    when the study is complete, this worker finished its last trial (or ran none)."""
+    running = counts(study)["running"]
+    if running:
+        print(
+            f"{running} trial(s) still run in other workers; the last worker to finish writes "
+            "best.yaml and the submission.",
+            file=sys.stderr,
+        )
+        return False
+    if stopped == "done" and ran and not _finished_last(study):
+        print(
+            "the study is complete; the worker that finished its last trial writes best.yaml "
+            "and the submission.",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
+def run_trials(
+    study: optuna.Study,
+    setup: TuneSetup,
+    timeout: float | None,
+    native: bool,
+    grace: float,
+    progress: TuneProgress,
+) -> tuple[str, int]:
+    """Run trials until the study holds setup.n_trials finished ones or `timeout` passes.
+    Returns why it stopped ('done' or 'timeout') and how many trials this worker ran."""
+    objective = Objective(setup)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    ran = failures = 0
+    last: list[optuna.trial.FrozenTrial] = []
+
+    def remember(_study, trial) -> None:
+        last[:] = [trial]
+
+    while True:
+        fail_stale_trials(study, native, grace)
+        c = counts(study)
+        finished = c["complete"] + c["pruned"]
+        if finished >= setup.n_trials:
+            return "done", ran
+        if deadline is not None and time.monotonic() >= deadline:
+            return "timeout", ran
+        if finished + c["running"] >= setup.n_trials:
+            progress.waiting(c["running"])  # the last slots are taken: they finish or go stale
+            time.sleep(POLL_SECONDS)
+            continue
+        study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[remember])
+        trial = last[0]
+        if trial.user_attrs.get("reason", "").startswith(SURPLUS):
+            continue
+        ran += 1
+        if trial.state == TrialState.COMPLETE:
+            keep_top_k(study, setup.out_dir, setup.top_k)
+        progress.trial_done(trial, study, _finished(study))
+        if trial.state == TrialState.FAIL and objective.last_error is not None:
+            failures += 1
+            if failures >= MAX_FAILURES_IN_A_ROW:
+                raise objective.last_error
+        else:
+            failures = 0
+
+
+def _sampler(seed: int) -> optuna.samplers.BaseSampler:
+    # constant_liar: running trials count as bad guesses, so parallel workers spread out
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
+
+
+def _finished(study: optuna.Study) -> int:
+    c = counts(study)
+    return c["complete"] + c["pruned"]
+
+
+def _finished_last(study: optuna.Study) -> bool:
+    """Whether this worker finished the study's most recent finished trial."""
+    trials = [t for t in study.get_trials(deepcopy=False, states=FINISHED) if t.datetime_complete]
+    if not trials:
+        return True
+    last = max(trials, key=lambda t: (t.datetime_complete, t.number))
+    return last.user_attrs.get("worker") == WORKER_ID
+
+
+def _check_resumed(study: optuna.Study, competition: Competition, stride: int) -> None:
+    theirs = study.user_attrs.get("competition")
+    if theirs not in (None, competition.name):
+        raise UserError(
+            f"Study {study.study_name!r} in this storage tunes {theirs}, not "
+            f"{competition.name}; use another --study name or --out folder."
+        )
+    if stride > int(study.user_attrs.get("stride", stride)):
+        raise ConfigError(
+            f"train.epochs up to {stride} is more than the {study.user_attrs['stride']} epochs "
+            f"per fold study {study.study_name!r} numbers its steps for; start a new study "
+            "(--study NAME)."
+        )
+
+
+def _raw_arrays(inputs, paths: list[str]):
+    """The files' arrays before row features, when the searched keys can change them."""
+    if not any(p.startswith("features.") for p in paths):
+        return None
+    competition = inputs.competition
+    data_dir = inputs.data_dir
+    return competition.load_train(data_dir), competition.load_test(data_dir)
+
+
+def _default_dir(competition: Competition) -> Path:
+    path = default_run_dir("runs", competition.name)
+    return path.with_name(f"tune-{path.name}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,243 @@
+"""What a person sees while tuning and at the end: a progress bar (or one line per trial in logs),
+a summary table of the best trials, and the study's plots saved as PNG."""
+
+from __future__ import annotations
+
+import math
+import sys
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from pipeline.io import atomic_write
+
+PLOTS = {
+    "optimization_history.png": "plot_optimization_history",
+    "param_importances.png": "plot_param_importances",
+    "parallel_coordinate.png": "plot_parallel_coordinate",
+    "intermediate_values.png": "plot_intermediate_values",
+}
+
+
+class TuneProgress:
+    """A bar over the study's finished trials (all workers) with the best value and an ETA, on
+    stderr; one line per finished trial when stderr is not a terminal; nothing when disabled."""
+
+    def __init__(self, total: int | None, metric: str, enabled: bool = True):
+        self.total, self.metric = total, metric
+        self.console = Console(stderr=True)
+        self.enabled = enabled
+        self.live = enabled and (self.console.is_terminal or self.console.is_jupyter)
+        self.progress = Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            disable=not self.live,
+        )
+        self.task = None
+        self.best = ""
+
+    def start(self, finished: int) -> TuneProgress:
+        self.progress.start()
+        self.task = self.progress.add_task("tuning", total=self.total, completed=finished)
+        return self
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+    def epoch(self, number: int, fold: int | None, epoch: int) -> None:
+        if self.live:
+            where = f"fold {fold + 1} " if fold is not None else ""
+            self.progress.update(
+                self.task, description=f"trial {number} · {where}epoch {epoch + 1}{self.best}"
+            )
+
+    def waiting(self, running: int) -> None:
+        if self.live:
+            self.progress.update(
+                self.task, description=f"waiting for {running} running trial(s){self.best}"
+            )
+
+    def trial_done(self, trial: FrozenTrial, study: optuna.Study, finished: int) -> None:
+        best = _best_trial(study)
+        if best is not None:
+            self.best = f" · best {self.metric} {best.value:.4f} (trial {best.number})"
+        line = f"trial {trial.number} {trial_line(trial, self.metric)}"
+        if self.live:
+            self.progress.update(self.task, completed=finished, description=f"tuning{self.best}")
+            self.progress.console.print(line, highlight=False)
+        elif self.enabled:
+            count = f"{finished}/{self.total}" if self.total else f"{finished} finished"
+            print(f"{line} · {count}{self.best}", file=sys.stderr, flush=True)
+
+
+def trial_line(trial: FrozenTrial, metric: str) -> str:
+    seconds = trial.user_attrs.get("seconds")
+    took = f" · {seconds:.1f} s" if isinstance(seconds, (int, float)) else ""
+    if trial.state == TrialState.COMPLETE:
+        return f"complete: {metric} {trial.value:.4f}{took}"
+    reason = trial.user_attrs.get("reason", "")
+    if trial.state == TrialState.PRUNED:
+        return f"pruned: {reason.removeprefix('pruned ')}{took}"
+    return f"{trial.state.name.lower()}: {reason or 'its worker stopped'}{took}"
+
+
+def _best_trial(study: optuna.Study) -> FrozenTrial | None:
+    try:
+        return study.best_trial
+    except ValueError:
+        return None
+
+
+# --- the end of a study --------------------------------------------------------------------------
+
+
+def reason_counts(study: optuna.Study) -> Counter:
+    """What ended the trials that did not complete, by kind (the text before the first ':')."""
+    kinds = Counter()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED, TrialState.FAIL)):
+        reason = t.user_attrs.get("reason") or "worker stopped (retried)"
+        kind = reason.split(":")[0]
+        if kind == "surplus":
+            continue
+        kinds["pruned" if kind.startswith("pruned") else kind] += 1
+    return kinds
+
+
+def save_plots(study: optuna.Study, out_dir: Path, metric: str) -> dict[str, str]:
+    """PNG plots of the study; {file: 'ok' or why it was skipped}."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as ovm
+
+    done = {}
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    for name, fn in PLOTS.items():
+        if len(complete) < 2 and name != "optimization_history.png":
+            done[name] = "skipped: fewer than 2 completed trials"
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                kwargs = {} if name == "intermediate_values.png" else {"target_name": metric}
+                ax = getattr(ovm, fn)(study, **kwargs)
+                first = ax.flat[0] if hasattr(ax, "flat") else ax
+                if name == "intermediate_values.png" and first.get_legend() is not None:
+                    first.get_legend().remove()  # one entry per trial: hundreds of them
+                fig = first.get_figure()
+                fig.set_size_inches(10, 6)
+                fig.tight_layout()
+            atomic_write(out_dir / name, lambda tmp, f=fig: f.savefig(tmp, dpi=100, format="png"))
+            plt.close(fig)
+            done[name] = "ok"
+        except Exception as exc:  # a plot must never cost the results of a whole study
+            plt.close("all")
+            done[name] = f"skipped: {exc}".splitlines()[0]
+    return done
+
+
+def print_tune_summary(summary: dict, console: Console | None = None) -> None:
+    console = console or Console()
+    metric, c = summary["metric"], summary["counts"]
+    rate = summary.get("trials_per_10_min")
+    rate_text = f" · {rate:.1f} trials per 10 min" if rate else ""
+    console.print(
+        f"{summary['competition']}: study {summary['study']!r} ({summary['storage']}): "
+        f"{c['finished']} trials finished ({c['complete']} complete, {c['pruned']} pruned), "
+        f"{c['fail']} failed{rate_text}",
+        highlight=False,
+    )
+    if summary.get("reasons"):
+        parts = [f"{n} {k}" for k, n in summary["reasons"].most_common()]
+        console.print("not completed: " + ", ".join(parts), highlight=False)
+    top = summary["top"]
+    if top:
+        better = "higher" if summary["greater_is_better"] else "lower"
+        table = Table(title=f"best trials ({metric}, {better} is better)", title_justify="left")
+        for col in ("rank", "trial", metric, "seconds"):
+            table.add_column(col, justify="right")
+        table.add_column("parameters")
+        for rank, t in enumerate(top, 1):
+            params = "  ".join(f"{k.split('.')[-1]}={_short(v)}" for k, v in t["params"].items())
+            table.add_row(
+                str(rank), str(t["number"]), f"{t['value']:.4f}", _secs(t["seconds"]), params
+            )
+        console.print(table)
+    best = summary["best"]
+    params = "  ".join(f"{k}={_short(v)}" for k, v in best["params"].items())
+    console.print(f"best trial {best['number']}: {metric} {best['value']:.4f}   {params}")
+    final = summary.get("final")
+    if final:
+        console.print(
+            f"final {final['folds']}-fold fit with the best config: out-of-fold {metric} "
+            f"{final['oof_score']:.4f} (best trial {best['value']:.4f}) -> submission.csv"
+        )
+    ens = summary.get("ensemble")
+    if ens:
+        console.print(
+            f"top-{ens['k']} ensemble (trials {', '.join(map(str, ens['trials']))}): "
+            f"out-of-fold {metric} {ens['oof_score']:.4f} vs best single trial "
+            f"{ens['best_single']:.4f} -> ensemble/submission.csv"
+        )
+    elif summary.get("ensemble_note"):
+        console.print(f"top-k ensemble: {summary['ensemble_note']}")
+    out = summary["out_dir"]
+    plots = [n for n, s in summary.get("plots", {}).items() if s == "ok"]
+    console.print(f"files: {out}/ best.yaml submission.csv tune.json {' '.join(plots)}")
+    console.print(
+        f"replay: python -m pipeline.train {summary['competition']} --config {out}/best.yaml"
+    )
+    if summary["storage"].startswith(("sqlite", "postgresql", "mysql")):
+        console.print(
+            f"dashboard: pip install optuna-dashboard && optuna-dashboard {summary['storage']}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _secs(value) -> str:
+    return f"{value:.1f}" if isinstance(value, (int, float)) and math.isfinite(value) else ""
+
+
+def _short(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def trials_per_10_min(study: optuna.Study) -> float | None:
+    """Finished trials per 10 minutes of time when at least one trial was running (pauses
+    between sessions do not count; trials running side by side count once)."""
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    spans = sorted(
+        (t.datetime_start, t.datetime_complete)
+        for t in trials
+        if t.datetime_start and t.datetime_complete
+    )
+    busy, end = 0.0, None
+    for lo, hi in spans:
+        if end is None or lo > end:
+            busy += (hi - lo).total_seconds()
+            end = hi
+        elif hi > end:
+            busy += (hi - end).total_seconds()
+            end = hi
+    return 600.0 * len(spans) / busy if busy > 0 else None

@@ -1,0 +1,279 @@
+"""The search space of `python -m pipeline.tune`: config paths mapped to Optuna distributions.
+
+A competition's defaults.yaml holds it in a `search:` block (or `--space FILE` replaces it):
+
+    search:
+      optim.lr: {low: 1.0e-4, high: 1.0e-2, log: true}   # float (a bound is a float)
+      train.batch_size: {type: int, low: 32, high: 256, log: true}
+      model.hidden: [[32], [64, 32], [128, 64]]         # a list: one of these values
+      model:                                            # nested sections work too
+        dropout: {low: 0.0, high: 0.5, step: 0.05}
+
+Names are config paths, so a trial's parameters are config overrides and the best trial replays
+with `python -m pipeline.train`. Each bound and choice is type-checked against the config key
+here; whether a combination is possible (group norm dividing a width, ...) is checked per trial.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+from pipeline.config import Config, coerce, load_yaml, parse_value
+from pipeline.errors import ConfigError
+
+SPEC_KEYS = ("type", "low", "high", "log", "step", "choices")
+TYPES = ("float", "int", "categorical")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched config key. Categorical choices that Optuna cannot store (lists) are kept
+    as their JSON text in the study, e.g. "[64, 32]", and decoded back here."""
+
+    path: str
+    distribution: BaseDistribution
+    decode: dict | None = None  # categorical: stored choice -> config value
+
+    def suggest(self, trial: optuna.Trial) -> Any:
+        d = self.distribution
+        if isinstance(d, CategoricalDistribution):
+            return self.value(trial.suggest_categorical(self.path, d.choices))
+        if isinstance(d, IntDistribution):
+            return trial.suggest_int(self.path, d.low, d.high, step=d.step, log=d.log)
+        return trial.suggest_float(self.path, d.low, d.high, step=d.step, log=d.log)
+
+    def value(self, stored: Any) -> Any:
+        """The config value for a parameter value as the study stores it."""
+        if self.decode is not None and stored in self.decode:
+            return self.decode[stored]
+        return stored
+
+    def describe(self) -> str:
+        d = self.distribution
+        if isinstance(d, CategoricalDistribution):
+            return "one of " + ", ".join(str(c) for c in d.choices)
+        scale = ", log" if d.log else ""
+        step = f", step {d.step}" if d.step not in (None, 1) else ""
+        return f"{type(d.low).__name__} in [{d.low}, {d.high}]{scale}{step}"
+
+
+class SearchSpace:
+    def __init__(self, params: list[Param], source: str):
+        self.params = params
+        self.source = source
+
+    @property
+    def paths(self) -> list[str]:
+        return [p.path for p in self.params]
+
+    def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
+        """{config path: config value} for this trial."""
+        return {p.path: p.suggest(trial) for p in self.params}
+
+    def decode(self, stored: dict[str, Any]) -> dict[str, Any]:
+        """A trial's stored params -> config values (params outside this space kept as is)."""
+        by_path = {p.path: p for p in self.params}
+        return {k: by_path[k].value(v) if k in by_path else v for k, v in stored.items()}
+
+    def max_value(self, path: str) -> Any:
+        """The largest value a numeric key can take in this space (None if not searched)."""
+        for p in self.params:
+            if p.path == path:
+                d = p.distribution
+                if isinstance(d, CategoricalDistribution):
+                    numbers = [c for c in d.choices if isinstance(c, (int, float))]
+                    return max(numbers) if numbers else None
+                return d.high
+        return None
+
+
+def load_space(competition, space_file: Path | None, cfg: Config) -> SearchSpace:
+    """The --space file, else the competition's `search:` block; checked against `cfg`."""
+    if space_file is not None:
+        raw = load_yaml(space_file, "Search space file")
+        if set(raw) == {"search"}:
+            raw = raw["search"] or {}
+        source = f"--space {space_file}"
+    else:
+        raw = competition.search_space()
+        source = f"the search: block of competitions/{competition.name}/defaults.yaml"
+    if not raw:
+        raise ConfigError(
+            f"No search space: {source} is empty. Add config keys to search, e.g. "
+            "optim.lr: {low: 1.0e-4, high: 1.0e-2, log: true}, or pass --space FILE."
+        )
+    return parse_space(raw, cfg, source)
+
+
+def parse_space(raw: dict, cfg: Config, source: str) -> SearchSpace:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"The search space ({source}) must be a mapping of config keys.")
+    params = []
+    for path, spec in _flatten(raw, source):
+        if path in {p.path for p in params}:
+            raise ConfigError(f"Search space ({source}): {path} is given twice.")
+        params.append(_param(path, spec, cfg, source))
+    return SearchSpace(params, source)
+
+
+def _flatten(raw: dict, source: str, prefix: str = "") -> list[tuple[str, Any]]:
+    items = []
+    for key, spec in raw.items():
+        path = f"{prefix}{key}"
+        if isinstance(spec, dict) and spec and not set(spec) & set(SPEC_KEYS):
+            items += _flatten(spec, source, f"{path}.")
+        else:
+            items.append((path, spec))
+    return items
+
+
+def _param(path: str, spec: Any, cfg: Config, source: str) -> Param:
+    where = f"Search space ({source}): {path}"
+    hint = _hint(cfg, path, where)
+    if isinstance(spec, list):
+        spec = {"type": "categorical", "choices": spec}
+    if not isinstance(spec, dict):
+        raise ConfigError(
+            f"{where}: give a range such as {{low: 0.0, high: 0.5}} or a list of choices; got "
+            f"{spec!r} (a fixed value is a config override, not a search)."
+        )
+    unknown = set(spec) - set(SPEC_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; a search entry "
+            f"takes {', '.join(SPEC_KEYS)}."
+        )
+    kind = spec.get("type") or ("categorical" if "choices" in spec else _infer_kind(spec, hint))
+    if kind not in TYPES:
+        raise ConfigError(f"{where}: type must be one of: {', '.join(TYPES)}; got {kind!r}.")
+    if kind == "categorical":
+        return _categorical(path, spec, hint, where)
+    for key in ("low", "high"):
+        if key not in spec:
+            raise ConfigError(f"{where}: a {kind} range needs low and high.")
+    extra = set(spec) - {"type", "low", "high", "log", "step"}
+    if extra:
+        raise ConfigError(f"{where}: a {kind} range takes low, high, log, step; not choices.")
+    low, high = _number(spec["low"], kind, where), _number(spec["high"], kind, where)
+    step = None if spec.get("step") is None else _number(spec["step"], kind, where)
+    log = spec.get("log", False)
+    if not isinstance(log, bool):
+        raise ConfigError(f"{where}: log must be true or false; got {log!r}.")
+    if not low < high:
+        raise ConfigError(f"{where}: low must be below high; got low={low}, high={high}.")
+    if log and low <= 0:
+        raise ConfigError(f"{where}: a log range needs low > 0; got low={low}.")
+    if step is not None and step <= 0:
+        raise ConfigError(f"{where}: step must be > 0; got {step}.")
+    if log and step is not None and not (kind == "int" and step == 1):
+        raise ConfigError(f"{where}: use either log or step, not both.")
+    for bound in (low, high):
+        coerce(bound, hint, path, source)
+    if kind == "int":
+        return Param(path, IntDistribution(low, high, log=log, step=step or 1))
+    return Param(path, FloatDistribution(low, high, log=log, step=step))
+
+
+def _categorical(path: str, spec: dict, hint: Any, where: str) -> Param:
+    if set(spec) - {"type", "choices"}:
+        raise ConfigError(f"{where}: a categorical entry takes only choices.")
+    choices = spec.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise ConfigError(f"{where}: choices must be a non-empty list; got {choices!r}.")
+    stored, decode = [], {}
+    for choice in choices:
+        if isinstance(choice, str):
+            choice = parse_value(choice)  # "1e-4" (PyYAML reads it as text) -> 0.0001
+        value = coerce(choice, hint, path, where.split(": ")[0])
+        key = value if _storable(value) else json.dumps(value)
+        if key in decode:
+            raise ConfigError(f"{where}: choice {key!r} is listed twice.")
+        decode[key] = value
+        stored.append(key)
+    return Param(path, CategoricalDistribution(stored), decode)
+
+
+def _storable(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def _infer_kind(spec: dict, hint: Any) -> str:
+    """int for a key that takes ints and not floats (model.layers), else float."""
+    members = typing.get_args(hint) or (hint,)
+    return "int" if int in members and float not in members else "float"
+
+
+def _number(value: Any, kind: str, where: str) -> int | float:
+    if isinstance(value, str):  # PyYAML reads 1e-4 (no dot) as text
+        with contextlib.suppress(ValueError):
+            value = float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{where}: bounds must be finite numbers; got {value!r}.")
+    if kind == "int":
+        if float(value) != int(value):
+            raise ConfigError(f"{where}: an int range needs whole-number bounds; got {value!r}.")
+        return int(value)
+    return float(value)
+
+
+def _hint(cfg: Config, path: str, where: str) -> Any:
+    """The type hint of a config leaf; ConfigError for an unknown path or a section."""
+    node: Any = cfg
+    parts = path.split(".")
+    for i, part in enumerate(parts):
+        names = (
+            [f.name for f in dataclasses.fields(node)] if dataclasses.is_dataclass(node) else []
+        )
+        if part not in names:
+            prefix = ".".join(parts[:i])
+            under = f"under '{prefix}'" if prefix else "at the top level"
+            raise ConfigError(
+                f"{where}: unknown config key. Valid keys {under}: {', '.join(names)}."
+            )
+        if i == len(parts) - 1:
+            value = getattr(node, part)
+            if dataclasses.is_dataclass(value):
+                raise ConfigError(f"{where} is a section; search its keys, e.g. {path}.<key>.")
+            return typing.get_type_hints(type(node))[part]
+        node = getattr(node, part)
+    raise AssertionError("unreachable")
+
+
+def to_override(path: str, value: Any) -> str:
+    """A `key=value` command-line override that parses back to `value`."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif value is None:
+        text = "null"
+    elif isinstance(value, str) and parse_value(value) == value:
+        text = value
+    else:
+        text = repr(value)
+    return f"{path}={text}"
+
+
+def nest(flat: dict[str, Any]) -> dict:
+    """{'model.dropout': 0.1} -> {'model': {'dropout': 0.1}}."""
+    tree: dict = {}
+    for path, value in flat.items():
+        node = tree
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
