@@ -123,7 +123,14 @@ def _retry(make, url: str, attempts: int = 6):
             ) from None
         except sqlalchemy.exc.ArgumentError as exc:
             raise UserError(f"--storage {shown_url(url)} is not a valid URL: {exc}") from None
-        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as exc:
+        except (
+            sqlalchemy.exc.OperationalError,
+            sqlalchemy.exc.IntegrityError,
+            sqlalchemy.exc.ProgrammingError,  # PostgreSQL: 'relation "studies" already exists'
+        ) as exc:
+            lost_race = "already exists" in str(exc)
+            if isinstance(exc, sqlalchemy.exc.ProgrammingError) and not lost_race:
+                raise
             if attempt == attempts - 1 or _is_connection_error(exc):
                 first = str(exc.orig if hasattr(exc, "orig") else exc).strip().splitlines()[0]
                 raise UserError(f"Cannot open --storage {shown_url(url)}: {first}") from None

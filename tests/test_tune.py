@@ -281,3 +281,31 @@ def test_unexpected_errors_fail_trials_with_their_reason_then_stop_as_a_bug(
     study = optuna.load_study(study_name="demo", storage=default_url(out))
     assert [t.state for t in study.trials] == [TrialState.FAIL] * 3  # three in a row, then stop
     assert {t.user_attrs["reason"] for t in study.trials} == {"error: ValueError: boom"}
+
+
+def test_a_worker_that_loses_the_race_to_create_the_tables_retries(monkeypatch):
+    """Two workers starting on a fresh PostgreSQL database both create Optuna's tables; the
+    loser sees 'relation "studies" already exists' and must simply open the storage again."""
+    import sqlalchemy.exc
+
+    from pipeline import tune_storage
+
+    calls = []
+
+    def make():
+        calls.append(1)
+        if len(calls) == 1:
+            raise sqlalchemy.exc.ProgrammingError(
+                "CREATE TABLE studies", {}, Exception('relation "studies" already exists')
+            )
+        return "storage"
+
+    monkeypatch.setattr(tune_storage.time, "sleep", lambda s: None)
+    assert tune_storage._retry(make, "postgresql+psycopg2://u@h/db") == "storage"
+    assert len(calls) == 2
+
+    def broken():
+        raise sqlalchemy.exc.ProgrammingError("SELECT", {}, Exception("syntax error"))
+
+    with pytest.raises(sqlalchemy.exc.ProgrammingError):  # other programming errors are bugs
+        tune_storage._retry(broken, "postgresql+psycopg2://u@h/db")
