@@ -202,6 +202,9 @@ class _OncePerEpoch:
         yield torch.zeros(1)
 
 
+EPOCH_GATHER = 16 << 20  # values: an epoch's inputs gathered in one go up to 64 MB of float32
+
+
 def memory_budget(device: torch.device) -> int:
     """Bytes the precomputed per-fold inputs may take: 40% of free GPU memory, or a quarter
     of the machine's RAM (at most 4 GB) on the CPU."""
@@ -261,8 +264,17 @@ class StackedLitModel(L.LightningModule):
             if getattr(self.trainer.precision_plugin, "scaler", None) is None
             else None
         )
-        for idx in epoch_idx:
-            losses = self._fold_losses(self.stacked(self.data.inputs(idx)), self.data.targets(idx))
+        steps = len(epoch_idx)
+        if self.data.Xk is not None and epoch_idx.numel() * self.data.Xk.shape[2] <= EPOCH_GATHER:
+            # small data: gather the whole epoch's inputs and targets at once, then slice
+            flat = epoch_idx.transpose(0, 1).reshape(self.data.K, -1)  # (K, steps * B)
+            xs = self.data.inputs(flat).view(self.data.K, steps, -1, self.data.Xk.shape[2])
+            zs = self.data.targets(flat).view(self.data.K, steps, -1)
+            batches = ((xs[:, s], zs[:, s]) for s in range(steps))
+        else:
+            batches = ((self.data.inputs(i), self.data.targets(i)) for i in epoch_idx)
+        for x, z in batches:
+            losses = self._fold_losses(self.stacked(x), z)
             loss = losses.sum()  # fold k's gradient is the gradient of its own loss
             if l1 > 0:
                 loss = loss + l1 * optim.l1_penalty(self.stacked)
