@@ -410,6 +410,8 @@ def _coerce(value: Any, hint: Any) -> tuple[bool, Any]:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         return ok, float(value) if ok else None
     if hint is str:
+        if value is None:
+            return True, "none"  # model.norm=none reads as null; registries say "none"
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return True, str(value)  # e.g. precision=32 read as a number
         return isinstance(value, str), value

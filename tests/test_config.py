@@ -80,6 +80,14 @@ def test_names_are_normalised_to_the_registry_spelling():
     assert cfg.optim.name == "adamw"
 
 
+def test_none_is_a_name_for_string_keys_and_null_for_optional_ones():
+    cfg = build_config(
+        overrides=["model.norm=none", "model.activation=None", "optim.momentum=none"]
+    )
+    assert cfg.model.norm == "none" and cfg.model.activation == "none"
+    assert cfg.optim.momentum is None
+
+
 def test_ints_widen_to_float_but_floats_do_not_narrow():
     cfg = build_config(overrides=["optim.lr=1"])
     assert cfg.optim.lr == 1.0 and isinstance(cfg.optim.lr, float)
