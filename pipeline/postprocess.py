@@ -4,7 +4,8 @@ Frame classifiers decide each row alone, yet labels come in runs (a phone lasts 
 and follow each other with typical transitions. Averaging class probabilities over neighbouring
 rows removes isolated flips; Viterbi decoding finds the most likely label sequence under a
 class-transition matrix estimated from training labels, with the network's posteriors divided
-by the class priors as emission scores (the hybrid NN/HMM recipe).
+by the class priors raised to `prior_weight` as emission scores (1: the hybrid NN/HMM recipe's
+scaled likelihoods; below 1 damps the boost that division gives rare classes).
 
 Everything that is estimated (transitions, priors) comes from training labels only: for
 out-of-fold scores, from the fold's own training rows.
@@ -54,7 +55,7 @@ def postprocess(proba: np.ndarray, train_labels: np.ndarray, cfg) -> np.ndarray:
     if not cfg.viterbi:
         return proba.argmax(axis=1)
     log_trans, log_prior = label_statistics(train_labels, proba.shape[1])
-    log_emit = np.log(np.clip(proba, 1e-8, None)) - log_prior
+    log_emit = np.log(np.clip(proba, 1e-8, None)) - cfg.prior_weight * log_prior
     return viterbi(log_emit, cfg.transition_weight * log_trans)
 
 

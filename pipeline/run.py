@@ -81,6 +81,8 @@ def fit_and_write(inputs: Inputs, out_dir: Path, progress: bool = True, write: b
         test_labels = postprocess(test_pred, train.y, cfg.post)
         post = _scores(metric, train.y, oof["prediction_post"].to_numpy(), cv.splits_)
         post.update(smooth=cfg.post.smooth, viterbi=cfg.post.viterbi,
+                    transition_weight=cfg.post.transition_weight,
+                    prior_weight=cfg.post.prior_weight,
                     seconds=round(time.perf_counter() - t0, 3))  # fmt: skip
     submission = build_submission(competition, test.ids, test_labels, sample=inputs.sample)
     if cv.oof_spread_ is not None:

@@ -67,6 +67,8 @@ def test_parse_overrides_nests():
         ("cv=3", r"cv is a section"),
         ("model.dropout", r"overrides are key=value pairs"),
         ("features.select=groups", r"features.select=groups needs features.groups"),
+        ("post.prior_weight=1.5", r"post.prior_weight must be a float in \[0, 1\]; got 1.5"),
+        ("post.transition_weight=0", r"post.transition_weight must be a float > 0"),
     ],
 )
 def test_bad_values_are_rejected_with_the_key_and_choices(override, message):

@@ -73,3 +73,25 @@ def test_out_of_fold_post_processing_uses_only_the_folds_training_labels():
 )
 def test_runs_split_consecutive_rows(index, expected):
     assert [r.tolist() for r in runs(np.array(index))] == expected
+
+
+@pytest.mark.parametrize("prior_weight", [0.0, 0.5, 1.0])
+def test_prior_weight_scales_the_division_by_class_priors(prior_weight):
+    rng = np.random.default_rng(2)
+    train_labels = np.repeat(rng.choice(3, 40, p=[0.7, 0.2, 0.1]), 4)
+    proba = rng.dirichlet(np.ones(3), 30)
+    cfg = PostConfig(viterbi=True, prior_weight=prior_weight, transition_weight=0.7)
+    log_trans, log_prior = label_statistics(train_labels, 3)
+    emit = np.log(proba) - prior_weight * log_prior
+    assert (
+        postprocess(proba, train_labels, cfg).tolist() == viterbi(emit, 0.7 * log_trans).tolist()
+    )
+
+
+def test_dividing_by_priors_favours_rare_classes():
+    """A frame the network finds slightly more likely common than rare: with the full division
+    by priors the rare class wins, with prior_weight=0 the posterior's choice stays."""
+    train_labels = np.array([0] * 90 + [1] * 10)
+    proba = np.array([[0.55, 0.45]])
+    assert postprocess(proba, train_labels, PostConfig(viterbi=True, prior_weight=1.0))[0] == 1
+    assert postprocess(proba, train_labels, PostConfig(viterbi=True, prior_weight=0.0))[0] == 0
