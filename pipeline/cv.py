@@ -226,6 +226,11 @@ class CrossValidator:
                     except NotStackable as exc:  # raised before any training
                         if self.engine_ == "fast":
                             raise
+                        if self.cfg.train.compile != "none":
+                            raise NotStackable(
+                                f"{exc} train.compile needs the fast engine: set "
+                                "train.compile=none to train this config."
+                            ) from None
                         self.engine_, self.engine_note_ = "plain", str(exc)
                 if self.engine_ == "plain":
                     for k, (tr, va) in enumerate(self.splits_):

@@ -234,6 +234,8 @@ class StackedLitModel(L.LightningModule):
         self.epoch_loss = EpochMean()
         self.automatic_optimization = False  # the epoch's steps run inside training_step
         self._sched_interval: str | None = None
+        self._train_losses = self._forward_losses  # compiled in on_fit_start if asked
+        self._graphs = False
 
     @property
     def monitor(self) -> str:
@@ -242,6 +244,15 @@ class StackedLitModel(L.LightningModule):
     def on_fit_start(self) -> None:
         self.data, self.placement_note = self.data.place(self.device)
         self.data.materialize(memory_budget(self.device))
+        mode = self.cfg.train.compile
+        self._graphs = mode == "reduce-overhead" and self.device.type == "cuda"
+        if mode == "none":
+            self._train_losses = self._forward_losses
+        else:  # every step has the same shapes (K, B, features): one graph, no recompiles
+            self._train_losses = torch.compile(self._forward_losses, mode=mode, dynamic=False)
+
+    def _forward_losses(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self._fold_losses(self.stacked(x), target)
 
     def _fold_losses(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """(K,) mean loss of each fold."""
@@ -274,7 +285,9 @@ class StackedLitModel(L.LightningModule):
         else:
             batches = ((self.data.inputs(i), self.data.targets(i)) for i in epoch_idx)
         for x, z in batches:
-            losses = self._fold_losses(self.stacked(x), z)
+            if self._graphs:  # a new iteration: CUDA graph outputs of the last one are done
+                torch.compiler.cudagraph_mark_step_begin()
+            losses = self._train_losses(x, z)
             loss = losses.sum()  # fold k's gradient is the gradient of its own loss
             if l1 > 0:
                 loss = loss + l1 * optim.l1_penalty(self.stacked)

@@ -307,3 +307,55 @@ def test_bfloat16_rows_give_float32_inputs_close_to_the_float32_ones():
     approx = data.inputs(idx)
     assert approx.dtype == torch.float32
     assert torch.allclose(approx, exact, rtol=2e-2, atol=2e-2)
+
+
+def test_a_compiled_training_step_learns_what_the_eager_one_does(covid, covid_dir, monkeypatch):
+    """train.compile really compiles the step (torch.compile is called and its function runs)
+    and the fold scores match the eager step's."""
+    train = covid.load_train(covid_dir)
+    compiled_calls = []
+    real_compile = torch.compile
+
+    def spy(fn, **kwargs):
+        compiled = real_compile(fn, **kwargs)
+
+        def run(*args):
+            compiled_calls.append(kwargs["mode"])
+            return compiled(*args)
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", spy)
+    scores = {}
+    for mode in ("none", "default"):
+        cfg = small_config(covid, "train.engine=fast", "train.epochs=3", "cv.folds=2",
+                           f"train.compile={mode}")  # fmt: skip
+        scores[mode] = CrossValidator(covid, cfg, progress=False).fit(train).fold_scores_
+    assert compiled_calls and set(compiled_calls) == {"default"}
+    np.testing.assert_allclose(scores["default"], scores["none"], rtol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["train.engine=plain", "train.compile=default"], "train.compile applies to the fast"),
+        (["sched.name=plateau", "train.compile=default"],
+         "sched.name=plateau.*train.compile needs the fast engine: set train.compile=none"),
+        (["train.compile=fast"], "train.compile must be one of: none, default, reduce-overhead"),
+    ],
+)  # fmt: skip
+def test_compile_is_refused_where_it_cannot_apply(overrides, message, demo, demo_dir):
+    with pytest.raises(ConfigError, match=message):
+        cfg = small_config(demo, *overrides)
+        CrossValidator(demo, cfg, progress=False).fit(demo.load_train(demo_dir))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_graph_step_matches_the_eager_step_on_the_gpu(covid, covid_dir):
+    train = covid.load_train(covid_dir)
+    scores = {}
+    for mode in ("none", "reduce-overhead"):
+        cfg = small_config(covid, "train.engine=fast", "train.epochs=4", "train.accelerator=gpu",
+                           f"train.compile={mode}")  # fmt: skip
+        scores[mode] = np.mean(CrossValidator(covid, cfg, progress=False).fit(train).fold_scores_)
+    assert abs(scores["none"] - scores["reduce-overhead"]) < 0.02

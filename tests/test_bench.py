@@ -1,0 +1,27 @@
+"""python -m pipeline.bench runs both paths on the same data and ends with the ratio line."""
+
+import re
+
+from pipeline import bench
+
+
+def test_bench_times_both_paths_and_prints_the_ratio_last(covid_dir, capsys):
+    argv = ["--data", "covid", "--data-dir", str(covid_dir), "--folds", "2", "--epochs", "2",
+            "--repeats", "1", "--device", "cpu"]  # fmt: skip
+    assert bench.main(argv) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    timed = [line for line in lines if " s per epoch (all folds)" in line]
+    assert [line.split(":")[0].strip() for line in timed] == [
+        "common template",
+        "template, extras off",
+        "project (engine=fast)",
+    ]
+    for line in timed:  # every path trained the requested epochs and scored its folds
+        assert "epochs [2, 2]" in line and re.search(r"rmse \d+\.\d{4} ± \d+\.\d{4}", line)
+    assert re.fullmatch(r"ratio \(seconds per epoch, common template / project\): \d+\.\dx",
+                        lines[-1])  # fmt: skip
+
+
+def test_bench_refuses_covid_without_its_files(capsys):
+    assert bench.main(["--data", "covid"]) != 0
+    assert "--data covid needs --data-dir" in capsys.readouterr().err
