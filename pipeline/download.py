@@ -21,7 +21,7 @@ from pathlib import Path
 from pipeline import kaggle_io
 from pipeline.cli import ArgumentParser, run_cli
 from pipeline.competition import Competition, load_competition
-from pipeline.errors import DataError, UserError
+from pipeline.errors import DataError
 from pipeline.provenance import sha256_of
 
 STAGING_PREFIX = ".download-"  # hidden folder beside the data folder: renames stay on one disk
@@ -236,8 +236,7 @@ def build_parser() -> ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     def run() -> int:
         args = build_parser().parse_args(argv)
-        if args.timeout <= 0:
-            raise UserError(f"--timeout must be a positive number of seconds; got {args.timeout}.")
+        kaggle_io.check_timeout(args.timeout)
         competition = load_competition(args.competition)
         data_dir = args.data_dir or competition.default_data_dir()
         download(competition, data_dir, force=args.force, timeout=args.timeout)

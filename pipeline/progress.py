@@ -16,6 +16,20 @@ from rich.progress import (
 )
 
 
+def bar(console: Console, live: bool) -> Progress:
+    """The project's progress bar: description, bar, done/total, elapsed, ETA; shown only when
+    `live` (a terminal or a notebook), so logs get plain lines instead."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not live,
+    )
+
+
 class RunProgress:
     """Context manager; `callback(fold)` gives the Lightning callback that feeds it."""
 
@@ -25,15 +39,7 @@ class RunProgress:
         live = self.console.is_terminal or self.console.is_jupyter
         self.enabled = enabled
         self.live = enabled and live
-        self.progress = Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=self.console,
-            disable=not self.live,
-        )
+        self.progress = bar(self.console, self.live)
         self.task = None
 
     def __enter__(self) -> RunProgress:
@@ -89,7 +95,10 @@ class _FoldProgress(L.Callback):
         value = float(value)
         if self.best is None or self.sign * value < self.sign * self.best:
             self.best = value
-        self.run.epoch_done(self.fold, trainer.current_epoch, value, self.best)
+        self.report(trainer.current_epoch, value)
+
+    def report(self, epoch: int, value: float) -> None:
+        self.run.epoch_done(self.fold, epoch, value, self.best)
 
 
 class _StackedProgress(_FoldProgress):
@@ -97,11 +106,5 @@ class _StackedProgress(_FoldProgress):
         super().__init__(run, 0, mode)
         self.folds = folds
 
-    def on_validation_end(self, trainer, pl_module) -> None:
-        value = trainer.callback_metrics.get(self.run.monitor)
-        if trainer.sanity_checking or value is None:
-            return
-        value = float(value)
-        if self.best is None or self.sign * value < self.sign * self.best:
-            self.best = value
-        self.run.stacked_epoch_done(self.folds, trainer.current_epoch, value, self.best)
+    def report(self, epoch: int, value: float) -> None:
+        self.run.stacked_epoch_done(self.folds, epoch, value, self.best)

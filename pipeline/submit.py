@@ -166,8 +166,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def run() -> int:
         args = build_parser().parse_args(argv)
-        if args.timeout <= 0:
-            raise UserError(f"--timeout must be a positive number of seconds; got {args.timeout}.")
+        kaggle_io.check_timeout(args.timeout)
         competition = load_competition(args.competition)
         data_dir = args.data_dir or competition.default_data_dir()
         frame = check_file(competition, args.file, data_dir)

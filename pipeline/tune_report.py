@@ -12,17 +12,10 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from pipeline.io import atomic_write
+from pipeline.progress import bar
 
 PLOTS = {
     "optimization_history.png": "plot_optimization_history",
@@ -41,15 +34,7 @@ class TuneProgress:
         self.console = Console(stderr=True)
         self.enabled = enabled
         self.live = enabled and (self.console.is_terminal or self.console.is_jupyter)
-        self.progress = Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=self.console,
-            disable=not self.live,
-        )
+        self.progress = bar(self.console, self.live)
         self.task = None
         self.best = ""
 

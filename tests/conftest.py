@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -61,3 +62,18 @@ def small_config(competition, *overrides: str):
     """The competition's defaults with a trainer shrunk for tests."""
     quick = ["train.epochs=4", "train.patience=2", "cv.baseline=false"]
     return resolve_config(competition, None, [*quick, *overrides])
+
+
+def use_fake_kaggle(monkeypatch, home: Path, fake, key: str):
+    """Put `fake` behind kaggle_io.get_api, with credentials in the environment only (a fresh
+    HOME, no other KAGGLE_* variables)."""
+    from pipeline import kaggle_io
+
+    monkeypatch.setenv("HOME", str(home / "home"))
+    for name in list(os.environ):
+        if name.startswith("KAGGLE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("KAGGLE_USERNAME", "tester")
+    monkeypatch.setenv("KAGGLE_KEY", key)
+    monkeypatch.setattr(kaggle_io, "get_api", lambda: fake)
+    return fake

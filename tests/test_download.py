@@ -19,9 +19,10 @@ import numpy as np
 import pytest
 import requests
 
-from pipeline import download, kaggle_io
+from pipeline import download
 from pipeline.competition import Competition, load_competition
 from pipeline.download import main
+from tests.conftest import use_fake_kaggle
 
 KEY = "FAKEKEY-d41d8cd98f00b204e980"  # recognisable: must never reach the terminal
 
@@ -62,14 +63,7 @@ class FakeApi:
 @pytest.fixture
 def api(monkeypatch, tmp_path):
     """A fake client behind kaggle_io.get_api, and credentials in the environment only."""
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    for name in list(os.environ):
-        if name.startswith("KAGGLE_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("KAGGLE_USERNAME", "tester")
-    monkeypatch.setenv("KAGGLE_KEY", KEY)
-    fake = FakeApi()
-    monkeypatch.setattr(kaggle_io, "get_api", lambda: fake)
+    fake = use_fake_kaggle(monkeypatch, tmp_path, FakeApi(), KEY)
     yield fake
     fake.hang.set()
 

@@ -3,7 +3,6 @@ Kaggle client (no network, no account)."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import threading
@@ -14,8 +13,8 @@ import pandas as pd
 import pytest
 import requests
 
-from pipeline import kaggle_io
 from pipeline.submit import main
+from tests.conftest import use_fake_kaggle
 
 KEY = "FAKEKEY-5eb63bbbe01eeed093cb"  # recognisable: must never reach the terminal
 
@@ -39,14 +38,8 @@ class FakeApi:
 
 @pytest.fixture
 def api(monkeypatch, tmp_path):
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    for name in list(os.environ):
-        if name.startswith("KAGGLE_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("KAGGLE_USERNAME", "tester")
-    monkeypatch.setenv("KAGGLE_KEY", KEY)
-    fake = FakeApi()
-    monkeypatch.setattr(kaggle_io, "get_api", lambda: fake)
+    """A fake client behind kaggle_io.get_api, and credentials in the environment only."""
+    fake = use_fake_kaggle(monkeypatch, tmp_path, FakeApi(), KEY)
     yield fake
     fake.hang.set()
 
