@@ -122,11 +122,16 @@ def widen_context(X: np.ndarray, context: int) -> np.ndarray:
     return out
 
 
-def _features(path: Path) -> np.ndarray:
+def _open_npy(path: Path) -> np.ndarray:
+    """The array as a memory map (nothing read yet), or one line saying the file is broken."""
     try:
-        X = np.load(path, mmap_mode="r")
+        return np.load(path, mmap_mode="r")
     except (ValueError, OSError) as exc:
         raise DataError(f"{path.name} is not a readable .npy array ({exc}).") from None
+
+
+def _features(path: Path) -> np.ndarray:
+    X = _open_npy(path)
     if X.ndim != 2 or X.shape[1] != COLUMNS:
         raise DataError(
             f"{path.name} has shape {X.shape}; expected (rows, {COLUMNS}): {FRAMES} frames x "
@@ -145,10 +150,7 @@ def _features(path: Path) -> np.ndarray:
 
 
 def _labels(path: Path) -> np.ndarray:
-    try:
-        raw = np.load(path, mmap_mode="r")
-    except (ValueError, OSError) as exc:
-        raise DataError(f"{path.name} is not a readable .npy array ({exc}).") from None
+    raw = _open_npy(path)
     if raw.ndim != 1:
         raise DataError(f"{path.name} has shape {raw.shape}; expected one label per row.")
     if raw.dtype.kind in "US":
