@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from pipeline.cli import resolve_config, run_cli
 from pipeline.competition import load_competition
+from pipeline.config import COMPILE_MODES
 from pipeline.cv import CrossValidator, make_splits, quiet_lightning
 from pipeline.errors import UserError
 from pipeline.models import build_model
@@ -153,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     parser.add_argument(
-        "--compile", choices=("none", "default", "reduce-overhead", "max-autotune"),
+        "--compile", choices=COMPILE_MODES,
         default="none", help="train.compile for the project's path (reduce-overhead: CUDA graphs)",
     )  # fmt: skip
     parser.add_argument("--repeats", type=int, default=2,

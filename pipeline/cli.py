@@ -51,6 +51,12 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress output")
 
 
+def check_timeout(seconds: float) -> None:
+    """A command's --timeout must be a positive number of seconds."""
+    if not seconds > 0:
+        raise UserError(f"--timeout must be a positive number of seconds; got {seconds}.")
+
+
 def run_cli(main: Callable[[], int]) -> int:
     try:
         return main()

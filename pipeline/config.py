@@ -170,6 +170,9 @@ class SchedConfig:
         optim.check_scheduler_options(self)
 
 
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")  # train.compile
+
+
 @dataclass
 class TrainConfig:
     epochs: int = 100  # an upper bound: early stopping usually ends a fold sooner
@@ -202,8 +205,7 @@ class TrainConfig:
         _require(self.max_norm >= 0, "train.max_norm", "a float >= 0", self.max_norm)
         _choice("train.precision", self.precision, ("32", "16-mixed", "bf16-mixed"))
         _choice("train.engine", self.engine, ("auto", "fast", "plain"))
-        modes = ("none", "default", "reduce-overhead", "max-autotune")
-        _choice("train.compile", self.compile, modes)
+        _choice("train.compile", self.compile, COMPILE_MODES)
         if self.compile != "none" and self.engine == "plain":
             raise ConfigError(
                 "train.compile applies to the fast engine's training step; use train.engine=fast "

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline import kaggle_io
-from pipeline.cli import ArgumentParser, run_cli
+from pipeline.cli import ArgumentParser, check_timeout, run_cli
 from pipeline.competition import Competition, load_competition
 from pipeline.errors import DataError
 from pipeline.provenance import sha256_of
@@ -236,7 +236,7 @@ def build_parser() -> ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     def run() -> int:
         args = build_parser().parse_args(argv)
-        kaggle_io.check_timeout(args.timeout)
+        check_timeout(args.timeout)
         competition = load_competition(args.competition)
         data_dir = args.data_dir or competition.default_data_dir()
         download(competition, data_dir, force=args.force, timeout=args.timeout)

@@ -246,9 +246,7 @@ class StackedLitModel(L.LightningModule):
         self.data.materialize(memory_budget(self.device))
         mode = self.cfg.train.compile
         self._graphs = mode == "reduce-overhead" and self.device.type == "cuda"
-        if mode == "none":
-            self._train_losses = self._forward_losses
-        else:  # every step has the same shapes (K, B, features): one graph, no recompiles
+        if mode != "none":  # every step has the same shapes (K, B, features): one graph
             self._train_losses = torch.compile(self._forward_losses, mode=mode, dynamic=False)
 
     def _forward_losses(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -67,12 +67,6 @@ class Credentials:
     secrets: tuple[str, ...] = field(default=(), repr=False)  # scrubbed from every message
 
 
-def check_timeout(seconds: float) -> None:
-    """A command's --timeout must be a positive number of seconds."""
-    if not seconds > 0:
-        raise UserError(f"--timeout must be a positive number of seconds; got {seconds}.")
-
-
 def rules_url(slug: str) -> str:
     return f"https://www.kaggle.com/competitions/{slug}/rules"
 

@@ -159,14 +159,14 @@ def check_file(competition: Competition, file: Path, data_dir: Path) -> pd.DataF
 
 def main(argv: list[str] | None = None) -> int:
     from pipeline import kaggle_io
-    from pipeline.cli import run_cli
+    from pipeline.cli import check_timeout, run_cli
     from pipeline.competition import load_competition
     from pipeline.download import is_builtin
     from pipeline.errors import UserError
 
     def run() -> int:
         args = build_parser().parse_args(argv)
-        kaggle_io.check_timeout(args.timeout)
+        check_timeout(args.timeout)
         competition = load_competition(args.competition)
         data_dir = args.data_dir or competition.default_data_dir()
         frame = check_file(competition, args.file, data_dir)

@@ -24,7 +24,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from pipeline.cli import ArgumentParser, add_common_args, load_inputs, run_cli
+from pipeline.cli import ArgumentParser, add_common_args, check_timeout, load_inputs, run_cli
 from pipeline.competition import Competition
 from pipeline.config import parse_overrides
 from pipeline.errors import ConfigError, UserError
@@ -113,8 +113,8 @@ def check_args(args: argparse.Namespace) -> None:
         if value is not None and value < low:
             flag = "--" + name.replace("_", "-")
             raise UserError(f"{flag} must be an int >= {low}; got {value}.")
-    if args.timeout is not None and args.timeout <= 0:
-        raise UserError(f"--timeout must be a number of seconds > 0; got {args.timeout}.")
+    if args.timeout is not None:
+        check_timeout(args.timeout)
     if args.heartbeat < 1:
         raise UserError(f"--heartbeat must be an int >= 1 (seconds); got {args.heartbeat}.")
     if not 0 < args.prune_percentile < 100:

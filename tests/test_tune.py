@@ -161,6 +161,7 @@ def test_a_finished_study_is_not_run_again(study_run, demo_dir):
     ("extra", "message"),
     [
         (["--trials", "0"], r"--trials must be an int >= 1; got 0"),
+        (["--timeout", "0"], r"--timeout must be a positive number of seconds; got 0"),
         (["--pruner", "asha"], r"argument --pruner: invalid choice: 'asha'"),
         (["model.dropout=0.2"], r"model.dropout is both set on the command line and searched"),
         (["--storage", "nonsense"], r"--storage 'nonsense' is not a storage URL"),
