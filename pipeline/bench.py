@@ -11,6 +11,9 @@ for each and, as its last line, the ratio.
     python -m pipeline.bench --size full          # 1,229,932 rows: the real TIMIT size
     python -m pipeline.bench --data covid --data-dir ../shared/data/ml2021spring-hw1
                                                    # full 5-fold COVID runs with early stopping
+    python -m pipeline.bench --data covid --data-dir ../shared/data/ml2021spring-hw1 --seeds 5
+                                                   # seconds added over seeds 0-4, scores
+                                                   # averaged: steadier ratio, fair comparison
     python -m pipeline.bench --size full --epochs 10 --compile reduce-overhead
                                                    # GPU: the step in CUDA graphs (the compile
                                                    # time is part of the measured seconds)
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import os
 import tempfile
 import time
@@ -157,14 +161,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--compile", choices=COMPILE_MODES,
         default="none", help="train.compile for the project's path (reduce-overhead: CUDA graphs)",
     )  # fmt: skip
-    parser.add_argument("--repeats", type=int, default=2,
-                        help="runs of each path; the fastest is reported (default 2)")  # fmt: skip
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="runs of each path per seed; the fastest counts"
+    )
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="seeds 0..N-1: seconds added, scores averaged"
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     def run() -> int:
         args = build_parser().parse_args(argv)
+        for flag in ("folds", "seeds", "repeats", "batch", "epochs"):
+            value = getattr(args, flag)
+            if value is not None and value < (2 if flag == "folds" else 1):
+                least = 2 if flag == "folds" else 1
+                raise UserError(f"--{flag} must be an integer >= {least}; got {value}.")
         quiet_lightning()
         warnings.filterwarnings("ignore", ".*tensorboardX.*")  # the template's default logger
         accelerator = args.device if args.device != "auto" else (
@@ -186,42 +199,56 @@ def main(argv: list[str] | None = None) -> int:
                 data_dir = args.data_dir
             else:
                 data_dir = _generated_timit(args.size, Path(tmp))
-            cfg = resolve_config(competition, None, overrides)
-            train = competition.load_train(data_dir)
-            train.X = competition.row_features(cfg, train.X)
-            splits = make_splits(cfg.cv, train, cfg.seed, competition.task.is_classification)
-            device = torch.cuda.get_device_name() if accelerator == "gpu" else "CPU"
-            print(f"{args.data} ({len(train.y):,} rows), {args.folds} folds, batch "
-                  f"{cfg.train.batch_size}, model {cfg.model.name} {cfg.model.hidden}, "
-                  f"on {device} ({torch.get_num_threads()} threads)")  # fmt: skip
-            fast_cfg = resolve_config(
-                competition,
-                None,
-                [*overrides, "train.engine=fast", f"train.compile={args.compile}"],
-            )
-            # each path is run --repeats times, alternating, and its fastest run is kept: the
-            # first run of a process also pays for imports and lazy initialisation
+            raw = competition.load_train(data_dir)
+            # per seed, each path is run --repeats times, alternating, and its fastest run is
+            # kept: the first run of a process also pays for imports and lazy initialisation
             runs = {"template": [], "trimmed": [], "project": []}
-            for _ in range(args.repeats):
-                runs["template"].append(template_cv(competition, cfg, train, splits,
-                                                    accelerator, early_stop))  # fmt: skip
-                runs["trimmed"].append(template_cv(competition, cfg, train, splits, accelerator,
-                                                   early_stop, trimmed=True))  # fmt: skip
-                runs["project"].append(project_cv(competition, fast_cfg, train))
-            best = {name: min(r, key=lambda run: run[0]) for name, r in runs.items()}
+            for seed in range(args.seeds):
+                seeded = [*overrides, f"seed={seed}"]
+                cfg = resolve_config(competition, None, seeded)
+                fast_cfg = resolve_config(competition, None, [
+                    *seeded, "train.engine=fast", f"train.compile={args.compile}"
+                ])  # fmt: skip
+                train = copy.copy(raw)
+                train.X = competition.row_features(cfg, raw.X)
+                splits = make_splits(cfg.cv, train, cfg.seed, competition.task.is_classification)
+                if seed == 0:
+                    device = torch.cuda.get_device_name() if accelerator == "gpu" else "CPU"
+                    print(f"{args.data} ({len(train.y):,} rows), {args.folds} folds, batch "
+                          f"{cfg.train.batch_size}, model {cfg.model.name} {cfg.model.hidden}, "
+                          f"on {device} ({torch.get_num_threads()} threads), "
+                          f"{args.seeds} seed(s)", flush=True)  # fmt: skip
+                tries = {name: [] for name in runs}
+                template = (competition, cfg, train, splits, accelerator, early_stop)
+                for _ in range(args.repeats):
+                    tries["template"].append(template_cv(*template))
+                    tries["trimmed"].append(template_cv(*template, trimmed=True))
+                    tries["project"].append(project_cv(competition, fast_cfg, train))
+                for name, r in tries.items():
+                    runs[name].append(min(r, key=lambda run: run[0]))
+            # over seeds: seconds added up, epochs of every fold, one score (fold mean) per
+            # seed, and the first seed's run as it was
+            best = {
+                name: (sum(r[0] for r in rs), [e for r in rs for e in r[1]],
+                       [float(np.mean(r[2])) for r in rs], rs[0])
+                for name, rs in runs.items()
+            }  # fmt: skip
         name = competition.metric.name
         compiled = f", compile={args.compile}" if args.compile != "none" else ""
         labels = {"template": "common template", "trimmed": "template, extras off",
                   "project": f"project (engine=fast{compiled})"}  # fmt: skip
         for key, label in labels.items():
-            sec, epochs, scores = best[key]
-            per_epoch = sec / max(np.mean(epochs), 1)
+            sec, epochs, scores, (_, first_epochs, folds) = best[key]
+            per_epoch = sec / max(np.mean(epochs), 1) / args.seeds
+            if args.seeds > 1:
+                spread = f"{np.mean(scores):.4f} ± {np.std(scores):.4f} over {args.seeds} seeds"
+            else:
+                spread = f"{np.mean(folds):.4f} ± {np.std(folds):.4f}"
             print(f"{label:>22}: {sec:7.2f} s total, {per_epoch:.4f} s per epoch (all folds), "
-                  f"epochs {epochs}, {name} {np.mean(scores):.4f} "
-                  f"± {np.std(scores):.4f}")  # fmt: skip
-        t_sec, t_epochs, _ = best["template"]
-        r_sec, r_epochs, _ = best["trimmed"]
-        p_sec, p_epochs, _ = best["project"]
+                  f"epochs {first_epochs}, {name} {spread}")  # fmt: skip
+        t_sec, t_epochs, _, _ = best["template"]
+        r_sec, r_epochs, _, _ = best["trimmed"]
+        p_sec, p_epochs, _, _ = best["project"]
         if early_stop:
             print(f"template with extras off / project: {r_sec / p_sec:.1f}x")
             print(f"ratio (whole {args.folds}-fold run, common template / project): "

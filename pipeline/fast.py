@@ -231,10 +231,11 @@ class StackedLitModel(L.LightningModule):
         self.fold_scores: torch.Tensor | None = None
         self.placement_note: str | None = None
         self._val_chunks: list | None = None
+        self._val_y: list[torch.Tensor] = []
         self.epoch_loss = EpochMean()
         self.automatic_optimization = False  # the epoch's steps run inside training_step
         self._sched_interval: str | None = None
-        self._train_losses = self._forward_losses  # compiled in on_fit_start if asked
+        self._train_loss = self._forward_loss  # compiled in on_fit_start if asked
         self._graphs = False
 
     @property
@@ -247,18 +248,19 @@ class StackedLitModel(L.LightningModule):
         mode = self.cfg.train.compile
         self._graphs = mode == "reduce-overhead" and self.device.type == "cuda"
         if mode != "none":  # every step has the same shapes (K, B, features): one graph
-            self._train_losses = torch.compile(self._forward_losses, mode=mode, dynamic=False)
+            self._train_loss = torch.compile(self._forward_loss, mode=mode, dynamic=False)
 
-    def _forward_losses(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self._fold_losses(self.stacked(x), target)
-
-    def _fold_losses(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """(K,) mean loss of each fold."""
+    def _forward_loss(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The sum over folds of each fold's mean loss: fold k's gradient is the gradient of
+        its own loss. Summed in one reduction (every fold's batch has B rows), as few ops as
+        possible: at tabular sizes each op's overhead costs more than its arithmetic."""
+        out = self.stacked(x)
+        K, B = target.shape
         if self.task.is_classification:
-            K, B, C = out.shape
-            per_row = F.cross_entropy(out.reshape(K * B, C), target.reshape(-1), reduction="none")
-            return per_row.view(K, B).mean(1)
-        return ((out.squeeze(-1) - target) ** 2).mean(1)
+            loss = F.cross_entropy(out.reshape(K * B, -1), target.reshape(-1), reduction="sum")
+        else:
+            loss = F.mse_loss(out.view(K, B), target, reduction="sum")
+        return loss / B
 
     def training_step(self, epoch_idx, batch_idx):
         """One epoch: (steps, K, B) row indices, one optimizer step per (K, B) slice."""
@@ -285,8 +287,8 @@ class StackedLitModel(L.LightningModule):
         for x, z in batches:
             if self._graphs:  # a new iteration: CUDA graph outputs of the last one are done
                 torch.compiler.cudagraph_mark_step_begin()
-            losses = self._train_losses(x, z)
-            loss = losses.sum()  # fold k's gradient is the gradient of its own loss
+            loss = self._train_loss(x, z)
+            self.epoch_loss.add(loss)  # the data loss: logged as the mean over folds
             if l1 > 0:
                 loss = loss + l1 * optim.l1_penalty(self.stacked)
             if raw is not None:
@@ -302,7 +304,6 @@ class StackedLitModel(L.LightningModule):
                 self._max_norm()
             if sched is not None:
                 sched.step()
-            self.epoch_loss.add(losses.mean())
 
     def on_before_optimizer_step(self, optimizer) -> None:
         """Clipping per fold: each fold's gradient is bounded on its own."""
@@ -343,46 +344,60 @@ class StackedLitModel(L.LightningModule):
         return out
 
     @torch.no_grad()
-    def predict_folds(self, chunks: list[tuple[torch.Tensor, list]]) -> list[torch.Tensor]:
-        """Predictions of fold k's model for its rows in `chunks` (prediction space)."""
+    def predict_folds(
+        self, chunks: list[tuple[torch.Tensor, list]]
+    ) -> tuple[list[torch.Tensor], list[bool]]:
+        """Predictions of fold k's model for its rows in `chunks` (prediction space), and
+        whether each fold's predictions are all finite (one check for all folds)."""
         preds = [[] for _ in chunks[0][1]]
+        finite = None
         for batch, lengths in chunks:
             out = self.task.to_prediction(self.stacked(self.data.inputs(batch)).float())
             if not self.task.is_classification:
                 out = (out * self.data.target_scale[:, None] + self.data.target_shift[:, None]
                        + self.data.offset[batch])  # fmt: skip
+            # padding repeats a real row of the fold, so it is finite when the fold's rows are
+            ok = torch.isfinite(out).flatten(1).all(1)
+            finite = ok if finite is None else finite & ok
             for k, length in enumerate(lengths):
                 preds[k].append(out[k, :length])
-        return [torch.cat(p) for p in preds]
+        return [torch.cat(p) if len(p) > 1 else p[0] for p in preds], finite.tolist()
 
     def validation_step(self, batch, batch_idx):
         if self._val_chunks is None:  # the same every epoch: built once
             self._val_chunks = self.chunks(self.data.val_idx)
-        preds = self.predict_folds(self._val_chunks)
-        scores, losses = [], []
-        for k, (pred, idx) in enumerate(zip(preds, self.data.val_idx, strict=True)):
-            y = self.data.y[idx]
-            finite = bool(torch.isfinite(pred).all())
-            scores.append(self.metric.torch(y, pred) if finite else torch.tensor(float("nan")))
-            if self.task.is_classification:
-                losses.append(F.nll_loss(pred.clamp_min(1e-12).log(), y))
-            else:
-                losses.append((((pred - y) / self.data.target_scale[k]) ** 2).mean())
-        self.fold_scores = torch.stack([torch.as_tensor(s, device=self.device) for s in scores])
+            self._val_y = [self.data.y[idx] for idx in self.data.val_idx]
+        preds, finite = self.predict_folds(self._val_chunks)
+        nan = torch.tensor(float("nan"), device=self.device)
+        self.fold_scores = torch.stack([
+            self.metric.torch(y, pred).to(self.device) if ok else nan
+            for pred, y, ok in zip(preds, self._val_y, finite, strict=True)
+        ])  # fmt: skip
+        mean = self.fold_scores.nanmean()
         # Only the monitored mean goes through self.log (callbacks read it); the rest of the
         # epoch's numbers go to the logger in one call: self.log costs more than a step here.
-        self.log(self.monitor, self.fold_scores.nanmean(), logger=False)
-        train_loss = self.epoch_loss.pop()
+        self.log(self.monitor, mean, logger=False)
+        train_loss = self.epoch_loss.pop() / self.data.K
         if self.logger is not None:
             row = {
                 "epoch": self.current_epoch,
                 "lr": self.trainer.optimizers[0].param_groups[0]["lr"],
                 "train/loss": float(train_loss),
-                "val/loss": float(torch.stack(losses).mean()),
-                self.monitor: float(self.fold_scores.nanmean()),
+                "val/loss": self._val_loss(preds),
+                self.monitor: float(mean),
                 **{f"{self.monitor}/fold{k}": float(s) for k, s in enumerate(self.fold_scores)},
             }
             self.logger.log_metrics(row, self.global_step)
+
+    def _val_loss(self, preds: list[torch.Tensor]) -> float:
+        """The training loss on the validation rows, mean over folds (for the learning curves)."""
+        losses = []
+        for k, (pred, y) in enumerate(zip(preds, self._val_y, strict=True)):
+            if self.task.is_classification:
+                losses.append(F.nll_loss(pred.clamp_min(1e-12).log(), y))
+            else:
+                losses.append((((pred - y) / self.data.target_scale[k]) ** 2).mean())
+        return float(torch.stack(losses).mean())
 
     def configure_optimizers(self):
         optimizer = optim.build_optimizer(self.stacked, self.cfg.optim, prefer_fused=True)

@@ -2,6 +2,8 @@
 
 import re
 
+import pytest
+
 from pipeline import bench
 
 
@@ -25,3 +27,19 @@ def test_bench_times_both_paths_and_prints_the_ratio_last(covid_dir, capsys):
 def test_bench_refuses_covid_without_its_files(capsys):
     assert bench.main(["--data", "covid"]) != 0
     assert "--data covid needs --data-dir" in capsys.readouterr().err
+
+
+def test_bench_with_several_seeds_averages_the_scores(covid_dir, capsys):
+    argv = ["--data", "covid", "--data-dir", str(covid_dir), "--folds", "2", "--epochs", "1",
+            "--repeats", "1", "--seeds", "2", "--device", "cpu"]  # fmt: skip
+    assert bench.main(argv) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    timed = [line for line in lines if " s per epoch (all folds)" in line]
+    assert len(timed) == 3
+    assert all(re.search(r"rmse \d\.\d{4} ± \d\.\d{4} over 2 seeds$", line) for line in timed)
+
+
+@pytest.mark.parametrize("flag", ["--seeds", "--repeats", "--folds"])
+def test_bench_refuses_counts_below_the_least_that_makes_sense(flag, capsys):
+    assert bench.main(["--data", "covid", flag, "0"]) != 0
+    assert f"{flag} must be an integer >=" in capsys.readouterr().err

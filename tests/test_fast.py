@@ -12,7 +12,8 @@ from sklearn.pipeline import Pipeline
 from pipeline.config import ModelConfig
 from pipeline.cv import CrossValidator
 from pipeline.errors import ConfigError
-from pipeline.fast import DeviceFolds, FoldEarlyStopping, affine_map
+from pipeline.fast import DeviceFolds, FoldEarlyStopping, StackedLitModel, affine_map
+from pipeline.metrics import Task
 from pipeline.models import build_model
 from pipeline.preprocess import Preprocessor, TabularFeatures, tabular_preprocessor
 from pipeline.stacked import Stacked
@@ -40,6 +41,25 @@ def test_stacked_models_compute_exactly_what_the_separate_models_do(name, norm):
     for back, model in zip(stacked.unstack(), models):
         for key, value in model.state_dict().items():
             assert torch.allclose(back.state_dict()[key].float(), value.float())
+
+
+@pytest.mark.parametrize("task", [Task("regression"), Task("classification", n_classes=4)])
+def test_the_stacked_loss_gives_each_fold_the_gradient_of_its_own_loss(task):
+    """One reduction over all folds; fold k's gradient must be that of task.loss on fold k."""
+    torch.manual_seed(0)
+    K, B = 3, 16
+    models = [build_model(ModelConfig(hidden=[8]), 5, task.n_outputs, None) for _ in range(K)]
+    stacked = Stacked.from_models(models)
+    x = torch.randn(K, B, 5)
+    target = torch.randint(4, (K, B)) if task.is_classification else torch.randn(K, B)
+    host = type("Host", (), {"stacked": stacked, "task": task})()
+    loss = StackedLitModel._forward_loss(host, x, target)
+    loss.backward()
+    own = [task.loss(m(x[k]), target[k]) for k, m in enumerate(models)]
+    torch.testing.assert_close(loss, torch.stack(own).sum())
+    sum(own).backward()
+    for k, m in enumerate(models):
+        torch.testing.assert_close(stacked.mlp_body[0].weight.grad[k], m.body[0].weight.grad)
 
 
 def test_a_recurrent_model_is_refused_with_the_fallback_named():
