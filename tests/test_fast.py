@@ -186,6 +186,37 @@ def test_fast_and_plain_engines_agree_within_noise(covid, covid_dir, demo, demo_
         assert abs(np.mean(scores["plain"]) - np.mean(scores["fast"])) < tolerance, scores
 
 
+def test_training_without_memory_poisoning_gives_bit_identical_results(
+    covid, covid_dir, monkeypatch
+):
+    """The fast engine turns off PyTorch's NaN fill of new tensors while it trains: the
+    out-of-fold predictions must be exactly those of a run with the fill on, and the global
+    flag must be back as it was afterwards, also when training fails."""
+    import contextlib
+
+    from pipeline import fast
+
+    train = covid.load_train(covid_dir)
+    cfg = small_config(covid, "train.engine=fast", "train.epochs=3")
+    flags = torch.utils.deterministic
+    assert flags.fill_uninitialized_memory  # PyTorch's default
+    fast_oof = CrossValidator(covid, cfg, progress=False).fit(train).oof_
+    assert flags.fill_uninitialized_memory
+    with monkeypatch.context() as m:
+        m.setattr(fast, "no_memory_poisoning", contextlib.nullcontext)
+        poisoned_oof = CrossValidator(covid, cfg, progress=False).fit(train).oof_
+    np.testing.assert_array_equal(fast_oof, poisoned_oof)
+
+    def fail(*args, **kwargs):
+        assert not flags.fill_uninitialized_memory
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(fast.StackedLitModel, "training_step", fail)
+    with pytest.raises(RuntimeError, match="stop"):
+        CrossValidator(covid, cfg, progress=False).fit(train)
+    assert flags.fill_uninitialized_memory
+
+
 def test_initialisation_is_the_plain_paths(covid, covid_dir, monkeypatch):
     """Fold k's model starts from exactly the weights the plain path gives fold k."""
     import pipeline.fast as fast
