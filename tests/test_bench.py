@@ -1,8 +1,13 @@
 """python -m pipeline.bench runs both paths on the same data and ends with the ratio line."""
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+import torch
 
 from pipeline import bench
 
@@ -43,3 +48,14 @@ def test_bench_with_several_seeds_averages_the_scores(covid_dir, capsys):
 def test_bench_refuses_counts_below_the_least_that_makes_sense(flag, capsys):
     assert bench.main(["--data", "covid", flag, "0"]) != 0
     assert f"{flag} must be an integer >=" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU the script runs its checks")
+def test_the_gpu_check_script_refuses_a_machine_without_cuda():
+    script = Path(__file__).parents[1] / "scripts" / "gpu_check.sh"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    done = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "scripts/gpu_check.sh needs a CUDA GPU: torch.cuda.is_available() is False here."
+    )
