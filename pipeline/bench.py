@@ -173,10 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     def run() -> int:
         args = build_parser().parse_args(argv)
-        for flag in ("folds", "seeds", "repeats", "batch", "epochs"):
+        for flag, least in (("folds", 2), ("seeds", 1), ("repeats", 1), ("batch", 1),
+                            ("epochs", 1)):  # fmt: skip
             value = getattr(args, flag)
-            if value is not None and value < (2 if flag == "folds" else 1):
-                least = 2 if flag == "folds" else 1
+            if value is not None and value < least:
                 raise UserError(f"--{flag} must be an integer >= {least}; got {value}.")
         quiet_lightning()
         warnings.filterwarnings("ignore", ".*tensorboardX.*")  # the template's default logger
@@ -237,28 +237,27 @@ def main(argv: list[str] | None = None) -> int:
         compiled = f", compile={args.compile}" if args.compile != "none" else ""
         labels = {"template": "common template", "trimmed": "template, extras off",
                   "project": f"project (engine=fast{compiled})"}  # fmt: skip
+        # seconds per epoch of all folds: a run's seconds over its mean epochs per fold
+        per_epoch = {key: b[0] / max(np.mean(b[1]), 1) / args.seeds for key, b in best.items()}
         for key, label in labels.items():
-            sec, epochs, scores, (_, first_epochs, folds) = best[key]
-            per_epoch = sec / max(np.mean(epochs), 1) / args.seeds
+            sec, _, scores, (_, first_epochs, folds) = best[key]
             if args.seeds > 1:
                 spread = f"{np.mean(scores):.4f} ± {np.std(scores):.4f} over {args.seeds} seeds"
             else:
                 spread = f"{np.mean(folds):.4f} ± {np.std(folds):.4f}"
-            print(f"{label:>22}: {sec:7.2f} s total, {per_epoch:.4f} s per epoch (all folds), "
-                  f"epochs {first_epochs}, {name} {spread}")  # fmt: skip
-        t_sec, t_epochs, _, _ = best["template"]
-        r_sec, r_epochs, _, _ = best["trimmed"]
-        p_sec, p_epochs, _, _ = best["project"]
-        if early_stop:
-            print(f"template with extras off / project: {r_sec / p_sec:.1f}x")
+            print(f"{label:>22}: {sec:7.2f} s total, {per_epoch[key]:.4f} s per epoch (all "
+                  f"folds), epochs {first_epochs}, {name} {spread}")  # fmt: skip
+        if early_stop:  # whole runs: each path's total seconds
+            p_sec = best["project"][0]
+            print(f"template with extras off / project: {best['trimmed'][0] / p_sec:.1f}x")
             print(f"ratio (whole {args.folds}-fold run, common template / project): "
-                  f"{t_sec / p_sec:.1f}x")  # fmt: skip
+                  f"{best['template'][0] / p_sec:.1f}x")  # fmt: skip
         else:
-            p_epoch = p_sec / max(np.mean(p_epochs), 1)
-            trimmed = r_sec / max(np.mean(r_epochs), 1) / p_epoch
-            print(f"template with extras off / project, per epoch: {trimmed:.1f}x")
+            p_epoch = per_epoch["project"]
+            print(f"template with extras off / project, per epoch: "
+                  f"{per_epoch['trimmed'] / p_epoch:.1f}x")  # fmt: skip
             print(f"ratio (seconds per epoch, common template / project): "
-                  f"{t_sec / max(np.mean(t_epochs), 1) / p_epoch:.1f}x")  # fmt: skip
+                  f"{per_epoch['template'] / p_epoch:.1f}x")  # fmt: skip
         return 0
 
     return run_cli(run)
