@@ -35,34 +35,36 @@ def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack([t.detach().clone() for t in tensors])
 
 
-class StackedLinear(nn.Module):
-    """y_k = x_k W_k^T + b_k for every fold k, as one batched matmul."""
+class _StackedAffine(nn.Module):
+    """A layer with a weight and a bias per fold, stacked along a leading fold axis."""
 
-    def __init__(self, layers: list[nn.Linear]):
+    def __init__(self, layers: list[nn.Module]):
         super().__init__()
-        self.weight = nn.Parameter(_stack([m.weight for m in layers]))  # (K, out, in)
-        self.bias = nn.Parameter(_stack([m.bias for m in layers]))  # (K, out)
+        self.weight = nn.Parameter(_stack([m.weight for m in layers]))  # (K, *weight shape)
+        self.bias = nn.Parameter(_stack([m.bias for m in layers]))  # (K, *bias shape)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (K, B, in)
-        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
-
-    def unstack_into(self, layer: nn.Linear, k: int) -> None:
+    def unstack_into(self, layer: nn.Module, k: int) -> None:
         layer.weight.data.copy_(self.weight[k])
         layer.bias.data.copy_(self.bias[k])
 
 
-class StackedBatchNorm(nn.Module):
+class StackedLinear(_StackedAffine):
+    """y_k = x_k W_k^T + b_k for every fold k, as one batched matmul."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (K, B, in)
+        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+
+
+class StackedBatchNorm(_StackedAffine):
     """Batch norm with statistics per fold and channel: (K, B, C) is seen as B rows of K*C
     channels, so each fold's channels are normalised over that fold's batch only. In a conv
     stack the input is (B, K*C, L) already."""
 
     def __init__(self, layers: list[nn.BatchNorm1d], conv: bool = False):
-        super().__init__()
+        super().__init__(layers)  # weight, bias: (K, C)
         first = layers[0]
         self.conv = conv
         self.eps, self.momentum = first.eps, first.momentum
-        self.weight = nn.Parameter(_stack([m.weight for m in layers]))  # (K, C)
-        self.bias = nn.Parameter(_stack([m.bias for m in layers]))
         self.register_buffer("running_mean", _stack([m.running_mean for m in layers]))
         self.register_buffer("running_var", _stack([m.running_var for m in layers]))
         self.register_buffer(
@@ -94,33 +96,25 @@ class StackedBatchNorm(nn.Module):
             getattr(layer, name).data.copy_(getattr(self, name)[k])
 
 
-class StackedLayerNorm(nn.Module):
+class StackedLayerNorm(_StackedAffine):
     def __init__(self, layers: list[nn.LayerNorm]):
-        super().__init__()
+        super().__init__(layers)  # weight, bias: (K, C)
         self.shape, self.eps = layers[0].normalized_shape, layers[0].eps
-        self.weight = nn.Parameter(_stack([m.weight for m in layers]))  # (K, C)
-        self.bias = nn.Parameter(_stack([m.bias for m in layers]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (K, B, C)
         out = F.layer_norm(x, self.shape, eps=self.eps)
         return out * self.weight.unsqueeze(1) + self.bias.unsqueeze(1)
 
-    def unstack_into(self, layer: nn.LayerNorm, k: int) -> None:
-        layer.weight.data.copy_(self.weight[k])
-        layer.bias.data.copy_(self.bias[k])
 
-
-class StackedGroupNorm(nn.Module):
+class StackedGroupNorm(_StackedAffine):
     """Group norm of each fold's channels; folds own whole groups, so one GroupNorm of
     K*groups groups over K*C channels is exact."""
 
     def __init__(self, layers: list[nn.Module], conv: bool = False):
-        super().__init__()
+        super().__init__(layers)  # weight, bias: (K, C)
         first = layers[0]
         self.conv = conv
         self.groups, self.eps = first.num_groups, first.eps
-        self.weight = nn.Parameter(_stack([m.weight for m in layers]))  # (K, C)
-        self.bias = nn.Parameter(_stack([m.bias for m in layers]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         K = self.weight.shape[0]
@@ -132,41 +126,29 @@ class StackedGroupNorm(nn.Module):
             x, K * self.groups, self.weight.reshape(-1), self.bias.reshape(-1), self.eps
         )
 
-    def unstack_into(self, layer: nn.Module, k: int) -> None:
-        layer.weight.data.copy_(self.weight[k])
-        layer.bias.data.copy_(self.bias[k])
-
 
 class StackedInstanceNorm(StackedGroupNorm):
     """Instance norm over (B, K*C, L): one group per channel."""
 
     def __init__(self, layers: list[nn.InstanceNorm1d], conv: bool = True):
-        nn.Module.__init__(self)
+        _StackedAffine.__init__(self, layers)
         self.conv = True
         self.eps = layers[0].eps
         self.groups = layers[0].num_features
-        self.weight = nn.Parameter(_stack([m.weight for m in layers]))
-        self.bias = nn.Parameter(_stack([m.bias for m in layers]))
 
 
-class StackedConv1d(nn.Module):
+class StackedConv1d(_StackedAffine):
     """K convolutions as one grouped convolution over (B, K*C_in, L)."""
 
     def __init__(self, layers: list[nn.Conv1d]):
-        super().__init__()
+        super().__init__(layers)  # weight: (K, out, in, ks)
         self.padding = layers[0].padding
-        self.weight = nn.Parameter(_stack([m.weight for m in layers]))  # (K, out, in, ks)
-        self.bias = nn.Parameter(_stack([m.bias for m in layers]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         K = self.weight.shape[0]
         return F.conv1d(
             x, self.weight.flatten(0, 1), self.bias.reshape(-1), padding=self.padding, groups=K
         )
-
-    def unstack_into(self, layer: nn.Conv1d, k: int) -> None:
-        layer.weight.data.copy_(self.weight[k])
-        layer.bias.data.copy_(self.bias[k])
 
 
 def _stack_module(modules: list[nn.Module], conv: bool = False) -> nn.Module:
