@@ -101,10 +101,29 @@ def open_storage(url: str, heartbeat: int) -> BaseStorage:
     return _retry(make, url)
 
 
-def _sqlite_wal(path: Path) -> None:
-    """WAL lets readers work while one process writes (persistent in the file)."""
-    with contextlib.closing(sqlite3.connect(path, timeout=SQLITE_TIMEOUT)) as db:
-        db.execute("PRAGMA journal_mode=WAL")
+def _sqlite_wal(path: Path, timeout: float = SQLITE_TIMEOUT) -> None:
+    """WAL lets readers work while one process writes (persistent in the file).
+
+    Switching the mode needs the file to itself, and SQLite answers "database is locked" at
+    once, without its busy timeout, when another worker holds it at that moment (workers that
+    start together do): the switch is skipped when the file is already in WAL mode, else
+    retried until `timeout`."""
+    deadline = time.monotonic() + timeout
+    with contextlib.closing(sqlite3.connect(path, timeout=timeout)) as db:
+        while True:
+            try:
+                if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise UserError(
+                        f"--storage {path}: the SQLite file stayed locked by another process "
+                        f"for {timeout:g} s; stop the other process or use another file."
+                    ) from None
+                time.sleep(0.05 + 0.1 * random.random())
 
 
 def _retry(make, url: str, attempts: int = 6):
