@@ -38,12 +38,15 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
-from pipeline.cli import resolve_config, run_cli
+from pipeline.cli import run_cli
 from pipeline.competition import load_competition
 from pipeline.config import COMPILE_MODES
-from pipeline.cv import CrossValidator, make_splits, quiet_lightning
+from pipeline.engine.cv import CrossValidator
+from pipeline.engine.trainer import quiet_lightning
 from pipeline.errors import UserError
+from pipeline.inputs import resolve_config
 from pipeline.models import build_model
+from pipeline.splits import make_splits
 
 
 class TemplateModule(L.LightningModule):

@@ -319,7 +319,7 @@ def load_yaml(path: str | Path, what: str) -> dict:
 
 def parse_overrides(items: list[str]) -> dict:
     """['model.dropout=0.3', 'cv.folds=10'] -> {'model': {'dropout': 0.3}, 'cv': {'folds': 10}}."""
-    tree: dict = {}
+    flat: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         key = key.strip()
@@ -327,14 +327,8 @@ def parse_overrides(items: list[str]) -> dict:
             raise ConfigError(
                 f"Cannot read {item!r}: overrides are key=value pairs such as model.dropout=0.3."
             )
-        node = tree
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"{key} is given twice with different shapes.")
-        node[leaf] = parse_value(raw)
-    return tree
+        flat[key] = parse_value(raw)
+    return nest(flat)
 
 
 def parse_value(raw: str) -> Any:
@@ -482,13 +476,75 @@ def to_yaml(cfg: Any, header: str = "") -> str:
     return (header + "\n" if header else "") + text
 
 
+# --- dotted keys ('model.dropout') --------------------------------------------------------------
+
+
+def nest(flat: dict[str, Any]) -> dict:
+    """{'model.dropout': 0.1} -> {'model': {'dropout': 0.1}}."""
+    tree: dict = {}
+    for path, value in flat.items():
+        node = tree
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{path} is given twice with different shapes.")
+        node[leaf] = value
+    return tree
+
+
+def flatten(tree: dict, prefix: str = "", is_leaf=None) -> dict[str, Any]:
+    """{'model': {'dropout': 0.1}} -> {'model.dropout': 0.1}; `is_leaf(value)` may keep a
+    mapping whole (a search entry such as {low: 0, high: 1})."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        inner = (
+            flatten(value, f"{path}.", is_leaf)
+            if isinstance(value, dict) and value and not (is_leaf and is_leaf(value))
+            else {path: value}
+        )
+        for name, item in inner.items():
+            if name in out:
+                raise ConfigError(f"{name} is given twice.")
+            out[name] = item
+    return out
+
+
+def merge(into: dict, other: dict) -> dict:
+    """Deep-merge `other` into `into` (later wins), returning `into`."""
+    for key, value in other.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            merge(into[key], value)
+        else:
+            into[key] = value
+    return into
+
+
+def leaf(cfg: Any, path: str) -> tuple[Any, str, Any]:
+    """(section object, key, type hint) of a config leaf; ConfigError naming the valid keys for
+    an unknown path, and for a path that names a section."""
+    node: Any = cfg
+    parts = path.split(".")
+    for i, part in enumerate(parts):
+        names = (
+            [f.name for f in dataclasses.fields(node)] if dataclasses.is_dataclass(node) else []
+        )
+        if part not in names:
+            prefix = ".".join(parts[:i])
+            under = f"under '{prefix}'" if prefix else "at the top level"
+            raise ConfigError(
+                f"{path}: unknown config key. Valid keys {under}: {', '.join(names)}."
+            )
+        if i == len(parts) - 1:
+            if dataclasses.is_dataclass(getattr(node, part)):
+                raise ConfigError(f"{path} is a section; name one of its keys, e.g. {path}.<key>.")
+            return node, part, typing.get_type_hints(type(node))[part]
+        node = getattr(node, part)
+    raise AssertionError("unreachable")
+
+
 def get_path(cfg: Any, path: str) -> Any:
     """cfg.model.dropout for 'model.dropout'; ConfigError for an unknown path."""
-    node = cfg
-    for part in path.split("."):
-        if not dataclasses.is_dataclass(node) or part not in {
-            f.name for f in dataclasses.fields(node)
-        }:
-            raise ConfigError(f"Unknown config key '{path}'.")
-        node = getattr(node, part)
-    return node
+    node, key, _ = leaf(cfg, path)
+    return getattr(node, key)

@@ -16,13 +16,13 @@ import pandas as pd
 
 from pipeline import __version__
 from pipeline.baseline import baseline_scores
-from pipeline.cli import Inputs
 from pipeline.config import to_yaml
-from pipeline.cv import CrossValidator
+from pipeline.engine.cv import CrossValidator
+from pipeline.inputs import Inputs
 from pipeline.io import atomic_write, write_csv, write_json, write_text
 from pipeline.postprocess import postprocess, postprocess_oof
 from pipeline.provenance import collect
-from pipeline.submit import build_submission, write_submission
+from pipeline.submission import build_submission, write_submission
 
 
 def write_config(inputs: Inputs, out_dir: Path) -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pipeline.cli import ArgumentParser, add_common_args, load_inputs, run_cli
+from pipeline.cli import ArgumentParser, add_common_args, run_cli
+from pipeline.inputs import load_inputs
 from pipeline.io import check_out_dir, default_run_dir
 from pipeline.report import plot_learning_curves, print_summary
 from pipeline.run import RUN_DIR_ENV, fit_and_write, is_ddp_worker

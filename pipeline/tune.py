@@ -24,10 +24,11 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from pipeline.cli import ArgumentParser, add_common_args, check_timeout, load_inputs, run_cli
+from pipeline.cli import ArgumentParser, add_common_args, check_timeout, run_cli
 from pipeline.competition import Competition
-from pipeline.config import parse_overrides
+from pipeline.config import flatten, parse_overrides
 from pipeline.errors import ConfigError, UserError
+from pipeline.inputs import load_inputs
 from pipeline.io import default_run_dir, write_json
 from pipeline.tune_final import finish
 from pipeline.tune_objective import SURPLUS, Objective, TuneSetup, keep_top_k, make_pruner
@@ -138,23 +139,13 @@ def check_tune_dir(out_dir: Path, overwrite: bool) -> None:
 
 
 def searched_overrides(overrides: list[str], paths: list[str]) -> None:
-    fixed = set(_flat(parse_overrides(overrides)))
+    fixed = set(flatten(parse_overrides(overrides)))
     both = [p for p in paths if p in fixed]
     if both:
         raise ConfigError(
             f"{', '.join(both)} is both set on the command line and searched; drop the "
             "key=value or remove it from the search space (--space)."
         )
-
-
-def _flat(tree: dict, prefix: str = "") -> list[str]:
-    out = []
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out += _flat(value, f"{prefix}{key}.")
-        else:
-            out.append(f"{prefix}{key}")
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,15 +13,14 @@ import pandas as pd
 import yaml
 from optuna.trial import TrialState
 
-from pipeline.config import load_yaml, parse_overrides
+from pipeline.config import load_yaml, merge, nest, parse_overrides
 from pipeline.errors import UserError
 from pipeline.io import write_csv, write_json, write_text
 from pipeline.report import plot_learning_curves
 from pipeline.run import fit_and_write
-from pipeline.submit import build_submission, write_submission
+from pipeline.submission import build_submission, write_submission
 from pipeline.tune_objective import SURPLUS, TuneSetup, ranked, trial_dir, trial_inputs
 from pipeline.tune_report import reason_counts, save_plots, trials_per_10_min
-from pipeline.tune_space import nest
 from pipeline.tune_storage import counts
 
 
@@ -29,17 +28,9 @@ def best_config_mapping(setup: TuneSetup, values: dict) -> dict:
     """--config file <- key=value overrides <- the trial's parameters, as one YAML mapping."""
     tree = load_yaml(setup.config_file, "Config file") if setup.config_file else {}
     tree = copy.deepcopy(tree)
-    _merge(tree, parse_overrides(setup.overrides))
-    _merge(tree, nest(values))
+    merge(tree, parse_overrides(setup.overrides))
+    merge(tree, nest(values))
     return tree
-
-
-def _merge(into: dict, other: dict) -> None:
-    for key, value in other.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            _merge(into[key], value)
-        else:
-            into[key] = value
 
 
 def write_best_yaml(setup: TuneSetup, trial: optuna.trial.FrozenTrial, metric: str) -> Path:

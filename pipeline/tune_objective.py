@@ -39,11 +39,11 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.trial import TrialState
 
-from pipeline.cli import Inputs, check_buildable, resolve_config
 from pipeline.competition import TestData, TrainData
 from pipeline.config import Config
-from pipeline.cv import CrossValidator
+from pipeline.engine.cv import CrossValidator
 from pipeline.errors import ConfigError, TrainingDiverged
+from pipeline.inputs import Inputs, check_buildable, resolve_config
 from pipeline.io import atomic_write
 from pipeline.tune_space import SearchSpace, to_override
 from pipeline.tune_storage import WORKER_ID, Heartbeat, holds_slot

@@ -17,7 +17,6 @@ here; whether a combination is possible (group norm dividing a width, ...) is ch
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import math
 import typing
@@ -33,7 +32,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from pipeline.config import Config, coerce, load_yaml, parse_value
+from pipeline.config import Config, coerce, flatten, leaf, load_yaml, parse_value
 from pipeline.errors import ConfigError
 
 SPEC_KEYS = ("type", "low", "high", "log", "step", "choices")
@@ -124,22 +123,16 @@ def parse_space(raw: dict, cfg: Config, source: str) -> SearchSpace:
     if not isinstance(raw, dict):
         raise ConfigError(f"The search space ({source}) must be a mapping of config keys.")
     params = []
-    for path, spec in _flatten(raw, source):
+    is_entry = lambda spec: bool(set(spec) & set(SPEC_KEYS))  # noqa: E731
+    try:
+        flat = flatten(raw, is_leaf=is_entry)
+    except ConfigError as exc:
+        raise ConfigError(f"Search space ({source}): {exc}") from None
+    for path, spec in flat.items():
         if path in {p.path for p in params}:
             raise ConfigError(f"Search space ({source}): {path} is given twice.")
         params.append(_param(path, spec, cfg, source))
     return SearchSpace(params, source)
-
-
-def _flatten(raw: dict, source: str, prefix: str = "") -> list[tuple[str, Any]]:
-    items = []
-    for key, spec in raw.items():
-        path = f"{prefix}{key}"
-        if isinstance(spec, dict) and spec and not set(spec) & set(SPEC_KEYS):
-            items += _flatten(spec, source, f"{path}.")
-        else:
-            items.append((path, spec))
-    return items
 
 
 def _param(path: str, spec: Any, cfg: Config, source: str) -> Param:
@@ -233,25 +226,10 @@ def _number(value: Any, kind: str, where: str) -> int | float:
 
 def _hint(cfg: Config, path: str, where: str) -> Any:
     """The type hint of a config leaf; ConfigError for an unknown path or a section."""
-    node: Any = cfg
-    parts = path.split(".")
-    for i, part in enumerate(parts):
-        names = (
-            [f.name for f in dataclasses.fields(node)] if dataclasses.is_dataclass(node) else []
-        )
-        if part not in names:
-            prefix = ".".join(parts[:i])
-            under = f"under '{prefix}'" if prefix else "at the top level"
-            raise ConfigError(
-                f"{where}: unknown config key. Valid keys {under}: {', '.join(names)}."
-            )
-        if i == len(parts) - 1:
-            value = getattr(node, part)
-            if dataclasses.is_dataclass(value):
-                raise ConfigError(f"{where} is a section; search its keys, e.g. {path}.<key>.")
-            return typing.get_type_hints(type(node))[part]
-        node = getattr(node, part)
-    raise AssertionError("unreachable")
+    try:
+        return leaf(cfg, path)[2]
+    except ConfigError as exc:  # "model.x: unknown config key ..." -> "Search space (...): ..."
+        raise ConfigError(f"{where.rsplit(': ', 1)[0]}: {exc}") from None
 
 
 def to_override(path: str, value: Any) -> str:
@@ -265,15 +243,3 @@ def to_override(path: str, value: Any) -> str:
     else:
         text = repr(value)
     return f"{path}={text}"
-
-
-def nest(flat: dict[str, Any]) -> dict:
-    """{'model.dropout': 0.1} -> {'model': {'dropout': 0.1}}."""
-    tree: dict = {}
-    for path, value in flat.items():
-        node = tree
-        *parents, leaf = path.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return tree

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import resolve_config
 from pipeline.competition import load_competition
+from pipeline.inputs import resolve_config
 
 ROOT = Path(__file__).resolve().parents[1]
 COVID_DIR = ROOT.parent / "shared" / "data" / "ml2021spring-hw1"

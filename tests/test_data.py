@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from pipeline.data import TensorBatches
+from pipeline.engine.batches import TensorBatches
 
 
 def test_each_epoch_is_a_new_permutation_of_all_rows():

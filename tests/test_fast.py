@@ -10,13 +10,13 @@ from sklearn.decomposition import PCA
 from sklearn.pipeline import Pipeline
 
 from pipeline.config import ModelConfig
-from pipeline.cv import CrossValidator
+from pipeline.engine.cv import CrossValidator
+from pipeline.engine.fast import DeviceFolds, FoldEarlyStopping, StackedLitModel, affine_map
+from pipeline.engine.stacked import Stacked
 from pipeline.errors import ConfigError
-from pipeline.fast import DeviceFolds, FoldEarlyStopping, StackedLitModel, affine_map
 from pipeline.metrics import Task
 from pipeline.models import build_model
 from pipeline.preprocess import Preprocessor, TabularFeatures, tabular_preprocessor
-from pipeline.stacked import Stacked
 from tests.conftest import small_config
 
 NORMS = ["none", "batch", "layer", "group", "instance"]
@@ -194,7 +194,7 @@ def test_training_without_memory_poisoning_gives_bit_identical_results(
     flag must be back as it was afterwards, also when training fails."""
     import contextlib
 
-    from pipeline import fast
+    from pipeline.engine import fast
 
     train = covid.load_train(covid_dir)
     cfg = small_config(covid, "train.engine=fast", "train.epochs=3")
@@ -219,7 +219,7 @@ def test_training_without_memory_poisoning_gives_bit_identical_results(
 
 def test_initialisation_is_the_plain_paths(covid, covid_dir, monkeypatch):
     """Fold k's model starts from exactly the weights the plain path gives fold k."""
-    import pipeline.fast as fast
+    import pipeline.engine.fast as fast
 
     captured = {}
 
@@ -290,7 +290,7 @@ def test_what_the_fast_engine_cannot_do_is_refused_with_the_fallback(
 
 def test_per_fold_gradient_clipping_bounds_each_folds_norm():
     from pipeline.config import build_config
-    from pipeline.fast import StackedLitModel
+    from pipeline.engine.fast import StackedLitModel
 
     cfg = build_config(overrides=["train.grad_clip=1.0"])
     stacked = Stacked([build_model(ModelConfig(hidden=[4]), 3, 1) for _ in range(3)])

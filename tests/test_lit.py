@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from pipeline.config import build_config
-from pipeline.cv import quiet_lightning
-from pipeline.data import TensorBatches
-from pipeline.lit import LitModel
+from pipeline.engine.batches import TensorBatches
+from pipeline.engine.lit import LitModel
+from pipeline.engine.trainer import quiet_lightning
 from pipeline.metrics import Task, get_metric
 from pipeline.models import build_model
 

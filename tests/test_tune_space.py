@@ -4,11 +4,11 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from pipeline.cli import resolve_config
 from pipeline.competition import load_competition
-from pipeline.config import get_path, parse_overrides
+from pipeline.config import get_path, nest, parse_overrides
 from pipeline.errors import ConfigError
-from pipeline.tune_space import load_space, nest, parse_space, to_override
+from pipeline.inputs import resolve_config
+from pipeline.tune_space import load_space, parse_space, to_override
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_suggested_values_are_config_values(cfg):
             r"model.dropuot: unknown config key. Valid keys under 'model': name, hidden",
         ),
         ({"optim": {"lr": 0.01}}, r"optim.lr: give a range .* or a list of choices; got 0.01"),
-        ({"model": 0.1}, r"model is a section; search its keys, e.g. model.<key>"),
+        ({"model": 0.1}, r"model is a section; name one of its keys, e.g. model.<key>"),
         (
             {"model.dropout": {"low": 0.5, "high": 0.1}},
             r"low must be below high; got low=0.5, high=0.1",

@@ -4,7 +4,7 @@
   training rows by index (one permutation per fold and epoch, fixed batch shapes).
 - Each fold's preprocessing (fitted on that fold's training rows, as on the plain path) must be
   a column selection plus a per-column affine map (scalers); it is applied on the device.
-- The K models are stacked (pipeline.stacked): one step costs about what one model's step does.
+- The K models are stacked (engine/stacked.py): one step costs about what one model's step does.
 - Per-fold early stopping: each fold keeps its own best epoch (weights kept in memory) and its
   own patience; training ends when every fold has stopped.
 After training the stack is split back into K ordinary LitModels, so OOF and test predictions,
@@ -26,12 +26,12 @@ from lightning.pytorch.loggers import CSVLogger
 from torch.nn import functional as F
 
 from pipeline import optim
-from pipeline.cv import diverged, make_trainer
-from pipeline.data import to_tensor
-from pipeline.lit import EpochMean, LitModel
+from pipeline.engine.batches import to_tensor
+from pipeline.engine.lit import EpochMean, LitModel
+from pipeline.engine.stacked import NotStackable, Stacked
+from pipeline.engine.trainer import diverged, make_trainer
 from pipeline.models import build_model
 from pipeline.preprocess import Preprocessor
-from pipeline.stacked import NotStackable, Stacked
 
 # --- preprocessing on the device -----------------------------------------------------------------
 

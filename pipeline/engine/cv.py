@@ -9,10 +9,8 @@ best epoch.
 
 from __future__ import annotations
 
-import logging
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,139 +18,19 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
-from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
 
 from pipeline.competition import Competition, TrainData
-from pipeline.data import TensorBatches, to_tensor
-from pipeline.errors import ConfigError, TrainingDiverged
-from pipeline.lit import LitModel
+from pipeline.engine.batches import TensorBatches, to_tensor
+from pipeline.engine.lit import LitModel
+from pipeline.engine.trainer import diverged, make_trainer, quiet_lightning
 from pipeline.models import build_model
 from pipeline.preprocess import Preprocessor
 from pipeline.progress import RunProgress
-
-Split = tuple[np.ndarray, np.ndarray]
-
-
-def quiet_lightning() -> None:
-    """Lightning's start-up chatter and advice meant for DataLoader users hide our summary."""
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
-    warnings.filterwarnings("ignore", ".*LeafSpec.*is deprecated.*")
-    warnings.filterwarnings("ignore", ".*isinstance.treespec, LeafSpec.*")
-    # folds share one checkpoints/ folder, each with its own file name
-    warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
-
-
-# --- splitting ----------------------------------------------------------------------------------
-
-
-def blocked_splits(
-    n_rows: int, folds: int, gap: int = 0, groups: np.ndarray | None = None
-) -> list[Split]:
-    """Contiguous blocks in row order (within each group when groups are given).
-
-    Fold k validates on the k-th block of every group and trains on the rest of that group,
-    minus `gap` rows on each side of the block, so rows that share time steps with a
-    validation row never train. Rows must be in time order within a group.
-    """
-    if groups is None:
-        groups = np.zeros(n_rows, dtype=np.int64)
-    val = [[] for _ in range(folds)]
-    train = [[] for _ in range(folds)]
-    for g in _unique_in_order(groups):
-        idx = np.flatnonzero(groups == g)
-        if len(idx) < folds:
-            raise ConfigError(
-                f"cv.folds={folds} is more than the {len(idx)} rows of group {g!r}; "
-                "use fewer folds for blocked CV."
-            )
-        pos = np.arange(len(idx))
-        for k, block in enumerate(np.array_split(pos, folds)):
-            lo, hi = block[0] - gap, block[-1] + gap
-            val[k].append(idx[block])
-            train[k].append(idx[(pos < lo) | (pos > hi)])
-    return [(np.concatenate(t), np.concatenate(v)) for t, v in zip(train, val, strict=True)]
-
-
-def _unique_in_order(values: np.ndarray) -> list:
-    _, first = np.unique(values, return_index=True)
-    return list(values[np.sort(first)])
-
-
-def make_splits(cv_cfg, train: TrainData, seed: int, classification: bool) -> list[Split]:
-    n = len(train.y)
-    strategy = cv_cfg.strategy
-    if strategy == "blocked":
-        return blocked_splits(n, cv_cfg.folds, cv_cfg.gap, train.groups)
-    if cv_cfg.gap:
-        raise ConfigError("cv.gap applies to cv.strategy=blocked only.")
-    if strategy == "group":
-        if train.groups is None:
-            raise ConfigError("cv.strategy=group needs a competition that defines row groups.")
-        n_groups = len(np.unique(train.groups))
-        if n_groups < cv_cfg.folds:
-            raise ConfigError(f"cv.folds={cv_cfg.folds} is more than the {n_groups} groups.")
-        return list(GroupKFold(cv_cfg.folds).split(train.X, train.y, train.groups))
-    if strategy == "stratified":
-        if not classification:
-            raise ConfigError("cv.strategy=stratified needs a classification task; use kfold.")
-        counts = np.bincount(train.y)
-        if counts[counts > 0].min() < cv_cfg.folds:
-            warnings.warn(
-                "Some classes have fewer rows than cv.folds; their folds are unbalanced.",
-                stacklevel=2,
-            )
-        splitter = StratifiedKFold(
-            cv_cfg.folds, shuffle=cv_cfg.shuffle, random_state=seed if cv_cfg.shuffle else None
-        )
-        return list(splitter.split(np.zeros(n), train.y))
-    if n < cv_cfg.folds:
-        raise ConfigError(f"cv.folds={cv_cfg.folds} is more than the {n} training rows.")
-    splitter = KFold(
-        cv_cfg.folds, shuffle=cv_cfg.shuffle, random_state=seed if cv_cfg.shuffle else None
-    )
-    return list(splitter.split(np.zeros(n)))
-
+from pipeline.splits import make_splits
 
 # --- the fold runner ----------------------------------------------------------------------------
-
-
-def make_trainer(cfg, callbacks, logger, root: Path, steps_per_epoch: int, **overrides):
-    """The Lightning Trainer both engines use; config mistakes become one-line errors."""
-    kwargs = dict(
-        max_epochs=cfg.train.epochs,
-        accelerator=cfg.train.accelerator,
-        devices=cfg.train.devices,
-        strategy=cfg.train.strategy,
-        precision=cfg.train.precision,
-        gradient_clip_val=cfg.train.grad_clip or None,
-        gradient_clip_algorithm=cfg.train.grad_clip_algorithm,
-        deterministic=cfg.train.deterministic,
-        callbacks=callbacks,
-        logger=logger,
-        log_every_n_steps=max(1, steps_per_epoch),
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        default_root_dir=root,
-    )
-    kwargs.update(overrides)
-    try:
-        return L.Trainer(**kwargs)
-    except (MisconfigurationException, ValueError) as exc:
-        raise ConfigError(f"train: {exc}") from None
-
-
-def diverged(k: int, metric) -> TrainingDiverged:
-    return TrainingDiverged(
-        f"fold {k + 1}: the loss or validation {metric.name} was never finite; lower "
-        "optim.lr, add train.grad_clip, or check the data for extreme values."
-    )
 
 
 @dataclass
@@ -217,8 +95,8 @@ class CrossValidator:
             ) as self._bar:
                 self.engine_ = self.cfg.train.engine
                 if self.engine_ in ("auto", "fast"):
-                    from pipeline.fast import fit_stacked
-                    from pipeline.stacked import NotStackable
+                    from pipeline.engine.fast import fit_stacked
+                    from pipeline.engine.stacked import NotStackable
 
                     try:
                         fit_stacked(self, train, root)

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from pipeline.errors import DataError
-from pipeline.submit import build_submission, read_submission, validate_submission
+from pipeline.submission import build_submission, read_submission, validate_submission
 
 
 @pytest.fixture

@@ -6,9 +6,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from pipeline.competition import TrainData
-from pipeline.cv import CrossValidator, blocked_splits, make_splits
+from pipeline.engine.cv import CrossValidator
 from pipeline.errors import ConfigError
 from pipeline.preprocess import Preprocessor
+from pipeline.splits import blocked_splits, make_splits
 from tests.conftest import small_config
 
 
