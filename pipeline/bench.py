@@ -3,7 +3,7 @@
 The common template is what most Lightning notebooks write: per fold, a TensorDataset and a
 DataLoader over the fold's rows, a LightningModule logging its losses every step, a Trainer
 with EarlyStopping and ModelCheckpoint, one fold after another. The project's path is
-`train.engine=fast` (pipeline/fast.py). Both get the same data, folds, per-fold preprocessing,
+`train.engine=fast` (pipeline/engine/). Both get the same data, folds, per-fold preprocessing,
 architecture, optimizer, batch size and epochs; the bench prints seconds per epoch (all folds)
 for each and, as its last line, the ratio.
 
@@ -138,11 +138,12 @@ def project_cv(competition, cfg, train):
     return time.perf_counter() - start, cv.epochs_run_, cv.fold_scores_
 
 
-def _generated_timit(size: str, tmp: Path) -> Path:
-    from competitions.timit.generate import FULL_TEST_ROWS, FULL_TRAIN_ROWS, generate
-
-    rows = (FULL_TRAIN_ROWS, FULL_TEST_ROWS) if size == "full" else (20_000, 1_000)
-    generate(tmp, *rows, seed=0)
+def _generated(competition, size: str, tmp: Path) -> Path:
+    """Look-alike files from the plug-in's generator: the real size, or a small slice."""
+    full = competition.full_size
+    if full is None:
+        raise UserError(f"{competition.name} cannot generate data; pass --data-dir.")
+    competition.generate(tmp, *(full if size == "full" else (20_000, 1_000)), seed=0)
     return tmp
 
 
@@ -150,14 +151,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.bench", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--data", choices=("timit", "covid"), default="timit")
-    parser.add_argument("--data-dir", type=Path, help="covid: the folder with covid.train.csv")
+    parser.add_argument(
+        "--data",
+        default="timit",
+        help="a competition; without --data-dir its plug-in generates the data",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="the competition's files (real data: whole runs, early stopping)",
+    )
     parser.add_argument("--size", choices=("small", "full"), default="small",
-                        help="timit: 20,000 generated rows, or the real 1,229,932")  # fmt: skip
+                        help="generated data: 20,000 rows, or the real files' size")  # fmt: skip
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--batch", type=int, help="batch size (default: the competition's)")
     parser.add_argument(
-        "--epochs", type=int, help="epochs (timit default 2; covid: early stopping)"
+        "--epochs", type=int, help="epochs (generated data: 2; real data: early stopping)"
     )
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     parser.add_argument(
@@ -190,18 +199,11 @@ def main(argv: list[str] | None = None) -> int:
         overrides = [f"cv.folds={args.folds}", f"train.accelerator={accelerator}"]
         if args.batch:
             overrides.append(f"train.batch_size={args.batch}")
-        early_stop = args.data == "covid" and args.epochs is None
+        early_stop = args.data_dir is not None and args.epochs is None
         if not early_stop:
             overrides += [f"train.epochs={args.epochs or 2}", "train.patience=0"]
         with tempfile.TemporaryDirectory() as tmp:
-            if args.data == "covid":
-                if args.data_dir is None:
-                    raise UserError(
-                        "--data covid needs --data-dir (the folder with covid.train.csv)."
-                    )
-                data_dir = args.data_dir
-            else:
-                data_dir = _generated_timit(args.size, Path(tmp))
+            data_dir = args.data_dir or _generated(competition, args.size, Path(tmp))
             raw = competition.load_train(data_dir)
             # per seed, each path is run --repeats times, alternating, and its fastest run is
             # kept: the first run of a process also pays for imports and lazy initialisation

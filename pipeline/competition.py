@@ -29,12 +29,14 @@ class TrainData:
     ids: np.ndarray  # (n_rows,) row ids as in the file
     groups: np.ndarray | None = None  # group of each row (GroupKFold; blocks stay inside one)
     feature_names: list[str] | None = None
+    source: str = "the training data"  # the file the rows came from, for error messages
 
 
 @dataclass
 class TestData:
     X: np.ndarray
     ids: np.ndarray
+    source: str = "the test data"
 
 
 class Competition:
@@ -72,6 +74,13 @@ class Competition:
 
     def prepare_data(self, data_dir: Path) -> None:
         """Make sure the files exist (a built-in dataset writes them here); default: nothing."""
+
+    # (train rows, test rows) of the real files, for plug-ins that can generate look-alike data
+    full_size: tuple[int, int] | None = None
+
+    def generate(self, data_dir: Path, train_rows: int, test_rows: int, seed: int = 0) -> None:
+        """Write generated files of the real ones' shapes into data_dir (benchmarks, tests)."""
+        raise UserError(f"{self.name} cannot generate data; pass --data-dir with its files.")
 
     def load_train(self, data_dir: Path) -> TrainData:
         raise NotImplementedError

@@ -11,14 +11,14 @@ mapped back with the inverse, so metrics are always computed on the competition'
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import partial
 
 import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_selection import SelectKBest, f_classif, f_regression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, RobustScaler, StandardScaler
+from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, DataError
 
 SCALERS = {
     "standard": StandardScaler,
@@ -68,6 +68,51 @@ class TabularFeatures:
                     )
 
 
+class SelectColumns(TransformerMixin, BaseEstimator):
+    """Keep the given column indices (a named feature group), as a pipeline step."""
+
+    def __init__(self, columns: list[int]):
+        self.columns = columns
+
+    def fit(self, X, y=None) -> SelectColumns:
+        return self
+
+    def transform(self, X):
+        return np.take(X, self.columns, axis=1)
+
+
+@dataclass
+class AffineMap:
+    """transform(X) == (X[:, columns] - center) * mult, read off a fitted preprocessing."""
+
+    columns: np.ndarray  # (F,) int64 raw column of each output feature
+    center: np.ndarray  # (F,) float64
+    mult: np.ndarray  # (F,) float64
+
+
+def _step_affine(step) -> tuple[np.ndarray | None, np.ndarray, np.ndarray] | None:
+    """(selected columns or None, center, mult) of one fitted step; None when the step is not
+    a selection or a per-column scaling. Scalars broadcast over the step's columns."""
+    if isinstance(step, SelectColumns):
+        return np.asarray(step.columns, dtype=np.int64), np.zeros(1), np.ones(1)
+    if isinstance(step, SelectKBest):
+        return step.get_support(indices=True).astype(np.int64), np.zeros(1), np.ones(1)
+    if isinstance(step, StandardScaler):
+        center = step.mean_ if step.with_mean else np.zeros(1)
+        mult = 1.0 / step.scale_ if step.with_std else np.ones(1)
+        return None, np.asarray(center, dtype=np.float64), np.asarray(mult, dtype=np.float64)
+    if isinstance(step, RobustScaler):
+        center = step.center_ if step.with_centering else np.zeros(1)
+        mult = 1.0 / step.scale_ if step.with_scaling else np.ones(1)
+        return None, np.asarray(center, dtype=np.float64), np.asarray(mult, dtype=np.float64)
+    if isinstance(step, MinMaxScaler):  # X * scale_ + min_ == (X - (-min_ / scale_)) * scale_
+        scale = np.asarray(step.scale_, dtype=np.float64)
+        if (scale == 0).any():
+            return None
+        return None, -np.asarray(step.min_, dtype=np.float64) / scale, scale
+    return None
+
+
 class Preprocessor:
     """sklearn-style: fit(X, y) on training rows, then transform / offset / target maps."""
 
@@ -96,8 +141,28 @@ class Preprocessor:
             self.shift_, self.scale_ = 0.0, 1.0
         if self.features is not None:
             self.features.fit(X, target)
+        self.n_features_in_ = X.shape[1]
         self.n_features_out_ = self.transform(X[:2]).shape[1]
         return self
+
+    def affine(self) -> AffineMap | None:
+        """The fitted preprocessing as a per-column affine map of raw columns, read from the
+        fitted parameters (a scaler's mean_/scale_, a selector's support); None when a step
+        is something else (an encoder, an imputer, a user's own transformer)."""
+        columns = np.arange(self.n_features_in_, dtype=np.int64)
+        center = np.zeros(len(columns))
+        mult = np.ones(len(columns))
+        for _, step in self.features.steps if self.features is not None else []:
+            found = _step_affine(step)
+            if found is None:
+                return None
+            selected, c, m = found
+            if selected is not None:
+                columns, center, mult = columns[selected], center[selected], mult[selected]
+            else:  # ((x - center) * mult - c) * m == (x - (center + c / mult)) * (mult * m)
+                center = center + np.broadcast_to(c, center.shape) / mult
+                mult = mult * np.broadcast_to(m, mult.shape)
+        return AffineMap(columns, center, mult)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         out = X if self.features is None else self.features.transform(X)
@@ -123,7 +188,7 @@ def tabular_preprocessor(
     steps = []
     if cfg.select == "groups":
         columns = sorted({c for name in cfg.groups for c in (groups or {})[name]})
-        steps.append(("select", FunctionTransformer(partial(np.take, indices=columns, axis=1))))
+        steps.append(("select", SelectColumns(columns)))
     elif cfg.select == "kbest":
         if n_columns is not None and cfg.k > n_columns:
             raise ConfigError(f"features.k must be <= {n_columns} (the columns); got {cfg.k}.")
@@ -134,3 +199,37 @@ def tabular_preprocessor(
         steps.append(("scale", scaler()))
     features = Pipeline(steps) if steps else None
     return Preprocessor(features, offset_column=offset_column, scale_target=cfg.scale_target)
+
+
+def check_finite(X: np.ndarray, pre: Preprocessor, source: str, names: list[str] | None) -> None:
+    """Non-finite raw values must be ones the fitted preprocessing fills in (an imputer);
+    otherwise DataError naming the file, the column and how many rows hold them.
+
+    Scans the whole array in chunks (a memory map stays a memory map), then transforms only
+    the rows that hold such values."""
+    bad_rows: list[np.ndarray] = []
+    counts = np.zeros(X.shape[1], dtype=np.int64)
+    for start in range(0, len(X), 1 << 16):
+        chunk = ~np.isfinite(np.asarray(X[start : start + (1 << 16)], dtype=np.float32))
+        counts += chunk.sum(axis=0)
+        bad_rows.append(start + np.flatnonzero(chunk.any(axis=1)))
+    if not counts.any():
+        return
+    rows = np.concatenate(bad_rows)
+    try:
+        out = pre.transform(np.asarray(X[rows[:4096]], dtype=np.float32))
+        if np.isfinite(out).all():
+            return  # the preprocessing fills them in
+    except ValueError:  # scikit-learn refuses infinite values
+        pass
+    column = int(np.argmax(counts))
+    name = names[column] if names is not None else f"#{column + 1}"
+    first = int(np.flatnonzero(~np.isfinite(np.asarray(X[rows, column], dtype=np.float32)))[0])
+    where = f"line {rows[first] + 2:,}" if source.endswith(".csv") else f"row {rows[first] + 1:,}"
+    others = int((counts > 0).sum()) - 1
+    more = f" ({others} other column(s) too)" if others else ""
+    raise DataError(
+        f"{source}: column {name!r} holds NaN or infinite values in {counts[column]:,} of "
+        f"{len(X):,} rows (first at {where}){more}; this competition's preprocessing does not "
+        "fill missing values: fix the file or drop the column."
+    )

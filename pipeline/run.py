@@ -50,12 +50,12 @@ def fit_and_write(inputs: Inputs, out_dir: Path, progress: bool = True, write: b
         CrossValidator(competition, cfg, run_dir=out_dir, progress=False).fit(train)
         return None
     started = time.perf_counter()
+    # the input checks and the engine choice come first inside fit: a data error leaves no files
+    cv = CrossValidator(competition, cfg, run_dir=out_dir, progress=progress).fit(train, test)
+    fit_seconds = time.perf_counter() - started
     out_dir.mkdir(parents=True, exist_ok=True)
     write_config(inputs, out_dir)
     write_json(out_dir / "provenance.json", collect(inputs.data_dir, competition.files))
-
-    cv = CrossValidator(competition, cfg, run_dir=out_dir, progress=progress).fit(train)
-    fit_seconds = time.perf_counter() - started
 
     t0 = time.perf_counter()
     test_pred, test_spread = cv.predict(test.X)

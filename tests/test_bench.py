@@ -31,7 +31,7 @@ def test_bench_times_both_paths_and_prints_the_ratio_last(covid_dir, capsys):
 
 def test_bench_refuses_covid_without_its_files(capsys):
     assert bench.main(["--data", "covid"]) != 0
-    assert "--data covid needs --data-dir" in capsys.readouterr().err
+    assert "covid cannot generate data; pass --data-dir" in capsys.readouterr().err
 
 
 def test_bench_with_several_seeds_averages_the_scores(covid_dir, capsys):

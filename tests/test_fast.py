@@ -6,17 +6,16 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from sklearn.decomposition import PCA
-from sklearn.pipeline import Pipeline
 
 from pipeline.config import ModelConfig
 from pipeline.engine.cv import CrossValidator
-from pipeline.engine.fast import DeviceFolds, FoldEarlyStopping, StackedLitModel, affine_map
+from pipeline.engine.device import DeviceFolds
+from pipeline.engine.lit_stacked import StackedLitModel
 from pipeline.engine.stacked import Stacked
+from pipeline.engine.stopping import FoldEarlyStopping
 from pipeline.errors import ConfigError
 from pipeline.metrics import Task
 from pipeline.models import build_model
-from pipeline.preprocess import Preprocessor, TabularFeatures, tabular_preprocessor
 from tests.conftest import small_config
 
 NORMS = ["none", "batch", "layer", "group", "instance"]
@@ -62,43 +61,17 @@ def test_the_stacked_loss_gives_each_fold_the_gradient_of_its_own_loss(task):
         torch.testing.assert_close(stacked.mlp_body[0].weight.grad[k], m.body[0].weight.grad)
 
 
-def test_a_recurrent_model_is_refused_with_the_fallback_named():
+def test_a_recurrent_model_does_not_stack():
     models = [build_model(ModelConfig(name="gru", hidden=[4], channels=4), 6, 2, 3)] * 2
-    with pytest.raises(ConfigError, match="train.engine=plain"):
+    with pytest.raises(ConfigError, match="FrameGRU model"):
         Stacked(models)
-
-
-@pytest.mark.parametrize(
-    "features",
-    [
-        TabularFeatures(select="all", scale="standard"),
-        TabularFeatures(select="all", scale="minmax"),
-        TabularFeatures(select="all", scale="robust"),
-        TabularFeatures(select="kbest", k=3, scale="standard"),
-        TabularFeatures(select="all", scale="none"),
-    ],
-)
-def test_affine_map_reproduces_the_fitted_preprocessing(features):
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(200, 6)).astype(np.float32) * [1, 2, 3, 4, 5, 6]
-    y = X[:, 2] + rng.normal(size=200).astype(np.float32)
-    pre = tabular_preprocessor(features, "regression", n_columns=6).fit(X, y)
-    columns, scale, shift = affine_map(pre, X)
-    np.testing.assert_allclose(X[:, columns] * scale + shift, pre.transform(X), atol=1e-4)
-
-
-def test_affine_map_refuses_preprocessing_that_mixes_columns():
-    X = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
-    pre = Preprocessor(Pipeline([("pca", PCA(2))])).fit(X, X[:, 0])
-    with pytest.raises(ConfigError, match="train.engine=plain"):
-        affine_map(pre, X)
 
 
 def test_precomputed_and_on_the_fly_inputs_agree():
     g = torch.Generator().manual_seed(0)
     data = DeviceFolds(
         X=torch.randn(30, 5, generator=g), y=torch.randn(30), offset=torch.randn(30),
-        columns=torch.tensor([[0, 2], [4, 1]]), scale=torch.rand(2, 2), shift=torch.randn(2, 2),
+        columns=torch.tensor([[0, 2], [4, 1]]), center=torch.randn(2, 2), mult=torch.rand(2, 2),
         target_shift=torch.tensor([0.5, -1.0]), target_scale=torch.tensor([2.0, 3.0]),
         train_idx=[], val_idx=[],
     )  # fmt: skip
@@ -108,7 +81,7 @@ def test_precomputed_and_on_the_fly_inputs_agree():
     assert data.Xk is not None
     assert torch.allclose(data.inputs(idx), on_the_fly[0])
     assert torch.allclose(data.targets(idx), on_the_fly[1])
-    k1 = data.X[idx[1]][:, [4, 1]] * data.scale[1] + data.shift[1]
+    k1 = (data.X[idx[1]][:, [4, 1]] - data.center[1]) * data.mult[1]
     assert torch.allclose(data.inputs(idx)[1], k1)  # fold 1 uses fold 1's map
 
 
@@ -219,7 +192,7 @@ def test_training_without_memory_poisoning_gives_bit_identical_results(
 
 def test_initialisation_is_the_plain_paths(covid, covid_dir, monkeypatch):
     """Fold k's model starts from exactly the weights the plain path gives fold k."""
-    import pipeline.engine.fast as fast
+    import pipeline.engine.seam as seam
 
     captured = {}
 
@@ -227,7 +200,7 @@ def test_initialisation_is_the_plain_paths(covid, covid_dir, monkeypatch):
         captured["models"] = [{k: v.clone() for k, v in m.state_dict().items()} for m in models]
         raise RuntimeError("stop here")
 
-    monkeypatch.setattr(fast.Stacked, "from_models", staticmethod(grab))
+    monkeypatch.setattr(seam.Stacked, "from_models", staticmethod(grab))
     cfg = small_config(covid, "train.engine=fast")
     with pytest.raises(RuntimeError, match="stop here"):
         CrossValidator(covid, cfg, progress=False).fit(covid.load_train(covid_dir))
@@ -273,24 +246,8 @@ def test_every_toolbox_switch_runs_on_the_fast_engine(overrides, demo, demo_dir,
         assert np.isfinite(cv.oof_spread_).all()
 
 
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        (["sched.name=plateau"], "sched.name=plateau"),
-        (["train.devices=2"], "several devices"),
-    ],
-)
-def test_what_the_fast_engine_cannot_do_is_refused_with_the_fallback(
-    overrides, message, demo, demo_dir
-):
-    cfg = small_config(demo, "train.engine=fast", *overrides)
-    with pytest.raises(ConfigError, match=f"{message}.*train.engine=plain"):
-        CrossValidator(demo, cfg, progress=False).fit(demo.load_train(demo_dir))
-
-
 def test_per_fold_gradient_clipping_bounds_each_folds_norm():
     from pipeline.config import build_config
-    from pipeline.engine.fast import StackedLitModel
 
     cfg = build_config(overrides=["train.grad_clip=1.0"])
     stacked = Stacked([build_model(ModelConfig(hidden=[4]), 3, 1) for _ in range(3)])
@@ -318,20 +275,11 @@ def test_fast_engine_on_the_gpu_matches_the_cpu(covid, covid_dir):
     assert abs(scores["cpu"] - scores["gpu"]) < 0.02
 
 
-def test_auto_engine_takes_the_fast_path_and_falls_back_with_the_reason(demo, demo_dir):
-    train = demo.load_train(demo_dir)
-    fast = CrossValidator(demo, small_config(demo, "train.epochs=1"), progress=False).fit(train)
-    assert fast.engine_ == "fast" and fast.engine_note_ is None
-    cfg = small_config(demo, "train.epochs=1", "sched.name=plateau")
-    plain = CrossValidator(demo, cfg, progress=False).fit(train)
-    assert plain.engine_ == "plain" and "sched.name=plateau" in plain.engine_note_
-
-
 def _folds_data(n=40):
     g = torch.Generator().manual_seed(1)
     return DeviceFolds(
         X=torch.randn(n, 5, generator=g), y=torch.randn(n), offset=torch.zeros(n),
-        columns=torch.tensor([[0, 2], [4, 1]]), scale=torch.rand(2, 2), shift=torch.randn(2, 2),
+        columns=torch.tensor([[0, 2], [4, 1]]), center=torch.randn(2, 2), mult=torch.rand(2, 2),
         target_shift=torch.zeros(2), target_scale=torch.ones(2),
         train_idx=[torch.arange(20), torch.arange(20, 40)], val_idx=[],
     )  # fmt: skip

@@ -127,13 +127,14 @@ class Covid(Competition):
             ids=frame["id"].to_numpy(),
             groups=_state_of_rows(X, "covid.train.csv"),
             feature_names=list(FEATURES),
+            source="covid.train.csv",
         )
 
     def load_test(self, data_dir: Path) -> TestData:
         frame = read_table(self.require_file(data_dir, "covid.test.csv"), TEST_COLUMNS)
         X = frame[FEATURES].to_numpy(dtype=np.float32)
         _state_of_rows(X, "covid.test.csv")
-        return TestData(X=X, ids=frame["id"].to_numpy())
+        return TestData(X=X, ids=frame["id"].to_numpy(), source="covid.test.csv")
 
     def load_sample_submission(self, data_dir: Path) -> pd.DataFrame | None:
         path = Path(data_dir) / "sampleSubmission.csv"

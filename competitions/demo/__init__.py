@@ -65,11 +65,13 @@ class Demo(Competition):
             y=frame["label"].to_numpy(dtype=np.int64),
             ids=frame["id"].to_numpy(),
             feature_names=list(PIXELS),
+            source="train.csv",
         )
 
     def load_test(self, data_dir: Path) -> TestData:
         frame = read_table(self.require_file(data_dir, "test.csv"), ["id", *PIXELS])
-        return TestData(X=frame[PIXELS].to_numpy(dtype=np.float32), ids=frame["id"].to_numpy())
+        X = frame[PIXELS].to_numpy(dtype=np.float32)
+        return TestData(X=X, ids=frame["id"].to_numpy(), source="test.csv")
 
     def load_sample_submission(self, data_dir: Path) -> pd.DataFrame | None:
         path = Path(data_dir) / "sample_submission.csv"

@@ -57,6 +57,12 @@ class Timit(Competition):
     files = ("timit_11/train_11.npy", "timit_11/train_label_11.npy", "timit_11/test_11.npy")
     ordered_rows = True
     frame_dim = FRAME_DIM
+    full_size = (1_229_932, 451_552)
+
+    def generate(self, data_dir: Path, train_rows: int, test_rows: int, seed: int = 0) -> None:
+        from competitions.timit.generate import generate
+
+        generate(Path(data_dir), train_rows, test_rows, seed=seed)
 
     def array_dir(self, data_dir: Path) -> Path:
         """The folder holding the .npy files: timit_11/, timit_11/timit_11/ or data_dir."""
@@ -75,11 +81,11 @@ class Timit(Competition):
                 f"train_label_11.npy has {len(y):,} labels for the {len(X):,} rows of "
                 "train_11.npy; both files must come from the same download."
             )
-        return TrainData(X=X, y=y, ids=np.arange(len(y)))
+        return TrainData(X=X, y=y, ids=np.arange(len(y)), source="train_11.npy")
 
     def load_test(self, data_dir: Path) -> TestData:
         X = _features(self.require_file(self.array_dir(data_dir), "test_11.npy"))
-        return TestData(X=X, ids=np.arange(len(X)))
+        return TestData(X=X, ids=np.arange(len(X)), source="test_11.npy")
 
     def load_sample_submission(self, data_dir: Path) -> pd.DataFrame | None:
         for folder in (Path(data_dir), self.array_dir(data_dir)):

@@ -88,3 +88,42 @@ class TensorBatches:
             else:
                 idx = order[start:end]
                 yield tuple(t[idx] for t in self.tensors)
+
+
+class StackedBatches:
+    """Per epoch, each fold's training rows in a new random order, padded with random extra
+    rows of the same fold to a whole number of full batches (all steps have one shape).
+
+    One item per epoch: the (steps, K, batch) row indices of the whole epoch. The module runs
+    the optimizer steps itself, so Lightning's per-batch machinery runs once per epoch."""
+
+    def __init__(self, train_idx: list[torch.Tensor], batch_size: int, seed: int):
+        self.train_idx = train_idx
+        self.batch_size = batch_size
+        longest = max(len(t) for t in train_idx)
+        self.steps = max(1, -(-longest // batch_size))
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return 1
+
+    def __iter__(self):
+        total = self.steps * self.batch_size
+        order = []
+        for idx in self.train_idx:
+            n = len(idx)
+            perm = torch.randperm(n, generator=self.generator)
+            extra = torch.randint(n, (max(0, total - n),), generator=self.generator)
+            order.append(idx[torch.cat([perm, extra])[:total]])
+        order = torch.stack(order)  # (K, total)
+        yield order.view(len(order), self.steps, self.batch_size).transpose(0, 1)
+
+
+class OncePerEpoch:
+    """The validation 'loader': one placeholder batch; the module validates all folds at once."""
+
+    def __len__(self) -> int:
+        return 1
+
+    def __iter__(self):
+        yield torch.zeros(1)

@@ -1,4 +1,6 @@
-"""The thin LightningModule: task loss, L1 penalty, max-norm, metric logging, optimizer/scheduler.
+"""The LightningModule family: one base for the loss, L1 penalty, max-norm, monitored metric,
+optimizer and schedule, and the per-fold module built on it (the stacked module of the fast
+engine, engine/lit_stacked.py, is the other member).
 
 Batches are (x, y, offset) with y on the competition's scale; for regression the module trains
 on (y - offset - shift) / scale (see pipeline.preprocess) and maps predictions back, so
@@ -33,7 +35,51 @@ class EpochMean:
         return mean
 
 
-class LitModel(L.LightningModule):
+class FoldModule(L.LightningModule):
+    """What every training module shares. `net` is the module whose parameters train (one
+    model, or K stacked ones); subclasses implement the steps."""
+
+    def __init__(self, net: nn.Module, task: Task, metric: Metric, cfg, steps_per_epoch: int):
+        super().__init__()
+        self.task = task
+        self.metric = metric
+        self.cfg = cfg  # the full run config: optim, sched and train sections are read here
+        self.steps_per_epoch = steps_per_epoch
+        self.epoch_loss = EpochMean()
+        self._net = [net]  # in a list: the subclass registers it under its own name
+        self._sched_interval: str | None = None
+        self.prefer_fused = False
+
+    @property
+    def monitor(self) -> str:
+        return f"val/{self.metric.name}"
+
+    def regularised(self, loss: torch.Tensor) -> torch.Tensor:
+        """The data loss (recorded for the epoch's train/loss) plus the L1 penalty."""
+        self.epoch_loss.add(loss)
+        if self.cfg.optim.l1 > 0:
+            loss = loss + self.cfg.optim.l1 * optim.l1_penalty(self._net[0])
+        return loss
+
+    def configure_optimizers(self):
+        optimizer = optim.build_optimizer(self._net[0], self.cfg.optim, self.prefer_fused)
+        scheduler = optim.build_scheduler(
+            optimizer,
+            self.cfg.sched,
+            epochs=self.cfg.train.epochs,
+            steps_per_epoch=self.steps_per_epoch,
+            monitor=self.monitor,
+            mode=self.metric.mode,
+        )
+        if scheduler is None:
+            return optimizer
+        self._sched_interval = scheduler["interval"]
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+class LitModel(FoldModule):
+    """One fold's model: automatic optimization, Lightning's loops, callbacks read `val/...`."""
+
     def __init__(
         self,
         model: nn.Module,
@@ -44,20 +90,11 @@ class LitModel(L.LightningModule):
         target_shift: float = 0.0,
         target_scale: float = 1.0,
     ):
-        super().__init__()
+        super().__init__(model, task, metric, cfg, steps_per_epoch)
         self.model = model
-        self.task = task
-        self.metric = metric
-        self.cfg = cfg  # the full run config: optim, sched and train sections are read here
-        self.steps_per_epoch = steps_per_epoch
         self.target_shift = target_shift
         self.target_scale = target_scale
         self._val_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-        self.epoch_loss = EpochMean()
-
-    @property
-    def monitor(self) -> str:
-        return f"val/{self.metric.name}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -75,11 +112,7 @@ class LitModel(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         x, y, offset = batch
-        loss = self.task.loss(self.model(x), self.model_target(y, offset))
-        self.epoch_loss.add(loss)
-        if self.cfg.optim.l1 > 0:
-            loss = loss + self.cfg.optim.l1 * optim.l1_penalty(self.model)
-        return loss
+        return self.regularised(self.task.loss(self.model(x), self.model_target(y, offset)))
 
     def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None):
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
@@ -111,20 +144,6 @@ class LitModel(L.LightningModule):
         # an epoch whose outputs are not finite has no score (checkpointing then skips it)
         score = self.metric(y, pred) if np.isfinite(pred).all() else float("nan")
         self.log(self.monitor, score)
-
-    def configure_optimizers(self):
-        optimizer = optim.build_optimizer(self.model, self.cfg.optim)
-        scheduler = optim.build_scheduler(
-            optimizer,
-            self.cfg.sched,
-            epochs=self.cfg.train.epochs,
-            steps_per_epoch=self.steps_per_epoch,
-            monitor=self.monitor,
-            mode=self.metric.mode,
-        )
-        if scheduler is None:
-            return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
     @torch.no_grad()
     def predict_array(

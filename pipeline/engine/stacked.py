@@ -24,7 +24,8 @@ from pipeline.errors import ConfigError
 
 
 class NotStackable(ConfigError):
-    """A model or layer the fast engine cannot stack (train.engine=plain can train it)."""
+    """A model or layer the fast engine cannot stack (train.engine=plain can train it); the
+    engine seam (engine/seam.py) puts the message into its reason."""
 
 
 STATELESS = (nn.Dropout, nn.Identity, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.SELU, nn.GELU, nn.SiLU,
@@ -172,10 +173,7 @@ def _stack_module(modules: list[nn.Module], conv: bool = False) -> nn.Module:
         return StackedConv1d(modules)
     if isinstance(first, STATELESS):
         return copy.deepcopy(first)
-    raise NotStackable(
-        f"train.engine=fast cannot stack a {type(first).__name__} layer; use train.engine=plain "
-        "for this model."
-    )
+    raise NotStackable(f"a {type(first).__name__} layer (it does not stack)")
 
 
 def _unstack_module(stacked: nn.Module, target: nn.Module, k: int) -> None:
@@ -209,10 +207,7 @@ class Stacked(nn.Module):
             self.mlp_body = _stack_module([m.body for m in models])
             self.head = _stack_module([m.head for m in models])
         else:
-            raise NotStackable(
-                f"train.engine=fast trains MLP and conv models; {type(first).__name__} needs "
-                "train.engine=plain."
-            )
+            raise NotStackable(f"a {type(first).__name__} model (only MLP and conv models stack)")
 
     @classmethod
     def from_models(cls, models: list[nn.Module]) -> Stacked:

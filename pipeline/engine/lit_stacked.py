@@ -1,0 +1,189 @@
+"""The fast engine's LightningModule: K fold models stacked into one (engine/stacked.py),
+trained on rows that stay on the device (engine/device.py), one item per epoch.
+
+It shares loss bookkeeping, the L1 penalty, the monitored key and the optimizer/schedule with
+the per-fold module (engine/lit.py). What differs: manual optimization (one epoch's steps run
+inside training_step, where Lightning's per-batch machinery would cost more than a step),
+per-fold gradient clipping and max-norm, and a validation that scores every fold at once and
+leaves the K scores in `fold_scores` for the per-fold early stopping (engine/stopping.py).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from pipeline.engine.device import EPOCH_GATHER, DeviceFolds, memory_budget
+from pipeline.engine.lit import FoldModule
+from pipeline.engine.stacked import Stacked
+
+
+class StackedLitModel(FoldModule):
+    """K fold models trained as one: manual optimization, one item per epoch."""
+
+    def __init__(self, stacked: Stacked, task, metric, cfg, data: DeviceFolds, steps: int):
+        super().__init__(stacked, task, metric, cfg, steps)
+        self.stacked = stacked
+        self.data = data
+        self.prefer_fused = True
+        self.fold_scores: torch.Tensor | None = None
+        self.placement_note: str | None = None
+        self._val_chunks: list | None = None
+        self._val_y: list[torch.Tensor] = []
+        self.automatic_optimization = False  # the epoch's steps run inside training_step
+        self._train_loss = self._forward_loss  # compiled in on_fit_start if asked
+        self._graphs = False
+
+    def on_fit_start(self) -> None:
+        self.data, self.placement_note = self.data.place(self.device)
+        self.data.materialize(memory_budget(self.device))
+        mode = self.cfg.train.compile
+        self._graphs = mode == "reduce-overhead" and self.device.type == "cuda"
+        if mode != "none":  # every step has the same shapes (K, B, features): one graph
+            self._train_loss = torch.compile(self._forward_loss, mode=mode, dynamic=False)
+
+    def _forward_loss(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The sum over folds of each fold's mean loss: fold k's gradient is the gradient of
+        its own loss. Summed in one reduction (every fold's batch has B rows), as few ops as
+        possible: at tabular sizes each op's overhead costs more than its arithmetic."""
+        out = self.stacked(x)
+        K, B = target.shape
+        if self.task.is_classification:
+            loss = F.cross_entropy(out.reshape(K * B, -1), target.reshape(-1), reduction="sum")
+        else:
+            loss = F.mse_loss(out.view(K, B), target, reduction="sum")
+        return loss / B
+
+    def training_step(self, epoch_idx, batch_idx):
+        """One epoch: (steps, K, B) row indices, one optimizer step per (K, B) slice."""
+        opt = self.optimizers()
+        sched = self.lr_schedulers() if self._sched_interval == "step" else None
+        # Without a gradient scaler (32-bit, bf16) the plain optimizer steps: Lightning's
+        # wrapper costs more than a small model's step. With one (16-mixed) Lightning steps,
+        # unscaling before on_before_optimizer_step clips.
+        raw = (
+            opt.optimizer
+            if getattr(self.trainer.precision_plugin, "scaler", None) is None
+            else None
+        )
+        steps = len(epoch_idx)
+        if self.data.Xk is not None and epoch_idx.numel() * self.data.Xk.shape[2] <= EPOCH_GATHER:
+            # small data: gather the whole epoch's inputs and targets at once, then slice
+            flat = epoch_idx.transpose(0, 1).reshape(self.data.K, -1)  # (K, steps * B)
+            xs = self.data.inputs(flat).view(self.data.K, steps, -1, self.data.Xk.shape[2])
+            zs = self.data.targets(flat).view(self.data.K, steps, -1)
+            batches = ((xs[:, s], zs[:, s]) for s in range(steps))
+        else:
+            batches = ((self.data.inputs(i), self.data.targets(i)) for i in epoch_idx)
+        for x, z in batches:
+            if self._graphs:  # a new iteration: CUDA graph outputs of the last one are done
+                torch.compiler.cudagraph_mark_step_begin()
+            loss = self._train_loss(x, z)
+            loss = self.regularised(loss)  # train/loss: the data loss, mean over folds
+            if raw is not None:
+                raw.zero_grad(set_to_none=True)
+                loss.backward()
+                self.on_before_optimizer_step(raw)
+                raw.step()
+            else:
+                opt.zero_grad(set_to_none=True)
+                self.manual_backward(loss)  # scales the loss for 16-bit training
+                opt.step()
+            if self.cfg.train.max_norm > 0:
+                self._max_norm()
+            if sched is not None:
+                sched.step()
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """Clipping per fold: each fold's gradient is bounded on its own."""
+        clip = self.cfg.train.grad_clip
+        if not clip:
+            return
+        grads = [p.grad for p in self.stacked.parameters() if p.grad is not None]
+        if self.cfg.train.grad_clip_algorithm == "value":
+            for g in grads:
+                g.clamp_(-clip, clip)
+            return
+        sq = sum(g.float().pow(2).flatten(1).sum(1) for g in grads)  # (K,)
+        coef = (clip / (sq.sqrt() + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(coef.view(-1, *([1] * (g.dim() - 1))).to(g.dtype))
+
+    @torch.no_grad()
+    def _max_norm(self) -> None:
+        limit = self.cfg.train.max_norm
+        for p in self.stacked.weight_parameters():
+            p.copy_(torch.renorm(p.flatten(0, 1), 2, 0, limit).view_as(p))
+
+    def on_train_epoch_end(self) -> None:
+        if self._sched_interval == "epoch":
+            self.lr_schedulers().step()
+
+    @staticmethod
+    def chunks(idx: list[torch.Tensor], chunk: int = 8192) -> list[tuple[torch.Tensor, list]]:
+        """(K, width) index batches covering every fold's rows, with each fold's row count
+        per batch; a fold with fewer rows repeats its first row (those outputs are dropped)."""
+        out = []
+        for start in range(0, max(len(i) for i in idx), chunk):
+            parts = [i[start : start + chunk] for i in idx]
+            width = max(len(p) for p in parts)
+            batch = torch.stack([torch.cat([p, i[:1].expand(width - len(p))])
+                                 for p, i in zip(parts, idx, strict=True)])  # fmt: skip
+            out.append((batch, [len(p) for p in parts]))
+        return out
+
+    @torch.no_grad()
+    def predict_folds(
+        self, chunks: list[tuple[torch.Tensor, list]]
+    ) -> tuple[list[torch.Tensor], list[bool]]:
+        """Predictions of fold k's model for its rows in `chunks` (prediction space), and
+        whether each fold's predictions are all finite (one check for all folds)."""
+        preds = [[] for _ in chunks[0][1]]
+        finite = None
+        for batch, lengths in chunks:
+            out = self.task.to_prediction(self.stacked(self.data.inputs(batch)).float())
+            if not self.task.is_classification:
+                out = (out * self.data.target_scale[:, None] + self.data.target_shift[:, None]
+                       + self.data.offset[batch])  # fmt: skip
+            # padding repeats a real row of the fold, so it is finite when the fold's rows are
+            ok = torch.isfinite(out).flatten(1).all(1)
+            finite = ok if finite is None else finite & ok
+            for k, length in enumerate(lengths):
+                preds[k].append(out[k, :length])
+        return [torch.cat(p) if len(p) > 1 else p[0] for p in preds], finite.tolist()
+
+    def validation_step(self, batch, batch_idx):
+        if self._val_chunks is None:  # the same every epoch: built once
+            self._val_chunks = self.chunks(self.data.val_idx)
+            self._val_y = [self.data.y[idx] for idx in self.data.val_idx]
+        preds, finite = self.predict_folds(self._val_chunks)
+        nan = torch.tensor(float("nan"), device=self.device)
+        self.fold_scores = torch.stack([
+            self.metric.torch(y, pred).to(self.device) if ok else nan
+            for pred, y, ok in zip(preds, self._val_y, finite, strict=True)
+        ])  # fmt: skip
+        mean = self.fold_scores.nanmean()
+        # Only the monitored mean goes through self.log (callbacks read it); the rest of the
+        # epoch's numbers go to the logger in one call: self.log costs more than a step here.
+        self.log(self.monitor, mean, logger=False)
+        train_loss = self.epoch_loss.pop() / self.data.K
+        if self.logger is not None:
+            row = {
+                "epoch": self.current_epoch,
+                "lr": self.trainer.optimizers[0].param_groups[0]["lr"],
+                "train/loss": float(train_loss),
+                "val/loss": self._val_loss(preds),
+                self.monitor: float(mean),
+                **{f"{self.monitor}/fold{k}": float(s) for k, s in enumerate(self.fold_scores)},
+            }
+            self.logger.log_metrics(row, self.global_step)
+
+    def _val_loss(self, preds: list[torch.Tensor]) -> float:
+        """The training loss on the validation rows, mean over folds (for the learning curves)."""
+        losses = []
+        for k, (pred, y) in enumerate(zip(preds, self._val_y, strict=True)):
+            if self.task.is_classification:
+                losses.append(F.nll_loss(pred.clamp_min(1e-12).log(), y))
+            else:
+                losses.append((((pred - y) / self.data.target_scale[k]) ** 2).mean())
+        return float(torch.stack(losses).mean())

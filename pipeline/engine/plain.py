@@ -1,0 +1,76 @@
+"""The plain engine (train.engine=plain): one Lightning fit per fold, Lightning's own loops,
+EarlyStopping and ModelCheckpoint. It trains every config, also those the fast engine cannot
+(recurrent models, sched=plateau, several devices). Returns one FoldResult per call.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+
+from pipeline.engine.batches import TensorBatches, to_tensor
+from pipeline.engine.lit import LitModel
+from pipeline.engine.results import FoldResult
+from pipeline.engine.stopping import FiniteGuard
+from pipeline.engine.trainer import diverged, make_trainer
+
+
+def fit_fold(spec, k: int, train, tr, va, pre, model, callbacks: list, root: Path,
+             logs: bool) -> FoldResult:  # fmt: skip
+    """Train fold k's `model` (built after seeding with seed + k) on rows `tr`, validate on
+    `va` with early stopping, restore the best epoch, predict `va`."""
+    cfg, task, metric = spec.cfg, spec.task, spec.metric
+    start = time.perf_counter()
+    seed = cfg.seed + k
+    X_tr, X_va = train.X[tr], train.X[va]
+    y_dtype = torch.long if task.is_classification else torch.float32
+    batches = TensorBatches(
+        to_tensor(pre.transform(X_tr)),
+        to_tensor(train.y[tr]).to(y_dtype),
+        to_tensor(pre.offset(X_tr)),
+        batch_size=cfg.train.batch_size,
+        shuffle=True,
+        seed=seed,
+        drop_last="single",
+        shard=True,
+    )
+    x_va, off_va = to_tensor(pre.transform(X_va)), to_tensor(pre.offset(X_va))
+    val_batches = TensorBatches(
+        x_va,
+        to_tensor(train.y[va]).to(y_dtype),
+        off_va,
+        batch_size=max(cfg.train.batch_size, 4096),
+    )
+    module = LitModel(model, task, metric, cfg, steps_per_epoch=len(batches),
+                      target_shift=pre.shift_, target_scale=pre.scale_)  # fmt: skip
+    monitor = module.monitor
+    checkpoint = ModelCheckpoint(
+        dirpath=root / "checkpoints",
+        filename=f"fold{k}",
+        monitor=monitor,
+        mode=metric.mode,
+        save_top_k=1,
+        save_weights_only=True,
+        enable_version_counter=False,
+    )
+    stoppers = [checkpoint, FiniteGuard(monitor)]
+    if cfg.train.patience > 0:
+        stoppers.append(EarlyStopping(monitor=monitor, mode=metric.mode,
+                                      patience=cfg.train.patience,
+                                      min_delta=cfg.train.min_delta))  # fmt: skip
+    logger = CSVLogger(root / "logs", name=f"fold{k}", version="") if logs else False
+    trainer = make_trainer(cfg, [*stoppers, *callbacks], logger, root, len(batches))
+    trainer.fit(module, batches, val_batches)
+    best = checkpoint.best_model_score
+    if not checkpoint.best_model_path or best is None or not torch.isfinite(best):
+        raise diverged(k, metric)
+    state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+    module.load_state_dict(state["state_dict"])
+    module.cpu()
+    pred, spread = module.predict_array(x_va, off_va, mc_samples=cfg.predict.mc_samples, seed=seed)
+    return FoldResult(k, va, module, pre, pred, spread, state["epoch"], trainer.current_epoch,
+                      time.perf_counter() - start)  # fmt: skip

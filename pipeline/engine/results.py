@@ -1,0 +1,23 @@
+"""What an engine hands back to the cross-validator for each fold."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.engine.lit import LitModel
+from pipeline.preprocess import Preprocessor
+
+
+@dataclass
+class FoldResult:
+    fold: int
+    val_idx: np.ndarray
+    module: LitModel  # the fold's model at its best epoch, on the CPU
+    preprocessor: Preprocessor
+    pred: np.ndarray  # predictions for val_idx (probabilities for classification)
+    spread: np.ndarray | None  # MC-dropout spread, when predict.mc_samples > 0
+    best_epoch: int  # 0-based
+    epochs_run: int
+    seconds: float
