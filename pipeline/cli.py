@@ -46,6 +46,25 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress output")
 
 
+def add_timeout(parser: argparse.ArgumentParser, default: float, what: str) -> None:
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=default,
+        help=f"seconds {what} may take (default {default:g})",
+    )
+
+
+def competition_of(args: argparse.Namespace):
+    """(competition, data folder) named by a command's arguments; --timeout checked."""
+    from pipeline.competition import load_competition
+
+    if getattr(args, "timeout", None) is not None:
+        check_timeout(args.timeout)
+    competition = load_competition(args.competition)
+    return competition, args.data_dir or competition.default_data_dir()
+
+
 def check_timeout(seconds: float) -> None:
     """A command's --timeout must be a positive number of seconds."""
     if not seconds > 0:

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline import kaggle_io
-from pipeline.cli import ArgumentParser, check_timeout, run_cli
-from pipeline.competition import Competition, load_competition
+from pipeline.cli import ArgumentParser, add_timeout, competition_of, run_cli
+from pipeline.competition import Competition
 from pipeline.errors import DataError
 from pipeline.provenance import sha256_of
 
@@ -224,21 +224,14 @@ def build_parser() -> ArgumentParser:
     parser.add_argument(
         "--force", action="store_true", help="download even when valid files are present"
     )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=kaggle_io.DOWNLOAD_TIMEOUT,
-        help=f"seconds the whole download may take (default {kaggle_io.DOWNLOAD_TIMEOUT:g})",
-    )
+    add_timeout(parser, kaggle_io.DOWNLOAD_TIMEOUT, "the whole download")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     def run() -> int:
         args = build_parser().parse_args(argv)
-        check_timeout(args.timeout)
-        competition = load_competition(args.competition)
-        data_dir = args.data_dir or competition.default_data_dir()
+        competition, data_dir = competition_of(args)
         download(competition, data_dir, force=args.force, timeout=args.timeout)
         return 0
 

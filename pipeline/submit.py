@@ -9,8 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline import kaggle_io
-from pipeline.cli import ArgumentParser, check_timeout, run_cli
-from pipeline.competition import load_competition
+from pipeline.cli import ArgumentParser, add_timeout, competition_of, run_cli
 from pipeline.download import is_builtin
 from pipeline.errors import UserError
 from pipeline.kaggle_io import SUBMIT_TIMEOUT
@@ -36,21 +35,14 @@ def build_parser() -> ArgumentParser:
         type=Path,
         help="folder with the competition files (default: data/<kaggle-slug>/)",
     )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=SUBMIT_TIMEOUT,
-        help=f"seconds the upload may take (default {SUBMIT_TIMEOUT:g})",
-    )
+    add_timeout(parser, SUBMIT_TIMEOUT, "the upload")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     def run() -> int:
         args = build_parser().parse_args(argv)
-        check_timeout(args.timeout)
-        competition = load_competition(args.competition)
-        data_dir = args.data_dir or competition.default_data_dir()
+        competition, data_dir = competition_of(args)
         frame = check_file(competition, args.file, data_dir)
         what = (
             f"{args.file} ({len(frame)} rows, columns {', '.join(map(str, frame.columns))}) "

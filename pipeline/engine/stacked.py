@@ -152,6 +152,17 @@ class StackedConv1d(_StackedAffine):
         )
 
 
+# layer type -> its stacked version, taking (the K layers, whether they sit in a conv stack)
+STACKERS: list[tuple[type, type]] = [
+    (nn.Linear, lambda layers, conv: StackedLinear(layers)),
+    (nn.BatchNorm1d, StackedBatchNorm),
+    (nn.LayerNorm, lambda layers, conv: StackedLayerNorm(layers)),
+    (nn.InstanceNorm1d, StackedInstanceNorm),
+    (nn.GroupNorm, StackedGroupNorm),
+    (nn.Conv1d, lambda layers, conv: StackedConv1d(layers)),
+]
+
+
 def _stack_module(modules: list[nn.Module], conv: bool = False) -> nn.Module:
     """conv: the layers sit in a conv stack, whose activations are (B, K*C, L)."""
     first = modules[0]
@@ -159,18 +170,9 @@ def _stack_module(modules: list[nn.Module], conv: bool = False) -> nn.Module:
         return nn.Sequential(
             *[_stack_module([m[i] for m in modules], conv) for i in range(len(first))]
         )
-    if isinstance(first, nn.Linear):
-        return StackedLinear(modules)
-    if isinstance(first, nn.BatchNorm1d):
-        return StackedBatchNorm(modules, conv)
-    if isinstance(first, nn.LayerNorm):
-        return StackedLayerNorm(modules)
-    if isinstance(first, nn.InstanceNorm1d):
-        return StackedInstanceNorm(modules)
-    if isinstance(first, nn.GroupNorm):
-        return StackedGroupNorm(modules, conv)
-    if isinstance(first, nn.Conv1d):
-        return StackedConv1d(modules)
+    for layer, stacker in STACKERS:
+        if isinstance(first, layer):
+            return stacker(modules, conv)
     if isinstance(first, STATELESS):
         return copy.deepcopy(first)
     raise NotStackable(f"a {type(first).__name__} layer (it does not stack)")
