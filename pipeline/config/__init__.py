@@ -2,7 +2,8 @@
 key=value arguments, every key typed and checked before anything runs.
 
   sections.py  the sections (cv, model, optim, sched, train, predict, post) with their defaults
-  hints.py     values checked against the type hints
+  hints.py     values checked against the type hints: fixed choices (Literal) and registry names
+  rules.py     rules that follow from a registry entry's registration (optimizer options, ...)
   build.py     the layers, `key=value` parsing, YAML in and out
   keys.py      dotted keys ('model.dropout'): nest, flatten, merge, leaf, get_path
 """

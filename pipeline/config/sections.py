@@ -1,20 +1,34 @@
-"""The config sections: every key with its type, its default and a short reason for it; each
-section's `check()` checks ranges, choices and the rules that tie keys together."""
+"""The config sections: every key with its type, its default and a short reason for it.
+
+Fixed choices are `Literal[...]` hints and registry names `Annotated[str, REGISTRY]` hints
+(pipeline.config.hints checks both and names the valid values); each section's `check()` adds
+the ranges and the rules that tie keys together; those that depend on what a registry entry
+takes (pipeline.config.rules) read it from the entry's registration.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pipeline.config.hints import check_choices
+from pipeline.config.rules import (
+    FRAME_KEYS,
+    check_frame_keys,
+    check_optimizer_options,
+    check_scheduler_options,
+)
 from pipeline.errors import ConfigError
+from pipeline.registry import ACTIVATIONS, INITS, MODELS, NORMS, OPTIMIZERS, SCHEDULERS
 
 
 @dataclass
 class CVConfig:
     folds: int = 5  # 80/20 splits: the usual bias/variance trade-off for a CV estimate
-    # kfold | stratified | group | blocked. Competitions whose rows overlap in time set blocked.
-    strategy: str = "kfold"
+    # Competitions whose rows overlap in time set blocked.
+    strategy: Literal["kfold", "stratified", "group", "blocked"] = "kfold"
     gap: int = 0  # blocked: rows next to a validation block dropped from training (leak guard)
     shuffle: bool = True  # kfold/stratified: shuffle rows before splitting (seeded)
     baseline: bool = True  # also score a linear model on the same folds, as a yardstick
@@ -22,40 +36,29 @@ class CVConfig:
     def check(self) -> None:
         _require(self.folds >= 2, "cv.folds", "an int >= 2", self.folds)
         _require(self.gap >= 0, "cv.gap", "an int >= 0", self.gap)
-        _choice("cv.strategy", self.strategy, ("kfold", "stratified", "group", "blocked"))
 
 
 @dataclass
 class ModelConfig:
-    name: str = "mlp"  # a name from pipeline.models.MODELS
+    name: Annotated[str, MODELS] = "mlp"  # pipeline.models.register_model adds your own
     hidden: list[int] = field(default_factory=lambda: [64, 32])  # small: tabular data is small
-    activation: str = "relu"  # robust default for MLPs
+    activation: Annotated[str, ACTIVATIONS] = "relu"  # robust default for MLPs
     leaky_slope: float = 0.01  # negative slope of leaky_relu (and its He/Xavier gain)
-    norm: str = "none"  # batch | layer | group | instance | none
+    norm: Annotated[str, NORMS] = "none"  # batch | layer | group | instance | none
     norm_groups: int = 8  # group norm: groups per layer (must divide every hidden width)
     dropout: float | list[float] = 0.0  # after each hidden layer: one rate, or one per layer
     input_dropout: float = 0.0  # on the input features
-    init: str = "default"  # xavier_normal | xavier_uniform | he_normal | he_uniform | orthogonal
-    # Frame-context models (conv, gru) read each row as frames x features per frame (TIMIT:
-    # 11 x 39) and put model.hidden on top as their head.
+    init: Annotated[str, INITS] = "default"  # default keeps PyTorch's; xavier_*, he_*, ...
+    # Frame models (registered with frame=True: conv, gru) read each row as frames x features
+    # per frame (TIMIT: 11 x 39) and put model.hidden on top as their head.
     channels: int = 256  # conv channels / GRU hidden size per direction
     kernel: int = 3  # conv kernel size over frames (odd)
     layers: int = 2  # conv or GRU layers
     frame_dropout: float = 0.0  # dropout after each conv/GRU layer
 
-    FRAME_KEYS = ("channels", "kernel", "layers", "frame_dropout")
+    FRAME_KEYS = FRAME_KEYS  # the model.* keys only frame models take (config.rules)
 
     def check(self) -> None:
-        from pipeline import models, registry
-
-        _registry_name("model.name", self.name, models.MODELS)
-        _registry_name("model.activation", self.activation, registry.ACTIVATIONS)
-        _registry_name("model.norm", self.norm, registry.NORMS)
-        _registry_name("model.init", self.init, registry.INITS)
-        self.name = registry.canonical(models.MODELS, "model", self.name)
-        self.activation = registry.canonical(registry.ACTIVATIONS, "activation", self.activation)
-        self.norm = registry.canonical(registry.NORMS, "norm", self.norm)
-        self.init = registry.canonical(registry.INITS, "init", self.init)
         _require(all(h >= 1 for h in self.hidden), "model.hidden", "widths >= 1", self.hidden)
         rates = self.dropout if isinstance(self.dropout, list) else [self.dropout]
         for rate in [*rates, self.input_dropout]:
@@ -73,20 +76,12 @@ class ModelConfig:
         _require(self.layers >= 1, "model.layers", "an int >= 1", self.layers)
         ok = 0.0 <= self.frame_dropout < 1.0
         _require(ok, "model.frame_dropout", "a rate in [0, 1)", self.frame_dropout)
-        if self.name not in models.FRAME_MODELS:
-            defaults = ModelConfig()
-            for key in self.FRAME_KEYS:
-                if getattr(self, key) != getattr(defaults, key):
-                    frame_models = ", ".join(models.FRAME_MODELS)
-                    raise ConfigError(
-                        f"model.{key} applies to the frame models ({frame_models}), not to "
-                        f"model.name={self.name}."
-                    )
+        check_frame_keys(self)
 
 
 @dataclass
 class OptimConfig:
-    name: str = "adamw"  # Adam with decoupled weight decay: good default for MLPs
+    name: Annotated[str, OPTIMIZERS] = "adamw"  # Adam, decoupled weight decay: good for MLPs
     lr: float = 1e-3  # Adam's usual step size (Adadelta wants ~1.0, SGD ~0.01-0.1)
     weight_decay: float = 0.0  # L2 on weights (decoupled for adamw); biases and norms exempt
     l1: float = 0.0  # adds l1 * sum|w| over weights to the training loss
@@ -102,10 +97,6 @@ class OptimConfig:
     foreach: bool | None = None
 
     def check(self) -> None:
-        from pipeline import optim
-
-        _registry_name("optim.name", self.name, optim.OPTIMIZERS)
-        self.name = optim.canonical_optimizer(self.name)
         _require(self.lr > 0, "optim.lr", "a float > 0", self.lr)
         _require(self.weight_decay >= 0, "optim.weight_decay", "a float >= 0", self.weight_decay)
         _require(self.l1 >= 0, "optim.l1", "a float >= 0", self.l1)
@@ -120,13 +111,13 @@ class OptimConfig:
             _require(0 < self.rho < 1, "optim.rho", "a float in (0, 1)", self.rho)
         if self.eps is not None:
             _require(self.eps > 0, "optim.eps", "a float > 0", self.eps)
-        optim.check_optimizer_options(self)
+        check_optimizer_options(self)
 
 
 @dataclass
 class SchedConfig:
-    name: str = "none"  # none | step | exponential | power | cosine | plateau | onecycle
-    interval: str = "epoch"  # the unit t counts in: epoch or step (optimizer step)
+    name: Annotated[str, SCHEDULERS] = "none"  # step, exponential, power, cosine, plateau, ...
+    interval: Literal["epoch", "step"] = "epoch"  # the unit t counts in (step: optimizer step)
     warmup: int = 0  # linear warm-up over this many intervals, then the schedule starts
     milestones: list[int] = field(default_factory=list)  # step: lr *= gamma at each milestone
     gamma: float = 0.1  # step / exponential / plateau: the factor applied to the lr
@@ -137,11 +128,6 @@ class SchedConfig:
     pct_start: float = 0.3  # onecycle: fraction of steps spent increasing the lr
 
     def check(self) -> None:
-        from pipeline import optim
-
-        _registry_name("sched.name", self.name, optim.SCHEDULERS)
-        self.name = optim.canonical_scheduler(self.name)
-        _choice("sched.interval", self.interval, ("epoch", "step"))
         _require(self.warmup >= 0, "sched.warmup", "an int >= 0", self.warmup)
         _require(0 < self.gamma <= 1, "sched.gamma", "a float in (0, 1]", self.gamma)
         _require(self.decay_steps > 0, "sched.decay_steps", "a float > 0", self.decay_steps)
@@ -152,10 +138,12 @@ class SchedConfig:
         _require(0 < self.pct_start < 1, "sched.pct_start", "a float in (0, 1)", self.pct_start)
         ok = all(m > 0 for m in self.milestones) and self.milestones == sorted(self.milestones)
         _require(ok, "sched.milestones", "increasing ints > 0", self.milestones)
-        optim.check_scheduler_options(self)
+        check_scheduler_options(self)
 
 
-COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")  # train.compile
+# train.compile: torch.compile modes for the fast engine's training step
+CompileMode = Literal["none", "default", "reduce-overhead", "max-autotune"]
+COMPILE_MODES = typing.get_args(CompileMode)
 
 
 @dataclass
@@ -165,20 +153,21 @@ class TrainConfig:
     patience: int = 20  # epochs without improvement of the validation metric before stopping
     min_delta: float = 0.0  # smallest change that counts as an improvement
     grad_clip: float = 0.0  # 0 = off; else clip gradients by norm or value before each step
-    grad_clip_algorithm: str = "norm"  # norm (rescale the whole gradient) | value (clamp each)
+    # norm rescales the whole gradient, value clamps each element
+    grad_clip_algorithm: Literal["norm", "value"] = "norm"
     max_norm: float = 0.0  # 0 = off; else each unit's incoming weight vector has norm <= this
-    precision: str = "32"  # 32 | 16-mixed | bf16-mixed (Lightning's names)
-    accelerator: str = "auto"  # auto | cpu | gpu | mps (Lightning's names)
-    devices: int | str = "auto"  # number of devices, or auto
+    precision: Literal["32", "16-mixed", "bf16-mixed"] = "32"  # Lightning's names
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"  # Lightning's names
+    devices: int | Literal["auto"] = "auto"  # number of devices, or auto
     strategy: str = "auto"  # auto | ddp | ... (Lightning's strategies for several devices)
     deterministic: bool = True  # repeatable runs; costs a little speed on GPUs
-    # fast: all folds' models trained together in one fit (pipeline/fast.py); plain: one
+    # fast: all folds' models trained together in one fit (pipeline/engine/fast.py); plain: one
     # Lightning fit per fold; auto: fast unless the config needs plain (e.g. sched=plateau)
-    engine: str = "auto"
-    # none | default | reduce-overhead | max-autotune: torch.compile the fast engine's training
-    # step (forward and backward); reduce-overhead also captures it in CUDA graphs on a GPU.
-    # Compiling costs tens of seconds once per run: it pays off on a GPU with many steps.
-    compile: str = "none"
+    engine: Literal["auto", "fast", "plain"] = "auto"
+    # torch.compile the fast engine's training step (forward and backward); reduce-overhead
+    # also captures it in CUDA graphs on a GPU. Compiling costs tens of seconds once per run:
+    # it pays off on a GPU with many steps.
+    compile: CompileMode = "none"
 
     def check(self) -> None:
         _require(self.epochs >= 1, "train.epochs", "an int >= 1", self.epochs)
@@ -186,21 +175,14 @@ class TrainConfig:
         _require(self.patience >= 0, "train.patience", "an int >= 0", self.patience)
         _require(self.min_delta >= 0, "train.min_delta", "a float >= 0", self.min_delta)
         _require(self.grad_clip >= 0, "train.grad_clip", "a float >= 0", self.grad_clip)
-        _choice("train.grad_clip_algorithm", self.grad_clip_algorithm, ("norm", "value"))
         _require(self.max_norm >= 0, "train.max_norm", "a float >= 0", self.max_norm)
-        _choice("train.precision", self.precision, ("32", "16-mixed", "bf16-mixed"))
-        _choice("train.engine", self.engine, ("auto", "fast", "plain"))
-        _choice("train.compile", self.compile, COMPILE_MODES)
         if self.compile != "none" and self.engine == "plain":
             raise ConfigError(
                 "train.compile applies to the fast engine's training step; use train.engine=fast "
                 "or auto (or train.compile=none with train.engine=plain)."
             )
-        _choice("train.accelerator", self.accelerator, ("auto", "cpu", "gpu", "cuda", "mps"))
         if isinstance(self.devices, int):
             _require(self.devices >= 1, "train.devices", "an int >= 1 or 'auto'", self.devices)
-        else:
-            _choice("train.devices", self.devices, ("auto",))
 
 
 @dataclass
@@ -261,25 +243,17 @@ class Config:
     features: Any = field(default_factory=NoFeatures)  # the competition's own options
 
     def check(self) -> None:
+        """Typed choices of every section first (a competition's features too), then each
+        section's own rules, which may rely on the names being valid."""
         _require(self.seed >= 0, "seed", "an int >= 0", self.seed)
-        for f in dataclasses.fields(self):
-            section = getattr(self, f.name)
-            if dataclasses.is_dataclass(section):
-                section.check()
+        sections = [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self)]
+        sections = [(name, s) for name, s in sections if dataclasses.is_dataclass(s)]
+        for name, section in sections:
+            check_choices(section, f"{name}.")
+        for _, section in sections:
+            section.check()
 
 
 def _require(ok: bool, key: str, expected: str, got: Any) -> None:
     if not ok:
         raise ConfigError(f"{key} must be {expected}; got {got!r}.")
-
-
-def _choice(key: str, value: Any, choices: tuple) -> None:
-    if value not in choices:
-        raise ConfigError(f"{key} must be one of: {', '.join(map(str, choices))}; got {value!r}.")
-
-
-def _registry_name(key: str, value: str, table: dict) -> None:
-    from pipeline.registry import normalize
-
-    if normalize(value) not in {normalize(k) for k in table}:
-        raise ConfigError(f"{key} must be one of: {', '.join(table)}; got {value!r}.")
