@@ -1,7 +1,9 @@
 """Tasks (loss, outputs, predictions) and competition metrics.
 
 Predictions live in the competition's own space: values for regression, class probabilities for
-classification. Metrics take (y_true, predictions) in that space.
+classification. Metrics take (y_true, predictions) in that space. METRICS is an open registry
+(pipeline.registry): `register_metric(Metric("medae", fn, greater_is_better=False))` from a
+competition plug-in makes `metric_name = "medae"` valid.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from pipeline.registry import lookup
+from pipeline.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -49,20 +51,27 @@ def _torch_labels(pred: torch.Tensor) -> torch.Tensor:
     return pred.argmax(dim=1) if pred.dim() == 2 else pred
 
 
-METRICS: dict[str, Metric] = {
-    "rmse": Metric("rmse", lambda y, p: np.sqrt(np.mean((p - y) ** 2)), False,
-                   lambda y, p: ((p - y) ** 2).mean().sqrt()),
-    "mse": Metric("mse", lambda y, p: np.mean((p - y) ** 2), False,
-                  lambda y, p: ((p - y) ** 2).mean()),
-    "mae": Metric("mae", lambda y, p: np.mean(np.abs(p - y)), False,
-                  lambda y, p: (p - y).abs().mean()),
-    "accuracy": Metric("accuracy", lambda y, p: np.mean(_labels(p) == y), True,
-                       lambda y, p: (_torch_labels(p) == y).float().mean()),
-}  # fmt: skip
+METRICS = Registry("metric")
+
+
+def register_metric(metric: Metric, replace: bool = False) -> Metric:
+    return METRICS.register(metric.name, metric, replace=replace)
+
+
+# fmt: off
+register_metric(Metric("rmse", lambda y, p: np.sqrt(np.mean((p - y) ** 2)), False,
+                       lambda y, p: ((p - y) ** 2).mean().sqrt()))
+register_metric(Metric("mse", lambda y, p: np.mean((p - y) ** 2), False,
+                       lambda y, p: ((p - y) ** 2).mean()))
+register_metric(Metric("mae", lambda y, p: np.mean(np.abs(p - y)), False,
+                       lambda y, p: (p - y).abs().mean()))
+register_metric(Metric("accuracy", lambda y, p: np.mean(_labels(p) == y), True,
+                       lambda y, p: (_torch_labels(p) == y).float().mean()))
+# fmt: on
 
 
 def get_metric(name: str) -> Metric:
-    return lookup(METRICS, "metric", name)
+    return METRICS.lookup(name)
 
 
 @dataclass(frozen=True)

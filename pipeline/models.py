@@ -1,4 +1,22 @@
-"""Plain nn.Module models built from registry names; they know nothing about Lightning."""
+"""Plain nn.Module models built from registry names; they know nothing about Lightning.
+
+`model.name` picks a builder from `MODELS` (pipeline.registry). Add your own architecture with
+the `register_model` decorator, from a competition plug-in (competitions/<name>/__init__.py) or
+any module imported before the config is read, and select it with `model.name=<name>`:
+
+    @register_model("mine", frame=False)
+    def build_mine(cfg, in_features: int, out_features: int, frame_dim: int) -> nn.Module: ...
+
+The contract: `cfg` is the `model` config section (ModelConfig: hidden, activation, norm,
+dropout, init, ...; a builder reads what it needs and may ignore the rest); `in_features` is
+the width of a preprocessed row; `out_features` the number of outputs (1 for regression, one
+logit per class for classification, no softmax); `frame_dim` > 0 when a row is frames x
+frame_dim features (TIMIT: 11 x 39), else 0. It returns an `nn.Module` mapping a float batch
+(N, in_features) to (N, out_features). `frame=True` marks a model that reads rows as frames: only
+such models accept the frame keys (model.channels, kernel, layers, frame_dropout); the config
+refuses them for the others. The helpers below (`activation_factory`, `norm_factory`,
+`apply_init`, `count_frames`) give a new model the switches the built-in ones have.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +27,7 @@ from torch import nn
 
 from pipeline import registry
 from pipeline.errors import ConfigError
+from pipeline.registry import MODELS, register_model
 
 
 class MLP(nn.Module):
@@ -117,7 +136,8 @@ def apply_init(model: nn.Module, cfg) -> None:
     model.head.apply(partial(init_weights, name=cfg.init, gain=1.0))
 
 
-def _norm_layer(cfg, channel_axis: bool):
+def norm_factory(cfg, channel_axis: bool):
+    """model.norm as `layer(num_features)`, or None for no norm."""
     if registry.normalize(cfg.norm) == "none":
         return None
     return partial(_checked_norm, cfg.norm, groups=cfg.norm_groups, channel_axis=channel_axis)
@@ -125,20 +145,22 @@ def _norm_layer(cfg, channel_axis: bool):
 
 def _head_norm(cfg):
     # the head's hidden layers have no channel axis: instance norm stays in the conv stack
-    return None if registry.normalize(cfg.norm) == "instance" else _norm_layer(cfg, False)
+    return None if registry.normalize(cfg.norm) == "instance" else norm_factory(cfg, False)
 
 
-def _act_layer(cfg):
+def activation_factory(cfg):
+    """model.activation as `layer()` (with model.leaky_slope)."""
     return partial(registry.get_activation, cfg.activation, cfg.leaky_slope)
 
 
+@register_model("mlp")
 def build_mlp(cfg, in_features: int, out_features: int, frame_dim: int = 0) -> MLP:
     model = MLP(
         in_features,
         out_features,
         hidden=list(cfg.hidden),
-        act_layer=_act_layer(cfg),
-        norm_layer=_norm_layer(cfg, channel_axis=False),
+        act_layer=activation_factory(cfg),
+        norm_layer=norm_factory(cfg, channel_axis=False),
         dropout=cfg.dropout,
         input_dropout=cfg.input_dropout,
     )
@@ -146,7 +168,8 @@ def build_mlp(cfg, in_features: int, out_features: int, frame_dim: int = 0) -> M
     return model
 
 
-def _frames(cfg, in_features: int, frame_dim: int) -> int:
+def count_frames(cfg, in_features: int, frame_dim: int) -> int:
+    """Frames per row for a frame model; ConfigError when the rows are not whole frames."""
     if frame_dim <= 0:
         raise ConfigError(
             f"model.name={cfg.name} reads rows as frames, and this competition's rows are not "
@@ -162,17 +185,23 @@ def _frames(cfg, in_features: int, frame_dim: int) -> int:
     return in_features // frame_dim
 
 
+@register_model("conv", frame=True)
 def build_conv(cfg, in_features: int, out_features: int, frame_dim: int = 0) -> FrameConv:
-    frames = _frames(cfg, in_features, frame_dim)
-    norm = _norm_layer(cfg, channel_axis=True)
-    model = FrameConv(frame_dim, frames, out_features, cfg, _act_layer(cfg), norm, _head_norm(cfg))
+    frames = count_frames(cfg, in_features, frame_dim)
+    norm = norm_factory(cfg, channel_axis=True)
+    model = FrameConv(
+        frame_dim, frames, out_features, cfg, activation_factory(cfg), norm, _head_norm(cfg)
+    )
     apply_init(model, cfg)
     return model
 
 
+@register_model("gru", frame=True)
 def build_gru(cfg, in_features: int, out_features: int, frame_dim: int = 0) -> FrameGRU:
-    frames = _frames(cfg, in_features, frame_dim)
-    model = FrameGRU(frame_dim, frames, out_features, cfg, _act_layer(cfg), _head_norm(cfg))
+    frames = count_frames(cfg, in_features, frame_dim)
+    model = FrameGRU(
+        frame_dim, frames, out_features, cfg, activation_factory(cfg), _head_norm(cfg)
+    )
     apply_init(model, cfg)
     return model
 
@@ -184,19 +213,21 @@ def _checked_norm(name: str, num_features: int, groups: int, channel_axis: bool)
         raise ConfigError(f"model.norm={name}: {exc}") from None
 
 
-MODELS: dict[str, Callable] = {
-    "mlp": build_mlp,
-    "conv": build_conv,
-    "gru": build_gru,
-}
-FRAME_MODELS = ("conv", "gru")
-
-
 def build_model(cfg, in_features: int, out_features: int, frame_dim: int = 0) -> nn.Module:
     """cfg is the `model` config section; frame_dim > 0 when rows are frames x frame_dim."""
-    build = registry.lookup(MODELS, "model", cfg.name)
-    return build(cfg, in_features, out_features, frame_dim)
+    return MODELS.lookup(cfg.name)(cfg, in_features, out_features, frame_dim)
 
 
 def list_models() -> list[str]:
-    return list(MODELS)
+    return MODELS.names()
+
+
+def frame_models() -> list[str]:
+    """The registered models that read rows as frames (registered with frame=True)."""
+    return MODELS.names(frame=True)
+
+
+def __getattr__(name: str):
+    if name == "FRAME_MODELS":  # the former constant, now read from the registrations
+        return tuple(frame_models())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

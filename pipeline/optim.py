@@ -1,70 +1,45 @@
 """Optimizers, learning-rate schedules and weight penalties/constraints, built from config.
 
-OPTIMIZERS and SCHEDULERS are registries like those in `pipeline.registry`. Schedules with a
-closed form are LambdaLR multipliers written as the formula (tests compare them step by step);
-plateau and one-cycle are PyTorch's own.
+OPTIMIZERS and SCHEDULERS are the open registries of `pipeline.registry`; the built-in entries
+are registered here. An optimizer entry is a torch.optim.Optimizer class registered with the
+optional optim.* keys it takes (`options`); the config refuses the others, so no switch is
+silently ignored. A schedule entry is either a closed form f(cfg, t, total) -> multiplier of the
+initial lr (a LambdaLR, written as the formula; tests compare them step by step), or, registered
+with builder=True, f(optimizer, cfg, epochs, steps_per_epoch, monitor, mode) -> Lightning's
+lr_scheduler dict (plateau and one-cycle are PyTorch's own). Its other facts: `options` (the
+optional sched.* keys it takes), `needs` ({key: example} it cannot do without) and `no_warmup`
+(why sched.warmup does not combine with it).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 import torch
 from torch import nn
 
-from pipeline.errors import ConfigError
-from pipeline.registry import canonical, lookup
+from pipeline.config.rules import (  # noqa: F401 (the config checks these; kept for callers)
+    check_optimizer_options,
+    check_scheduler_options,
+)
+from pipeline.registry import OPTIMIZERS, SCHEDULERS, register_optimizer, register_scheduler
 
-
-@dataclass(frozen=True)
-class OptimizerSpec:
-    cls: type[torch.optim.Optimizer]
-    options: tuple[str, ...]  # the optional config keys this optimizer takes
-
-
-OPTIMIZERS: dict[str, OptimizerSpec] = {
-    "sgd": OptimizerSpec(torch.optim.SGD, ("momentum", "nesterov", "foreach")),
-    "adagrad": OptimizerSpec(torch.optim.Adagrad, ("eps", "foreach")),
-    "rmsprop": OptimizerSpec(torch.optim.RMSprop, ("momentum", "alpha", "eps", "foreach")),
-    "adadelta": OptimizerSpec(torch.optim.Adadelta, ("rho", "eps", "foreach")),
-    "adam": OptimizerSpec(torch.optim.Adam, ("betas", "eps", "foreach")),
-    "adamw": OptimizerSpec(torch.optim.AdamW, ("betas", "eps", "foreach")),
-    "nadam": OptimizerSpec(torch.optim.NAdam, ("betas", "eps", "foreach")),
-    "radam": OptimizerSpec(torch.optim.RAdam, ("betas", "eps", "foreach")),
-}
-_OPTION_DEFAULTS = {
-    "momentum": None,
-    "nesterov": False,
-    "betas": None,
-    "alpha": None,
-    "rho": None,
-    "eps": None,
-    "foreach": None,
-}
+register_optimizer("sgd", torch.optim.SGD, options=("momentum", "nesterov", "foreach"))
+register_optimizer("adagrad", torch.optim.Adagrad, options=("eps", "foreach"))
+register_optimizer("rmsprop", torch.optim.RMSprop, options=("momentum", "alpha", "eps", "foreach"))
+register_optimizer("adadelta", torch.optim.Adadelta, options=("rho", "eps", "foreach"))
+for _name, _cls in (("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW),
+                    ("nadam", torch.optim.NAdam), ("radam", torch.optim.RAdam)):  # fmt: skip
+    register_optimizer(_name, _cls, options=("betas", "eps", "foreach"))
 
 
 def canonical_optimizer(name: str) -> str:
-    return canonical(OPTIMIZERS, "optimizer", name)
+    return OPTIMIZERS.canonical(name)
 
 
 def list_optimizers() -> list[str]:
-    return list(OPTIMIZERS)
-
-
-def check_optimizer_options(cfg) -> None:
-    """Refuse options the chosen optimizer would ignore, naming those that take them."""
-    spec = lookup(OPTIMIZERS, "optimizer", cfg.name)
-    for option, unset in _OPTION_DEFAULTS.items():
-        if getattr(cfg, option) != unset and option not in spec.options:
-            takers = [n for n, s in OPTIMIZERS.items() if option in s.options]
-            raise ConfigError(
-                f"optim.{option} does not apply to {cfg.name}; it applies to: "
-                f"{', '.join(takers)}. Remove it or choose one of those optimizers."
-            )
-    if cfg.nesterov and not cfg.momentum:
-        raise ConfigError("optim.nesterov needs optim.momentum > 0 (e.g. optim.momentum=0.9).")
+    return OPTIMIZERS.names()
 
 
 def weight_parameters(model: nn.Module) -> Iterator[nn.Parameter]:
@@ -80,7 +55,7 @@ def build_optimizer(model: nn.Module, cfg, prefer_fused: bool = False) -> torch.
 
     prefer_fused: use PyTorch's fused kernels where the optimizer has them and the config left
     optim.foreach unset (the fast engine asks for it)."""
-    spec = lookup(OPTIMIZERS, "optimizer", cfg.name)
+    cls, options = OPTIMIZERS.lookup(cfg.name), OPTIMIZERS.info(cfg.name)["options"]
     decay = list(weight_parameters(model))
     chosen = {id(p) for p in decay}
     other = [p for p in model.parameters() if p.requires_grad and id(p) not in chosen]
@@ -90,16 +65,16 @@ def build_optimizer(model: nn.Module, cfg, prefer_fused: bool = False) -> torch.
     elif other:  # nothing is decayed: one group, one (fused) kernel launch per step
         groups = [{"params": decay + other, "weight_decay": 0.0}]
     kwargs = {"lr": cfg.lr}
-    for option in spec.options:
+    for option in options:
         value = getattr(cfg, option)
         if value is not None:
             kwargs[option] = tuple(value) if option == "betas" else value
     if prefer_fused and cfg.foreach is None:
         try:
-            return spec.cls(groups, fused=True, **kwargs)
+            return cls(groups, fused=True, **kwargs)
         except (TypeError, RuntimeError, ValueError):  # no fused kernel for this one/device
             pass
-    return spec.cls(groups, **kwargs)
+    return cls(groups, **kwargs)
 
 
 def l1_penalty(model: nn.Module) -> torch.Tensor:
@@ -114,70 +89,75 @@ def apply_max_norm(model: nn.Module, max_norm: float) -> None:
 
 
 # --- schedules ----------------------------------------------------------------------------------
-# A closed-form schedule is f(t) -> multiplier of the initial lr, t counted in sched.interval
-# units after warm-up; `total` is the run's length in those units.
+# A closed-form schedule is f(cfg, t, total) -> multiplier of the initial lr, t counted in
+# sched.interval units after warm-up; `total` is the run's length in those units.
+@register_scheduler("none")
 def _constant(cfg, t: int, total: int) -> float:
     return 1.0
 
 
+@register_scheduler("step", options=("milestones",), needs={"milestones": "[30,60]"})
 def _step(cfg, t: int, total: int) -> float:
     return cfg.gamma ** sum(t >= m for m in cfg.milestones)
 
 
+@register_scheduler("exponential")
 def _exponential(cfg, t: int, total: int) -> float:
     return cfg.gamma ** (t / cfg.decay_steps)
 
 
+@register_scheduler("power")
 def _power(cfg, t: int, total: int) -> float:
     return (1.0 + t / cfg.decay_steps) ** (-cfg.power)
 
 
+@register_scheduler("cosine")
 def _cosine(cfg, t: int, total: int) -> float:
     progress = min(t / max(total, 1), 1.0)
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-SCHEDULERS: dict[str, Callable | str] = {
-    "none": _constant,
-    "step": _step,
-    "exponential": _exponential,
-    "power": _power,
-    "cosine": _cosine,
-    "plateau": "plateau",  # ReduceLROnPlateau on the validation metric, checked each epoch
-    "onecycle": "onecycle",  # OneCycleLR, stepped every optimizer step
-}
+@register_scheduler("plateau", builder=True, no_warmup="plateau reacts to the metric")
+def _plateau(optimizer, cfg, epochs: int, steps_per_epoch: int, monitor: str, mode: str) -> dict:
+    """ReduceLROnPlateau on the validation metric, checked each epoch."""
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode=mode, factor=cfg.gamma, patience=cfg.patience
+    )
+    return {"scheduler": sched, "interval": "epoch", "monitor": monitor, "strict": True}
+
+
+@register_scheduler(
+    "onecycle", builder=True, no_warmup="one-cycle has its own warm-up: sched.pct_start"
+)
+def _onecycle(optimizer, cfg, epochs: int, steps_per_epoch: int, monitor: str, mode: str) -> dict:
+    """OneCycleLR, stepped every optimizer step."""
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        max_lr=[g["lr"] for g in optimizer.param_groups],
+        total_steps=epochs * steps_per_epoch,
+        pct_start=cfg.pct_start,
+        # cycle momentum only where the optimizer already uses it, so onecycle never switches
+        # on momentum that the config left off
+        cycle_momentum="betas" in optimizer.defaults or bool(optimizer.defaults.get("momentum")),
+    )
+    return {"scheduler": sched, "interval": "step"}
 
 
 def canonical_scheduler(name: str) -> str:
-    return canonical(SCHEDULERS, "scheduler", name)
+    return SCHEDULERS.canonical(name)
 
 
 def list_schedulers() -> list[str]:
-    return list(SCHEDULERS)
-
-
-def check_scheduler_options(cfg) -> None:
-    if cfg.warmup and cfg.name in ("plateau", "onecycle"):
-        raise ConfigError(
-            f"sched.warmup does not combine with sched.name={cfg.name} "
-            + (
-                "(one-cycle has its own warm-up: sched.pct_start)."
-                if cfg.name == "onecycle"
-                else "(plateau reacts to the metric); use step, cosine, exponential or power."
-            )
-        )
-    if cfg.milestones and cfg.name != "step":
-        raise ConfigError("sched.milestones applies to sched.name=step only.")
-    if cfg.name == "step" and not cfg.milestones:
-        raise ConfigError("sched.name=step needs sched.milestones, e.g. sched.milestones=[30,60].")
+    return SCHEDULERS.names()
 
 
 def lr_multiplier(cfg, t: int, total: int) -> float:
     """Warm-up then the named schedule: the factor applied to the initial lr at time t."""
     if t < cfg.warmup:
         return (t + 1) / cfg.warmup
-    fn = lookup(SCHEDULERS, "scheduler", cfg.name)
-    return fn(cfg, t - cfg.warmup, total - cfg.warmup)
+    if SCHEDULERS.info(cfg.name)["builder"]:
+        raise ValueError(f"sched.name={cfg.name} is PyTorch's own schedule, not a closed form.")
+    return SCHEDULERS.lookup(cfg.name)(cfg, t - cfg.warmup, total - cfg.warmup)
 
 
 def build_scheduler(
@@ -192,23 +172,8 @@ def build_scheduler(
     name = canonical_scheduler(cfg.name)
     if name == "none" and not cfg.warmup:
         return None
-    if name == "plateau":
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode=mode, factor=cfg.gamma, patience=cfg.patience
-        )
-        return {"scheduler": sched, "interval": "epoch", "monitor": monitor, "strict": True}
-    if name == "onecycle":
-        sched = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=[g["lr"] for g in optimizer.param_groups],
-            total_steps=epochs * steps_per_epoch,
-            pct_start=cfg.pct_start,
-            # cycle momentum only where the optimizer already uses it, so onecycle never
-            # switches on momentum that the config left off
-            cycle_momentum="betas" in optimizer.defaults
-            or bool(optimizer.defaults.get("momentum")),
-        )
-        return {"scheduler": sched, "interval": "step"}
+    if SCHEDULERS.info(name)["builder"]:
+        return SCHEDULERS.lookup(name)(optimizer, cfg, epochs, steps_per_epoch, monitor, mode)
     total = epochs if cfg.interval == "epoch" else epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: lr_multiplier(cfg, t, total))
     return {"scheduler": sched, "interval": cfg.interval}

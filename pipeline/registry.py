@@ -1,19 +1,29 @@
-"""Name -> component registries (activations, norms, inits, optimizers, schedulers, models).
+"""Open registries: name -> component (models, activations, norms, inits, optimizers, schedules).
 
-Plain dicts plus `get_x(name)` / `list_x()`, in the style of timm's factories. Names are
-normalised (case, '-' and '_' ignored), so `LeakyReLU`, `leaky_relu` and `leaky-relu` are one
-entry. An unknown name raises ValueError listing the valid ones. Tests parametrize over these
-dicts, so a new entry is tested the day it is added.
+In the style of timm's `register_model`: a `Registry` maps names to entries (a builder, a class,
+a function) and keeps facts about each entry given at registration, e.g.
+`register_model("conv", frame=True)`. A plug-in or a notebook adds its own entries the same way
+and selects them by name in the config (`model.name=mine`).
+
+Names are normalised (case, '-' and '_' ignored), so `LeakyReLU`, `leaky_relu` and `leaky-relu`
+are one entry, and the registry's own spelling is what a config stores. An unknown name raises
+ValueError listing the valid ones.
+
+This module imports no torch. Each registry's built-in entries live in the module that defines
+them (`builtins="pipeline.models"`) and are imported on the registry's first use, so the config
+checks names against these objects without importing models itself. Tests parametrize over the
+registries, so a new entry is tested the day it is added.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+import importlib
+import inspect
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
-import torch
-from torch import nn
+_MISSING = object()
 
 
 def normalize(name: str | None) -> str:
@@ -22,156 +32,197 @@ def normalize(name: str | None) -> str:
     return str(name).lower().replace("_", "").replace("-", "")
 
 
-def lookup(table: dict[str, Any], kind: str, name: str | None) -> Any:
-    key = normalize(name)
-    for entry, value in table.items():
-        if normalize(entry) == key:
-            return value
-    raise ValueError(f"Unknown {kind} {name!r}; choose one of: {', '.join(table)}.")
+class Registry(Mapping[str, Any]):
+    """A read-only mapping of names (in registration order) to entries, open to `register`.
+
+    kind: the word used in messages ("model"); builtins: the module that registers the
+    built-in entries, imported on first use; info: the facts an entry may be registered with,
+    and their defaults (an unknown fact is refused, so a typo does not pass silently).
+    """
+
+    def __init__(self, kind: str, builtins: str | None = None, info: Mapping | None = None):
+        self.kind = kind
+        self.builtins = builtins
+        self._pending = builtins  # imported on first use
+        self._defaults = dict(info or {})
+        self._entries: dict[str, Any] = {}
+        self._info: dict[str, Mapping[str, Any]] = {}
+        self._spelling: dict[str, str] = {}  # normalised name -> registered spelling
+
+    # -- adding entries -------------------------------------------------------------------------
+    def register(self, name: str, entry: Any = _MISSING, /, *, replace: bool = False, **info):
+        """Add `entry` under `name`; without an entry, a decorator (`@register_model("mine")`).
+
+        Registering a name again from the same module and function (a re-run notebook cell, a
+        reloaded module) replaces the entry; taking another module's name needs replace=True.
+        """
+        if entry is _MISSING:
+            return lambda obj: self.register(name, obj, replace=replace, **info)
+        unknown = set(info) - set(self._defaults)
+        if unknown:
+            takes = ", ".join(self._defaults) or "no facts"
+            raise TypeError(
+                f"A {self.kind} entry takes {takes}; got {', '.join(sorted(unknown))}."
+            )
+        if not isinstance(name, str) or not normalize(name):
+            raise ValueError(f"A {self.kind} name must be a non-empty string; got {name!r}.")
+        self._load()
+        key = normalize(name)
+        if key in self._spelling:
+            old = self._spelling[key]
+            if not (replace or _same_source(self._entries[old], entry)):
+                raise ValueError(
+                    f"A {self.kind} named {old!r} is already registered; choose another name, "
+                    "or pass replace=True to replace it."
+                )
+            self.unregister(old)
+        self._spelling[key] = name
+        self._entries[name] = entry
+        self._info[name] = MappingProxyType({**self._defaults, **info})
+        return entry
+
+    def unregister(self, name: str) -> None:
+        spelling = self.canonical(name)
+        del self._spelling[normalize(spelling)], self._entries[spelling], self._info[spelling]
+
+    # -- reading --------------------------------------------------------------------------------
+    def canonical(self, name: str | None) -> str:
+        """The registry's own spelling of `name`; ValueError listing the names if unknown."""
+        self._load()
+        try:
+            return self._spelling[normalize(name)]
+        except KeyError:
+            raise ValueError(_unknown(self.kind, name, self)) from None
+
+    def lookup(self, name: str | None) -> Any:
+        return self._entries[self.canonical(name)]
+
+    def info(self, name: str | None) -> Mapping[str, Any]:
+        """The facts `name` was registered with (the registry's defaults for those not given)."""
+        return self._info[self.canonical(name)]
+
+    def names(self, **facts: Any) -> list[str]:
+        """Registered names, optionally only those whose facts match: `names(frame=True)`."""
+        self._load()
+        return [n for n, info in self._info.items() if all(info[k] == v for k, v in facts.items())]
+
+    def __contains__(self, name: object) -> bool:
+        self._load()
+        return (name is None or isinstance(name, str)) and normalize(name) in self._spelling
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self:
+            raise KeyError(name)
+        return self.lookup(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self.names())
+
+    # a registry is one object, not a value: identity equality keeps it usable in type hints
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, builtins={self.builtins!r})"
+
+    def _load(self) -> None:
+        if self._pending is not None:
+            module, self._pending = self._pending, None  # first, so its registrations pass
+            try:
+                importlib.import_module(module)
+            except BaseException:
+                self._pending = module
+                raise
 
 
-def canonical(table: dict[str, Any], kind: str, name: str | None) -> str:
-    """The registry's own spelling of `name` (raises like a lookup when it is unknown)."""
-    key = normalize(name)
+def _same_source(old: Any, new: Any) -> bool:
+    """The same object, or a function/class of the same name in the same module (defined again
+    by a re-run notebook cell or a reloaded module)."""
+    if old is new:
+        return True
+    if not (inspect.isfunction(new) or inspect.isclass(new)) or new.__name__ == "<lambda>":
+        return False
+    where = (new.__module__, new.__qualname__)
+    return (getattr(old, "__module__", None), getattr(old, "__qualname__", None)) == where
+
+
+def _unknown(kind: str, name: Any, names: Any) -> str:
+    return f"Unknown {kind} {name!r}; choose one of: {', '.join(names)}."
+
+
+def lookup(table: Mapping[str, Any], kind: str, name: str | None) -> Any:
+    """The entry of `name` in a Registry or a plain dict (normalised names)."""
+    if isinstance(table, Registry):
+        return table.lookup(name)
+    return table[canonical(table, kind, name)]
+
+
+def canonical(table: Mapping[str, Any], kind: str, name: str | None) -> str:
+    """The table's own spelling of `name` (raises like a lookup when it is unknown)."""
+    if isinstance(table, Registry):
+        return table.canonical(name)
     for entry in table:
-        if normalize(entry) == key:
+        if normalize(entry) == normalize(name):
             return entry
-    lookup(table, kind, name)
-    raise AssertionError("unreachable")
+    raise ValueError(_unknown(kind, name, table))
 
 
-# --- activations -------------------------------------------------------------------------------
-# Each factory takes the LeakyReLU slope so that all entries share one signature.
-ACTIVATIONS: dict[str, Callable[[float], nn.Module]] = {
-    "relu": lambda slope: nn.ReLU(),
-    "leaky_relu": lambda slope: nn.LeakyReLU(slope),
-    "elu": lambda slope: nn.ELU(),
-    "selu": lambda slope: nn.SELU(),
-    "gelu": lambda slope: nn.GELU(),
-    "silu": lambda slope: nn.SiLU(),
-    "tanh": lambda slope: nn.Tanh(),
-    "sigmoid": lambda slope: nn.Sigmoid(),
-    "none": lambda slope: nn.Identity(),
-}
+# --- the pipeline's registries ------------------------------------------------------------------
+# models: builder(cfg.model, in_features, out_features, frame_dim) -> nn.Module (pipeline.models)
+MODELS = Registry("model", builtins="pipeline.models", info={"frame": False})
+# activations: factory(leaky_slope) -> nn.Module; gain: torch.nn.init.calculate_gain's name
+ACTIVATIONS = Registry("activation", builtins="pipeline.layers", info={"gain": "linear"})
+# norms: factory(num_features, groups, channel_axis) -> nn.Module
+NORMS = Registry("norm", builtins="pipeline.layers")
+# inits: fn(weight, gain) filling the weight in place, or None to keep PyTorch's own
+INITS = Registry("init", builtins="pipeline.layers")
+# optimizers: a torch.optim.Optimizer class; options: the optional optim.* keys it takes
+OPTIMIZERS = Registry("optimizer", builtins="pipeline.optim", info={"options": ()})
+# schedules: see pipeline.optim for the two kinds of entry and their facts
+SCHEDULERS = Registry(
+    "scheduler",
+    builtins="pipeline.optim",
+    info={"builder": False, "options": (), "needs": {}, "no_warmup": ""},
+)
 
-# Gain for Xavier/He/orthogonal init, as torch.nn.init.calculate_gain names it. ELU, GELU and
-# SiLU behave like ReLU for positive inputs, so they take ReLU's gain (the common practice);
-# SELU takes the linear gain (LeCun init), as PyTorch recommends for self-normalising nets.
-ACTIVATION_GAIN: dict[str, str] = {
-    "relu": "relu",
-    "leaky_relu": "leaky_relu",
-    "elu": "relu",
-    "selu": "linear",
-    "gelu": "relu",
-    "silu": "relu",
-    "tanh": "tanh",
-    "sigmoid": "sigmoid",
-    "none": "linear",
-}
+register_model = MODELS.register
+register_activation = ACTIVATIONS.register
+register_norm = NORMS.register
+register_init = INITS.register
+register_optimizer = OPTIMIZERS.register
+register_scheduler = SCHEDULERS.register
 
 
-def get_activation(name: str | None, slope: float = 0.01) -> nn.Module:
-    return lookup(ACTIVATIONS, "activation", name)(slope)
+def get_activation(name: str | None, slope: float = 0.01):
+    return ACTIVATIONS.lookup(name)(slope)
 
 
 def list_activations() -> list[str]:
-    return list(ACTIVATIONS)
+    return ACTIVATIONS.names()
 
 
 def activation_gain(name: str | None, slope: float = 0.01) -> float:
-    gain_name = ACTIVATION_GAIN[canonical(ACTIVATIONS, "activation", name)]
-    return nn.init.calculate_gain(gain_name, slope if gain_name == "leaky_relu" else None)
+    """The init gain for an activation (its registered `gain`, as torch's calculate_gain)."""
+    from torch import nn  # only ever called while building a model
 
-
-# --- normalisation layers ----------------------------------------------------------------------
-# Factories take (num_features, groups, channel_axis). MLP features have no channel axis, so
-# instance norm (statistics per sample and channel over positions) only exists for models that
-# read the input as channels x positions.
-def _instance_norm(num_features: int, groups: int, channel_axis: bool) -> nn.Module:
-    if not channel_axis:
-        raise ValueError(
-            "Instance norm needs a channel axis (a model that reads the input as channels x "
-            "positions); for an MLP choose batch, layer or group norm."
-        )
-    return nn.InstanceNorm1d(num_features, affine=True)
-
-
-def _group_norm(num_features: int, groups: int, channel_axis: bool) -> nn.Module:
-    if groups < 1 or num_features % groups:
-        raise ValueError(
-            f"Group norm needs groups that divide the layer width; {groups} groups do not "
-            f"divide {num_features} units. Choose a divisor of every hidden width."
-        )
-    return nn.GroupNorm(groups, num_features)
-
-
-def _layer_norm(num_features: int, groups: int, channel_axis: bool) -> nn.Module:
-    # With a channel axis the input is (N, C, L); normalise over channels per position, the
-    # GroupNorm(1, C) formulation normalises over (C, L) jointly, which is what LN means there.
-    return nn.GroupNorm(1, num_features) if channel_axis else nn.LayerNorm(num_features)
-
-
-NORMS: dict[str, Callable[[int, int, bool], nn.Module]] = {
-    "batch": lambda n, groups, channel_axis: nn.BatchNorm1d(n),
-    "layer": _layer_norm,
-    "group": _group_norm,
-    "instance": _instance_norm,
-    "none": lambda n, groups, channel_axis: nn.Identity(),
-}
+    gain = ACTIVATIONS.info(name)["gain"]
+    return nn.init.calculate_gain(gain, slope if gain == "leaky_relu" else None)
 
 
 def get_norm(name: str | None, num_features: int, groups: int = 1, channel_axis: bool = False):
-    return lookup(NORMS, "norm", name)(num_features, groups, channel_axis)
+    return NORMS.lookup(name)(num_features, groups, channel_axis)
 
 
 def list_norms() -> list[str]:
-    return list(NORMS)
-
-
-# --- weight initialisation ---------------------------------------------------------------------
-def _init_xavier_normal(w: torch.Tensor, gain: float) -> None:
-    nn.init.xavier_normal_(w, gain=gain)
-
-
-def _init_xavier_uniform(w: torch.Tensor, gain: float) -> None:
-    nn.init.xavier_uniform_(w, gain=gain)
-
-
-def _fan_in(w: torch.Tensor) -> int:
-    return w.shape[1] * math.prod(w.shape[2:])
-
-
-def _init_he_normal(w: torch.Tensor, gain: float) -> None:
-    # std = gain / sqrt(fan_in), written out so that every activation's gain can be used.
-    fan_in = _fan_in(w)
-    with torch.no_grad():
-        w.normal_(0.0, gain / math.sqrt(fan_in))
-
-
-def _init_he_uniform(w: torch.Tensor, gain: float) -> None:
-    fan_in = _fan_in(w)
-    bound = gain * math.sqrt(3.0 / fan_in)
-    with torch.no_grad():
-        w.uniform_(-bound, bound)
-
-
-def _init_orthogonal(w: torch.Tensor, gain: float) -> None:
-    nn.init.orthogonal_(w, gain=gain)
-
-
-INITS: dict[str, Callable[[torch.Tensor, float], None] | None] = {
-    "default": None,  # keep PyTorch's own initialisation
-    "xavier_normal": _init_xavier_normal,
-    "xavier_uniform": _init_xavier_uniform,
-    "he_normal": _init_he_normal,
-    "he_uniform": _init_he_uniform,
-    "orthogonal": _init_orthogonal,
-}
+    return NORMS.names()
 
 
 def get_init(name: str | None):
-    return lookup(INITS, "init", "default" if name is None else name)
+    return INITS.lookup("default" if name is None else name)
 
 
 def list_inits() -> list[str]:
-    return list(INITS)
+    return INITS.names()

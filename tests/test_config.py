@@ -1,7 +1,21 @@
+import typing
+from dataclasses import dataclass
+from typing import Literal
+
 import pytest
 import yaml
 
-from pipeline.config import Config, build_config, parse_overrides, parse_value, to_yaml
+from pipeline.config import (
+    COMPILE_MODES,
+    Config,
+    build_config,
+    coerce,
+    describe,
+    leaf,
+    parse_overrides,
+    parse_value,
+    to_yaml,
+)
 from pipeline.errors import ConfigError
 from pipeline.preprocess import TabularFeatures
 
@@ -105,3 +119,67 @@ def test_resolved_yaml_replays_to_the_same_config():
 
 def test_defaults_pass_their_own_checks():
     Config().check()
+
+
+# --- typed choices ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("sched.interval=epochs", r"sched.interval must be one of: epoch, step \(from the co"),
+        ("train.grad_clip_algorithm=abs", r"train.grad_clip_algorithm must be one of: norm, val"),
+        ("train.engine=turbo", r"train.engine must be one of: auto, fast, plain"),
+        ("train.compile=fast", r"train.compile must be one of: none, default, reduce-overhead"),
+        ("train.accelerator=tpu", r"train.accelerator must be one of: auto, cpu, gpu, cuda, mps"),
+        ("train.devices=gpu", r"train.devices must be an int or auto .*; got 'gpu'"),
+        ("model.init=none", r"model.init must be one of: default, xavier_normal.*; got 'none'"),
+    ],
+)
+def test_choices_come_from_the_type_hints(override, message):
+    with pytest.raises(ConfigError, match=message):
+        build_config(overrides=[override])
+
+
+def test_choices_read_as_numbers_or_null_take_their_spelling():
+    cfg = build_config(
+        layers=[("file", {"train": {"precision": 32, "compile": None, "devices": 2}})],
+        overrides=["sched.name=none"],
+    )
+    assert (cfg.train.precision, cfg.train.compile, cfg.train.devices) == ("32", "none", 2)
+    assert cfg.sched.name == "none"
+
+
+def test_choices_set_in_python_are_checked_and_spelled_as_registered():
+    cfg = Config()
+    cfg.model.activation, cfg.optim.name = "LeakyReLU", "AdamW"
+    cfg.check()
+    assert (cfg.model.activation, cfg.optim.name) == ("leaky_relu", "adamw")
+    cfg.train.engine = "turbo"
+    with pytest.raises(ConfigError, match=r"train.engine must be one of: auto, fast, plain; got"):
+        cfg.check()
+
+
+@dataclass
+class ModeFeatures:
+    mode: Literal["mean", "max"] = "mean"
+
+    def check(self) -> None:
+        pass
+
+
+def test_a_competitions_own_choices_are_checked_too():
+    assert build_config(ModeFeatures(), overrides=["features.mode=max"]).features.mode == "max"
+    with pytest.raises(ConfigError, match="features.mode must be one of: mean, max"):
+        build_config(ModeFeatures(), overrides=["features.mode=min"])
+
+
+def test_a_leafs_hint_coerces_a_choice_as_a_search_space_does():
+    """pipeline.tune_space coerces each categorical choice with the leaf's hint."""
+    hint = leaf(Config(), "model.activation")[2]
+    assert coerce("LeakyReLU", hint, "model.activation", "test") == "leaky_relu"
+    with pytest.raises(ConfigError, match=r"model.activation must be one of: relu.* \(from test"):
+        coerce("swish", hint, "model.activation", "test")
+    assert typing.get_args(leaf(Config(), "model.layers")[2]) == ()  # a plain int: int ranges
+    assert describe(leaf(Config(), "train.devices")[2]) == "an int or auto"
+    assert COMPILE_MODES == ("none", "default", "reduce-overhead", "max-autotune")

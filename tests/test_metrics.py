@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.metrics import METRICS, Task, get_metric
+from pipeline.metrics import METRICS, Metric, Task, get_metric, register_metric
 
 
 def test_metrics_match_reference_computations():
@@ -27,3 +27,17 @@ def test_tasks():
     assert clf.to_labels(np.array([[0.1, 0.7, 0.2]])).tolist() == [1]
     with pytest.raises(ValueError, match="n_classes >= 2"):
         Task("classification", 1)
+
+
+def test_a_registered_metric_is_found_by_name():
+    medae = Metric("medae", lambda y, p: np.median(np.abs(p - y)), greater_is_better=False)
+    register_metric(medae)
+    try:
+        assert get_metric("MedAE") is medae and "medae" in METRICS
+        assert medae(np.array([1.0, 2.0, 4.0]), np.array([1.5, 2.0, 3.0])) == pytest.approx(0.5)
+        with pytest.raises(ValueError, match="A metric named 'rmse' is already registered"):
+            register_metric(Metric("rmse", medae.fn, False))
+    finally:
+        METRICS.unregister("medae")
+    with pytest.raises(ValueError, match="Unknown metric 'medae'; choose one of: rmse, mse"):
+        get_metric("medae")

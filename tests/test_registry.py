@@ -1,6 +1,9 @@
 """Every registry entry builds and trains a step; layers behave as their names promise."""
 
+import contextlib
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -242,3 +245,192 @@ def test_default_init_keeps_pytorch_initialisation():
     bound = 1 / math.sqrt(layer.weight.shape[1])
     assert layer.weight.abs().max().item() <= bound
     assert torch.count_nonzero(layer.bias) > 0  # PyTorch's biases are not zero
+
+
+# --- open registries -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def registered(table, name, entry, **info):
+    """`entry` in `table` for the duration of a test (registries are process-wide)."""
+    table.register(name, entry, **info)
+    try:
+        yield entry
+    finally:
+        table.unregister(name)
+
+
+class Tiny(nn.Module):
+    """A user's own model: one linear layer, and a record of what the builder was given."""
+
+    def __init__(self, in_features, out_features, given):
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features)
+        self.given = given
+
+    def forward(self, x):
+        return self.linear(x)
+
+
+def build_tiny(cfg, in_features, out_features, frame_dim):
+    return Tiny(in_features, out_features, (cfg.name, in_features, out_features, frame_dim))
+
+
+def test_a_registered_model_is_selected_by_name_and_built():
+    with registered(registry.MODELS, "mine", build_tiny):
+        cfg = build_config(overrides=["model.name=Mine"])
+        assert cfg.model.name == "mine"  # the registry's spelling
+        model = models.build_model(cfg.model, 6, 2, 3)
+        assert isinstance(model, Tiny) and model.given == ("mine", 6, 2, 3)
+        assert model(torch.randn(4, 6)).shape == (4, 2)
+        assert "mine" in models.list_models()
+        with pytest.raises(ConfigError, match="model.channels applies to the frame models"):
+            build_config(overrides=["model.name=mine", "model.channels=8"])
+    with pytest.raises(ConfigError, match=r"model.name must be one of: mlp, conv, gru .*'mine'"):
+        build_config(overrides=["model.name=mine"])
+
+
+def test_frame_keys_follow_the_registration_of_a_frame_model():
+    with registered(registry.MODELS, "myframes", build_tiny, frame=True):
+        cfg = build_config(overrides=["model.name=myframes", "model.channels=8"])
+        assert cfg.model.channels == 8
+        assert models.frame_models() == ["conv", "gru", "myframes"]
+        assert models.FRAME_MODELS == ("conv", "gru", "myframes")
+        with pytest.raises(ConfigError, match=r"frame models \(conv, gru, myframes\), not to"):
+            build_config(overrides=["model.name=mlp", "model.layers=3"])
+
+
+def test_an_unknown_model_lists_the_registered_ones():
+    with registered(registry.MODELS, "mine", build_tiny):
+        with pytest.raises(ConfigError, match=r"must be one of: mlp, conv, gru, mine .*'nope'"):
+            build_config(overrides=["model.name=nope"])
+        with pytest.raises(ValueError, match="Unknown model 'nope'; choose one of: mlp, conv"):
+            models.build_model(ModelConfig(name="nope"), 4, 1)
+
+
+def _rms_norm(num_features, groups, channel_axis):
+    return nn.RMSNorm(num_features)
+
+
+def _halves(weight, gain):
+    nn.init.constant_(weight, 0.5)
+
+
+def _linear_decay(cfg, t, total):
+    return 1 - t / total
+
+
+def _has(layer):
+    return lambda model, opt: any(isinstance(m, layer) for m in model.modules())
+
+
+def _first_weights_near_half(model, opt):
+    return torch.allclose(model.body[0].weight, torch.tensor(0.5), atol=0.01)
+
+
+def _asgd_without_foreach(model, opt):
+    return type(opt) is torch.optim.ASGD and opt.defaults["foreach"] is False
+
+
+def _lr_after_one_epoch_of_five(model, opt):
+    return opt.param_groups[0]["lr"] == pytest.approx(1e-3 * (1 - 1 / 5))
+
+
+# (registry, name, entry, facts, config overrides, what the built model or optimizer shows)
+OPEN = {
+    "activation": (registry.ACTIVATIONS, "mish", lambda slope: nn.Mish(), {"gain": "relu"},
+                   ["model.activation=mish"], _has(nn.Mish)),
+    "norm": (registry.NORMS, "rms", _rms_norm, {}, ["model.norm=rms"], _has(nn.RMSNorm)),
+    "init": (registry.INITS, "halves", _halves, {}, ["model.init=halves"],
+             _first_weights_near_half),
+    "optimizer": (registry.OPTIMIZERS, "asgd", torch.optim.ASGD, {"options": ("foreach",)},
+                  ["optim.name=asgd", "optim.foreach=false"], _asgd_without_foreach),
+    "scheduler": (registry.SCHEDULERS, "linear", _linear_decay, {}, ["sched.name=linear"],
+                  _lr_after_one_epoch_of_five),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", OPEN)
+def test_every_registry_is_open_to_a_new_entry(kind):
+    table, name, entry, facts, overrides, shows = OPEN[kind]
+    with registered(table, name, entry, **facts):
+        cfg = build_config(overrides=["model.hidden=[8]", *overrides])
+        torch.manual_seed(0)
+        model = models.build_model(cfg.model, 4, 2)
+        opt = optim.build_optimizer(model, cfg.optim)
+        sched = optim.build_scheduler(opt, cfg.sched, 5, 1, "val/rmse", "min")
+        model(torch.randn(8, 4)).sum().backward()
+        opt.step()
+        if sched is not None:
+            sched["scheduler"].step()
+        assert shows(model, opt)
+    assert name not in table
+    with pytest.raises(ConfigError, match="must be one of"):
+        build_config(overrides=overrides)
+
+
+def test_a_registered_schedule_brings_its_own_rules():
+    with registered(registry.SCHEDULERS, "capped", _linear_decay, options=("milestones",),
+                    needs={"milestones": "[3]"}, no_warmup="it warms up by itself"):  # fmt: skip
+        with pytest.raises(ConfigError, match=r"sched.name=capped needs sched.milestones, e.g."):
+            build_config(overrides=["sched.name=capped"])
+        with pytest.raises(ConfigError, match=r"sched.warmup does not combine .*by itself\)"):
+            build_config(overrides=["sched.name=capped", "sched.milestones=[3]", "sched.warmup=2"])
+        with pytest.raises(ConfigError, match="applies to sched.name=step or sched.name=capped"):
+            build_config(overrides=["sched.name=cosine", "sched.milestones=[3]"])
+
+
+def test_a_registered_optimizer_takes_only_its_options():
+    with registered(registry.OPTIMIZERS, "asgd", torch.optim.ASGD, options=("alpha", "foreach")):
+        with pytest.raises(ConfigError, match="optim.eps does not apply to asgd; it applies to"):
+            build_config(overrides=["optim.name=asgd", "optim.eps=1e-8"])
+        with pytest.raises(
+            ConfigError, match="optim.alpha does not apply to sgd; .*: rmsprop, asgd"
+        ):
+            build_config(overrides=["optim.name=sgd", "optim.alpha=0.9"])
+        opt = optim.build_optimizer(nn.Linear(2, 1), build_config(
+            overrides=["optim.name=asgd", "optim.alpha=0.9"]).optim)  # fmt: skip
+        assert opt.defaults["alpha"] == 0.9
+
+
+def test_registering_keeps_names_apart_and_facts_honest():
+    table = registry.Registry("widget", info={"fast": False})
+    table.register("Big-One", 1, fast=True)
+    assert table.canonical("big_one") == "Big-One" and table.lookup("BIGONE") == 1
+    assert table.info("bigone") == {"fast": True}
+    assert table.names(fast=True) == ["Big-One"] and list(table) == ["Big-One"]
+    with pytest.raises(ValueError, match="A widget named 'Big-One' is already registered"):
+        table.register("big_one", 2)
+    table.register("big_one", 2, replace=True)
+    assert dict(table) == {"big_one": 2} and table.info("big_one") == {"fast": False}
+    with pytest.raises(TypeError, match="A widget entry takes fast; got fsat"):
+        table.register("other", 3, fsat=True)
+    with pytest.raises(ValueError, match="Unknown widget 'nope'; choose one of: big_one"):
+        table.lookup("nope")
+
+
+def test_a_function_defined_again_replaces_its_entry():
+    """A notebook cell run twice, or a reloaded plug-in, registers the same name again."""
+    table = registry.Registry("model")
+
+    def build(cfg):
+        return 1
+
+    table.register("mine", build)
+
+    def build(cfg):  # noqa: F811 (the cell run again)
+        return 2
+
+    table.register("mine", build)
+    assert table.lookup("mine") is build
+
+
+def test_the_config_and_the_registries_import_no_torch():
+    """Names are checked against registry objects; the built-in entries (and torch) are only
+    imported when a name is first looked up."""
+    code = (
+        "import sys, pipeline.config, pipeline.registry;"
+        "print('torch' in sys.modules, 'pipeline.models' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["False", "False"], done.stderr

@@ -1,0 +1,259 @@
+"""The config sections: every key with its type, its default and a short reason for it.
+
+Fixed choices are `Literal[...]` hints and registry names `Annotated[str, REGISTRY]` hints
+(pipeline.config.hints checks both and names the valid values); each section's `check()` adds
+the ranges and the rules that tie keys together; those that depend on what a registry entry
+takes (pipeline.config.rules) read it from the entry's registration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pipeline.config.hints import check_choices
+from pipeline.config.rules import (
+    FRAME_KEYS,
+    check_frame_keys,
+    check_optimizer_options,
+    check_scheduler_options,
+)
+from pipeline.errors import ConfigError
+from pipeline.registry import ACTIVATIONS, INITS, MODELS, NORMS, OPTIMIZERS, SCHEDULERS
+
+
+@dataclass
+class CVConfig:
+    folds: int = 5  # 80/20 splits: the usual bias/variance trade-off for a CV estimate
+    # Competitions whose rows overlap in time set blocked.
+    strategy: Literal["kfold", "stratified", "group", "blocked"] = "kfold"
+    gap: int = 0  # blocked: rows next to a validation block dropped from training (leak guard)
+    shuffle: bool = True  # kfold/stratified: shuffle rows before splitting (seeded)
+    baseline: bool = True  # also score a linear model on the same folds, as a yardstick
+
+    def check(self) -> None:
+        _require(self.folds >= 2, "cv.folds", "an int >= 2", self.folds)
+        _require(self.gap >= 0, "cv.gap", "an int >= 0", self.gap)
+
+
+@dataclass
+class ModelConfig:
+    name: Annotated[str, MODELS] = "mlp"  # pipeline.models.register_model adds your own
+    hidden: list[int] = field(default_factory=lambda: [64, 32])  # small: tabular data is small
+    activation: Annotated[str, ACTIVATIONS] = "relu"  # robust default for MLPs
+    leaky_slope: float = 0.01  # negative slope of leaky_relu (and its He/Xavier gain)
+    norm: Annotated[str, NORMS] = "none"  # batch | layer | group | instance | none
+    norm_groups: int = 8  # group norm: groups per layer (must divide every hidden width)
+    dropout: float | list[float] = 0.0  # after each hidden layer: one rate, or one per layer
+    input_dropout: float = 0.0  # on the input features
+    init: Annotated[str, INITS] = "default"  # default keeps PyTorch's; xavier_*, he_*, ...
+    # Frame models (registered with frame=True: conv, gru) read each row as frames x features
+    # per frame (TIMIT: 11 x 39) and put model.hidden on top as their head.
+    channels: int = 256  # conv channels / GRU hidden size per direction
+    kernel: int = 3  # conv kernel size over frames (odd)
+    layers: int = 2  # conv or GRU layers
+    frame_dropout: float = 0.0  # dropout after each conv/GRU layer
+
+    FRAME_KEYS = FRAME_KEYS  # the model.* keys only frame models take (config.rules)
+
+    def check(self) -> None:
+        _require(all(h >= 1 for h in self.hidden), "model.hidden", "widths >= 1", self.hidden)
+        rates = self.dropout if isinstance(self.dropout, list) else [self.dropout]
+        for rate in [*rates, self.input_dropout]:
+            _require(0.0 <= rate < 1.0, "model.dropout", "rates in [0, 1)", rate)
+        if isinstance(self.dropout, list) and len(self.dropout) != len(self.hidden):
+            raise ConfigError(
+                f"model.dropout lists {len(self.dropout)} rates for {len(self.hidden)} hidden "
+                "layers; give one rate per layer or a single number."
+            )
+        _require(self.leaky_slope >= 0, "model.leaky_slope", "a float >= 0", self.leaky_slope)
+        _require(self.norm_groups >= 1, "model.norm_groups", "an int >= 1", self.norm_groups)
+        _require(self.channels >= 1, "model.channels", "an int >= 1", self.channels)
+        ok = self.kernel >= 1 and self.kernel % 2 == 1
+        _require(ok, "model.kernel", "an odd int >= 1", self.kernel)
+        _require(self.layers >= 1, "model.layers", "an int >= 1", self.layers)
+        ok = 0.0 <= self.frame_dropout < 1.0
+        _require(ok, "model.frame_dropout", "a rate in [0, 1)", self.frame_dropout)
+        check_frame_keys(self)
+
+
+@dataclass
+class OptimConfig:
+    name: Annotated[str, OPTIMIZERS] = "adamw"  # Adam, decoupled weight decay: good for MLPs
+    lr: float = 1e-3  # Adam's usual step size (Adadelta wants ~1.0, SGD ~0.01-0.1)
+    weight_decay: float = 0.0  # L2 on weights (decoupled for adamw); biases and norms exempt
+    l1: float = 0.0  # adds l1 * sum|w| over weights to the training loss
+    # Optimizer-specific; None keeps PyTorch's default. Setting one the optimizer does not take
+    # is an error, so no switch is silently ignored.
+    momentum: float | None = None  # sgd, rmsprop
+    nesterov: bool = False  # sgd, needs momentum > 0
+    betas: list[float] | None = None  # adam, adamw, nadam, radam
+    alpha: float | None = None  # rmsprop's smoothing constant
+    rho: float | None = None  # adadelta's decay
+    eps: float | None = None  # every optimizer but sgd
+    # Multi-tensor kernels (foreach) or fused ones (GPU); None lets PyTorch pick.
+    foreach: bool | None = None
+
+    def check(self) -> None:
+        _require(self.lr > 0, "optim.lr", "a float > 0", self.lr)
+        _require(self.weight_decay >= 0, "optim.weight_decay", "a float >= 0", self.weight_decay)
+        _require(self.l1 >= 0, "optim.l1", "a float >= 0", self.l1)
+        if self.momentum is not None:
+            _require(0 <= self.momentum < 1, "optim.momentum", "a float in [0, 1)", self.momentum)
+        if self.betas is not None:
+            ok = len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas)
+            _require(ok, "optim.betas", "two floats in [0, 1)", self.betas)
+        if self.alpha is not None:
+            _require(0 < self.alpha < 1, "optim.alpha", "a float in (0, 1)", self.alpha)
+        if self.rho is not None:
+            _require(0 < self.rho < 1, "optim.rho", "a float in (0, 1)", self.rho)
+        if self.eps is not None:
+            _require(self.eps > 0, "optim.eps", "a float > 0", self.eps)
+        check_optimizer_options(self)
+
+
+@dataclass
+class SchedConfig:
+    name: Annotated[str, SCHEDULERS] = "none"  # step, exponential, power, cosine, plateau, ...
+    interval: Literal["epoch", "step"] = "epoch"  # the unit t counts in (step: optimizer step)
+    warmup: int = 0  # linear warm-up over this many intervals, then the schedule starts
+    milestones: list[int] = field(default_factory=list)  # step: lr *= gamma at each milestone
+    gamma: float = 0.1  # step / exponential / plateau: the factor applied to the lr
+    decay_steps: float = 10.0  # exponential: lr0*gamma^(t/s); power: lr0/(1+t/s)^power
+    power: float = 1.0  # power scheduling exponent c
+    min_lr_ratio: float = 0.0  # cosine: floor as a fraction of the initial lr
+    patience: int = 5  # plateau: epochs without improvement before the lr drops
+    pct_start: float = 0.3  # onecycle: fraction of steps spent increasing the lr
+
+    def check(self) -> None:
+        _require(self.warmup >= 0, "sched.warmup", "an int >= 0", self.warmup)
+        _require(0 < self.gamma <= 1, "sched.gamma", "a float in (0, 1]", self.gamma)
+        _require(self.decay_steps > 0, "sched.decay_steps", "a float > 0", self.decay_steps)
+        _require(self.power > 0, "sched.power", "a float > 0", self.power)
+        ok = 0 <= self.min_lr_ratio <= 1
+        _require(ok, "sched.min_lr_ratio", "a float in [0, 1]", self.min_lr_ratio)
+        _require(self.patience >= 0, "sched.patience", "an int >= 0", self.patience)
+        _require(0 < self.pct_start < 1, "sched.pct_start", "a float in (0, 1)", self.pct_start)
+        ok = all(m > 0 for m in self.milestones) and self.milestones == sorted(self.milestones)
+        _require(ok, "sched.milestones", "increasing ints > 0", self.milestones)
+        check_scheduler_options(self)
+
+
+# train.compile: torch.compile modes for the fast engine's training step
+CompileMode = Literal["none", "default", "reduce-overhead", "max-autotune"]
+COMPILE_MODES = typing.get_args(CompileMode)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 100  # an upper bound: early stopping usually ends a fold sooner
+    batch_size: int = 128  # small batches regularise; larger ones are faster on a GPU
+    patience: int = 20  # epochs without improvement of the validation metric before stopping
+    min_delta: float = 0.0  # smallest change that counts as an improvement
+    grad_clip: float = 0.0  # 0 = off; else clip gradients by norm or value before each step
+    # norm rescales the whole gradient, value clamps each element
+    grad_clip_algorithm: Literal["norm", "value"] = "norm"
+    max_norm: float = 0.0  # 0 = off; else each unit's incoming weight vector has norm <= this
+    precision: Literal["32", "16-mixed", "bf16-mixed"] = "32"  # Lightning's names
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"  # Lightning's names
+    devices: int | Literal["auto"] = "auto"  # number of devices, or auto
+    strategy: str = "auto"  # auto | ddp | ... (Lightning's strategies for several devices)
+    deterministic: bool = True  # repeatable runs; costs a little speed on GPUs
+    # fast: all folds' models trained together in one fit (pipeline/engine/fast.py); plain: one
+    # Lightning fit per fold; auto: fast unless the config needs plain (e.g. sched=plateau)
+    engine: Literal["auto", "fast", "plain"] = "auto"
+    # torch.compile the fast engine's training step (forward and backward); reduce-overhead
+    # also captures it in CUDA graphs on a GPU. Compiling costs tens of seconds once per run:
+    # it pays off on a GPU with many steps.
+    compile: CompileMode = "none"
+
+    def check(self) -> None:
+        _require(self.epochs >= 1, "train.epochs", "an int >= 1", self.epochs)
+        _require(self.batch_size >= 1, "train.batch_size", "an int >= 1", self.batch_size)
+        _require(self.patience >= 0, "train.patience", "an int >= 0", self.patience)
+        _require(self.min_delta >= 0, "train.min_delta", "a float >= 0", self.min_delta)
+        _require(self.grad_clip >= 0, "train.grad_clip", "a float >= 0", self.grad_clip)
+        _require(self.max_norm >= 0, "train.max_norm", "a float >= 0", self.max_norm)
+        if self.compile != "none" and self.engine == "plain":
+            raise ConfigError(
+                "train.compile applies to the fast engine's training step; use train.engine=fast "
+                "or auto (or train.compile=none with train.engine=plain)."
+            )
+        if isinstance(self.devices, int):
+            _require(self.devices >= 1, "train.devices", "an int >= 1 or 'auto'", self.devices)
+
+
+@dataclass
+class PredictConfig:
+    # 0 = off. N > 0: dropout stays on at prediction, N passes are averaged and their spread
+    # is saved beside the predictions (MC dropout).
+    mc_samples: int = 0
+
+    def check(self) -> None:
+        _require(self.mc_samples >= 0, "predict.mc_samples", "an int >= 0", self.mc_samples)
+
+
+@dataclass
+class PostConfig:
+    """Post-processing of class probabilities that uses the order of the rows (frames)."""
+
+    smooth: int = 0  # 0/1 = off; else average probabilities over this many neighbouring rows
+    viterbi: bool = False  # decode with a class-transition matrix from the training labels
+    # Weight of the log transition probabilities against the emissions. Neighbouring rows share
+    # most of their frames, so their posteriors are not independent evidence and the
+    # transitions need more than weight 1 to count (2.0 was best on generated TIMIT data).
+    transition_weight: float = 2.0
+    # Emissions = log posterior - prior_weight * log prior: 1 = the hybrid NN/HMM scaled
+    # likelihood, 0 = the posteriors themselves; 0.5 was best on generated TIMIT data (the full
+    # division boosts rare classes too much).
+    prior_weight: float = 0.5
+
+    @property
+    def enabled(self) -> bool:
+        return self.smooth > 1 or self.viterbi
+
+    def check(self) -> None:
+        _require(self.smooth >= 0, "post.smooth", "an int >= 0", self.smooth)
+        ok = self.transition_weight > 0
+        _require(ok, "post.transition_weight", "a float > 0", self.transition_weight)
+        ok = 0 <= self.prior_weight <= 1
+        _require(ok, "post.prior_weight", "a float in [0, 1]", self.prior_weight)
+
+
+@dataclass
+class NoFeatures:
+    """For competitions without feature options."""
+
+    def check(self) -> None:
+        pass
+
+
+@dataclass
+class Config:
+    seed: int = 0  # seeds folds, initialisation and batch order: same seed, same numbers
+    cv: CVConfig = field(default_factory=CVConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    sched: SchedConfig = field(default_factory=SchedConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    predict: PredictConfig = field(default_factory=PredictConfig)
+    post: PostConfig = field(default_factory=PostConfig)
+    features: Any = field(default_factory=NoFeatures)  # the competition's own options
+
+    def check(self) -> None:
+        """Typed choices of every section first (a competition's features too), then each
+        section's own rules, which may rely on the names being valid."""
+        _require(self.seed >= 0, "seed", "an int >= 0", self.seed)
+        sections = [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self)]
+        sections = [(name, s) for name, s in sections if dataclasses.is_dataclass(s)]
+        for name, section in sections:
+            check_choices(section, f"{name}.")
+        for _, section in sections:
+            section.check()
+
+
+def _require(ok: bool, key: str, expected: str, got: Any) -> None:
+    if not ok:
+        raise ConfigError(f"{key} must be {expected}; got {got!r}.")
