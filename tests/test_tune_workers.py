@@ -17,7 +17,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from pipeline.tune_storage import fail_stale_trials, open_storage
+from pipeline.tune.storage import fail_stale_trials, open_storage
 from tests.conftest import ROOT
 
 # two workers on a 2-core machine: one thread each (oversubscribed cores slow torch ~10x)

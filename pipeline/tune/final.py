@@ -19,9 +19,9 @@ from pipeline.io import write_csv, write_json, write_text
 from pipeline.report import plot_learning_curves
 from pipeline.run import fit_and_write
 from pipeline.submission import build_submission, write_submission
-from pipeline.tune_objective import SURPLUS, TuneSetup, ranked, trial_dir, trial_inputs
-from pipeline.tune_report import reason_counts, save_plots, trials_per_10_min
-from pipeline.tune_storage import counts
+from pipeline.tune.objective import SURPLUS, TuneSetup, ranked, trial_dir, trial_inputs
+from pipeline.tune.report import reason_counts, save_plots, trials_per_10_min
+from pipeline.tune.storage import counts
 
 
 def best_config_mapping(setup: TuneSetup, values: dict) -> dict:

@@ -15,8 +15,8 @@ from pipeline.config import TrainConfig
 from pipeline.errors import UserError
 from pipeline.train import main as train_main
 from pipeline.tune import main
-from pipeline.tune_objective import FOLD_MEAN, PER_FOLD
-from pipeline.tune_storage import default_url
+from pipeline.tune.objective import FOLD_MEAN, PER_FOLD
+from pipeline.tune.storage import default_url
 
 QUICK = [
     "train.epochs=4",
@@ -252,7 +252,7 @@ class _Exploding:
 def test_out_of_memory_prunes_the_trial_and_the_study_goes_on(demo_dir, tmp_path, monkeypatch):
     import torch
 
-    monkeypatch.setattr("pipeline.tune_objective.CrossValidator", _Exploding)
+    monkeypatch.setattr("pipeline.tune.objective.CrossValidator", _Exploding)
     monkeypatch.setattr(
         _Exploding, "error", torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
     )
@@ -273,7 +273,7 @@ def test_out_of_memory_prunes_the_trial_and_the_study_goes_on(demo_dir, tmp_path
 def test_unexpected_errors_fail_trials_with_their_reason_then_stop_as_a_bug(
     demo_dir, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr("pipeline.tune_objective.CrossValidator", _Exploding)
+    monkeypatch.setattr("pipeline.tune.objective.CrossValidator", _Exploding)
     monkeypatch.setattr(_Exploding, "error", ValueError("boom"))
     out, space = tmp_path / "run", tmp_path / "space.yaml"
     space.write_text(SPACE)
@@ -291,7 +291,7 @@ def test_a_worker_that_finds_the_sqlite_file_locked_retries_the_wal_switch(tmp_p
     one readable line; a file already in WAL mode is not switched again."""
     import sqlite3
 
-    from pipeline import tune_storage
+    from pipeline.tune import storage as tune_storage
 
     real_connect = sqlite3.connect
     switches = []
@@ -334,7 +334,7 @@ def test_a_worker_that_loses_the_race_to_create_the_tables_retries(monkeypatch):
     loser sees 'relation "studies" already exists' and must simply open the storage again."""
     import sqlalchemy.exc
 
-    from pipeline import tune_storage
+    from pipeline.tune import storage as tune_storage
 
     calls = []
 

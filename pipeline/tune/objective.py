@@ -45,8 +45,8 @@ from pipeline.engine.cv import CrossValidator
 from pipeline.errors import ConfigError, TrainingDiverged
 from pipeline.inputs import Inputs, check_buildable, resolve_config
 from pipeline.io import atomic_write
-from pipeline.tune_space import SearchSpace, to_override
-from pipeline.tune_storage import WORKER_ID, Heartbeat, holds_slot
+from pipeline.tune.space import SearchSpace, to_override
+from pipeline.tune.storage import WORKER_ID, Heartbeat, holds_slot
 
 SURPLUS = "surplus"  # the reason of a trial created when the study was already full
 

@@ -30,11 +30,11 @@ from pipeline.config import flatten, parse_overrides
 from pipeline.errors import ConfigError, UserError
 from pipeline.inputs import load_inputs
 from pipeline.io import default_run_dir, write_json
-from pipeline.tune_final import finish
-from pipeline.tune_objective import SURPLUS, Objective, TuneSetup, keep_top_k, make_pruner
-from pipeline.tune_report import TuneProgress, print_tune_summary
-from pipeline.tune_space import load_space
-from pipeline.tune_storage import (
+from pipeline.tune.final import finish
+from pipeline.tune.objective import SURPLUS, Objective, TuneSetup, keep_top_k, make_pruner
+from pipeline.tune.report import TuneProgress, print_tune_summary
+from pipeline.tune.space import load_space
+from pipeline.tune.storage import (
     FINISHED,
     WORKER_ID,
     counts,
@@ -366,7 +366,3 @@ def _raw_arrays(inputs, paths: list[str]):
 def _default_dir(competition: Competition) -> Path:
     path = default_run_dir("runs", competition.name)
     return path.with_name(f"tune-{path.name}")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -5,7 +5,7 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from pipeline.tune_objective import FoldMedianPruner, _Reporter, fold_rule, step_of
+from pipeline.tune.objective import FoldMedianPruner, _Reporter, fold_rule, step_of
 
 STRIDE = 10  # epochs per fold the study allows
 FOLDS = 3
