@@ -12,10 +12,9 @@ import pytest
 from optuna.trial import TrialState
 
 from pipeline.config import TrainConfig
-from pipeline.errors import UserError
 from pipeline.train import main as train_main
 from pipeline.tune import main
-from pipeline.tune.objective import FOLD_MEAN, PER_FOLD
+from pipeline.tune.pruners import FOLD_MEAN, PER_FOLD
 from pipeline.tune.storage import default_url
 
 QUICK = [
@@ -283,75 +282,3 @@ def test_unexpected_errors_fail_trials_with_their_reason_then_stop_as_a_bug(
     study = optuna.load_study(study_name="demo", storage=default_url(out))
     assert [t.state for t in study.trials] == [TrialState.FAIL] * 3  # three in a row, then stop
     assert {t.user_attrs["reason"] for t in study.trials} == {"error: ValueError: boom"}
-
-
-def test_a_worker_that_finds_the_sqlite_file_locked_retries_the_wal_switch(tmp_path, monkeypatch):
-    """Workers starting together race to switch a new SQLite file to WAL; SQLite answers the
-    loser 'database is locked' at once. The loser retries; a lock that never goes away ends in
-    one readable line; a file already in WAL mode is not switched again."""
-    import sqlite3
-
-    from pipeline.tune import storage as tune_storage
-
-    real_connect = sqlite3.connect
-    switches = []
-    losses = {"left": 2}
-
-    class Busy:  # a connection whose switch to WAL loses the race losses["left"] times
-        def __init__(self, db):
-            self.db = db
-
-        def execute(self, sql):
-            if sql == "PRAGMA journal_mode=WAL":
-                switches.append(sql)
-                if losses["left"] > 0:
-                    losses["left"] -= 1
-                    raise sqlite3.OperationalError("database is locked")
-            return self.db.execute(sql)
-
-        def close(self):
-            self.db.close()
-
-    monkeypatch.setattr(tune_storage.time, "sleep", lambda s: None)
-    monkeypatch.setattr(tune_storage.sqlite3, "connect", lambda *a, **k: Busy(real_connect(*a)))
-    path = tmp_path / "study.db"
-    tune_storage._sqlite_wal(path)
-    assert len(switches) == 3
-    with contextlib.closing(real_connect(path)) as db:
-        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    tune_storage._sqlite_wal(path)  # already WAL: no switch, so no race to lose
-    assert len(switches) == 3
-
-    losses["left"] = 10**9
-    clock = iter(range(0, 10**6, 7))  # seconds passing between attempts
-    monkeypatch.setattr(tune_storage.time, "monotonic", lambda: next(clock))
-    with pytest.raises(UserError, match="stayed locked by another process for 60 s"):
-        tune_storage._sqlite_wal(tmp_path / "never.db", timeout=60)
-
-
-def test_a_worker_that_loses_the_race_to_create_the_tables_retries(monkeypatch):
-    """Two workers starting on a fresh PostgreSQL database both create Optuna's tables; the
-    loser sees 'relation "studies" already exists' and must simply open the storage again."""
-    import sqlalchemy.exc
-
-    from pipeline.tune import storage as tune_storage
-
-    calls = []
-
-    def make():
-        calls.append(1)
-        if len(calls) == 1:
-            raise sqlalchemy.exc.ProgrammingError(
-                "CREATE TABLE studies", {}, Exception('relation "studies" already exists')
-            )
-        return "storage"
-
-    monkeypatch.setattr(tune_storage.time, "sleep", lambda s: None)
-    assert tune_storage._retry(make, "postgresql+psycopg2://u@h/db") == "storage"
-    assert len(calls) == 2
-
-    def broken():
-        raise sqlalchemy.exc.ProgrammingError("SELECT", {}, Exception("syntax error"))
-
-    with pytest.raises(sqlalchemy.exc.ProgrammingError):  # other programming errors are bugs
-        tune_storage._retry(broken, "postgresql+psycopg2://u@h/db")

@@ -5,7 +5,8 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from pipeline.tune.objective import FoldMedianPruner, _Reporter, fold_rule, step_of
+from pipeline.tune.hooks import Reporter
+from pipeline.tune.pruners import FoldMedianPruner, Pruning, fold_rule, step_of
 
 STRIDE = 10  # epochs per fold the study allows
 FOLDS = 3
@@ -117,19 +118,15 @@ def test_the_fold_rule_prunes_a_trial_clearly_behind_after_its_first_fold():
     assert fold_rule(study, [9.0], FOLDS, n_startup=4) is None  # too few completed trials
 
 
-class _Setup:
-    stride, on_epoch, pruner, n_startup = STRIDE, None, "median", 2
-
-
 def test_the_reporter_reports_fold_steps_or_the_fold_mean_and_skips_non_finite_values():
     study = optuna.create_study()
     trial = study.ask()
-    reporter = _Reporter(trial, _Setup(), FOLDS)
+    reporter = Reporter(trial, Pruning(n_startup=2), STRIDE, FOLDS)
     reporter.epoch(0, 0, 1.0)
     reporter.epoch(1, 0, 2.0)
     reporter.epoch(1, 1, float("nan"))  # the fold stops there; NaN is never reported
     together = study.ask()
-    fast = _Reporter(together, _Setup(), FOLDS)
+    fast = Reporter(together, Pruning(n_startup=2), STRIDE, FOLDS)
     fast.epoch(None, 0, 1.5)
     fast.epoch(None, 1, 1.4)
     fast.fold(0, 99.0)  # folds trained together end together: no fold rule
