@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 from pipeline.config import TrainConfig
 from pipeline.train import main as train_main
 from pipeline.tune import main
-from pipeline.tune.pruners import FOLD_MEAN, PER_FOLD
+from pipeline.tune.pruners import FOLD_MEAN, FOLD_SCORES, PER_FOLD, list_pruners
 from pipeline.tune.storage import default_url
 
 QUICK = [
@@ -132,6 +132,8 @@ def test_the_run_ends_in_a_submission_an_ensemble_plots_and_a_summary(study_run,
     for name in ("optimization_history.png", "param_importances.png", "parallel_coordinate.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = json.loads((out / "tune.json").read_text())
+    assert summary["pruner"] == {"kind": "median", "n_startup": 2, "warmup": 1,
+                                 "percentile": 50.0, "p_threshold": 0.1}  # fmt: skip
     complete = [t for t in study_run["study"].trials if t.state == TrialState.COMPLETE]
     ens = summary["ensemble"]
     assert (
@@ -163,6 +165,7 @@ def test_a_finished_study_is_not_run_again(study_run, demo_dir):
         (["--trials", "0"], r"--trials must be an int >= 1; got 0"),
         (["--timeout", "0"], r"--timeout must be a positive number of seconds; got 0"),
         (["--pruner", "asha"], r"argument --pruner: invalid choice: 'asha'"),
+        (["--prune-p", "1.5"], r"--prune-p must be in \(0, 1\); got 1.5"),
         (["model.dropout=0.2"], r"model.dropout is both set on the command line and searched"),
         (["--storage", "nonsense"], r"--storage 'nonsense' is not a storage URL"),
         (
@@ -219,8 +222,8 @@ def test_an_impossible_trial_is_pruned_with_its_reason(demo_dir, tmp_path):
     assert "divide" in trial.user_attrs["reason"]
 
 
-@pytest.mark.parametrize("pruner", ["hyperband", "none"])
-def test_other_pruners_run_a_study_and_none_prunes_nothing(pruner, demo_dir, tmp_path):
+@pytest.mark.parametrize("pruner", list_pruners())
+def test_every_pruner_runs_a_study_and_none_prunes_nothing(pruner, demo_dir, tmp_path):
     out, space = tmp_path / "run", tmp_path / "space.yaml"
     space.write_text(SPACE)
     _enqueued(out, GOOD, GOOD * 0.7, SLOW)  # SLOW is pruned by median at this point (above)
@@ -234,6 +237,35 @@ def test_other_pruners_run_a_study_and_none_prunes_nothing(pruner, demo_dir, tmp
         assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
     else:
         assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
+
+
+@pytest.mark.parametrize("engine", ["plain", "fast"])
+def test_wilcoxon_prunes_a_trial_clearly_worse_than_the_best_and_keeps_a_better_one(
+    engine, demo_dir, tmp_path
+):
+    out, space = tmp_path / "run", tmp_path / "space.yaml"
+    space.write_text(SPACE)
+    _enqueued(out, SLOW, GOOD, SLOW * 2)  # the first learns nothing, the second is far better
+    argv = ["demo", "--data-dir", demo_dir, "--out", out, "--space", space, "--trials", 3,
+            "--pruner", "wilcoxon", "--prune-p", 0.3, "--prune-after", 1, "--warmup-epochs", 1,
+            "--no-final", *QUICK, f"train.engine={engine}"]  # fmt: skip
+    code, _, err = run(argv)
+    assert code == 0, err
+    first, good, slow = optuna.load_study(study_name="demo", storage=default_url(out)).trials
+    assert first.state == good.state == TrialState.COMPLETE and good.value > first.value
+    assert slow.state == TrialState.PRUNED
+    if engine == "plain":  # one score per fold, paired with the best trial's: 2 of 3 folds run
+        assert good.user_attrs["steps"] == FOLD_SCORES
+        assert good.intermediate_values == dict(enumerate(good.user_attrs["fold_scores"]))
+        assert slow.user_attrs["reason"].startswith(
+            "pruned after fold 2: worse than best trial 1 on the same folds 1-2"
+        )
+        assert sorted(slow.intermediate_values) == [0, 1]
+    else:  # the mean over folds per epoch, paired with the best trial's curve
+        assert good.user_attrs["steps"] == FOLD_MEAN
+        assert slow.user_attrs["reason"].startswith(
+            "pruned at epoch 2 (mean over folds): worse than best trial 1 on the same 2 epochs"
+        )
 
 
 class _Exploding:

@@ -1,4 +1,5 @@
-"""Pruning across folds: steps that never collide, per-fold median pruning, the fold rule."""
+"""Pruning across folds: steps that never collide, per-fold median pruning, the fold rule,
+Wilcoxon on fold scores or on the curve of folds trained together."""
 
 import optuna
 import pytest
@@ -6,7 +7,16 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 from pipeline.tune.hooks import Reporter
-from pipeline.tune.pruners import FoldMedianPruner, Pruning, fold_rule, step_of
+from pipeline.tune.pruners import (
+    FOLD_MEAN,
+    FOLD_SCORES,
+    PER_FOLD,
+    FoldMedianPruner,
+    Pruning,
+    fold_rule,
+    make_pruner,
+    step_of,
+)
 
 STRIDE = 10  # epochs per fold the study allows
 FOLDS = 3
@@ -132,3 +142,111 @@ def test_the_reporter_reports_fold_steps_or_the_fold_mean_and_skips_non_finite_v
     fast.fold(0, 99.0)  # folds trained together end together: no fold rule
     values = {t.number: t.intermediate_values for t in study.get_trials()}
     assert values == {0: {0: 1.0, STRIDE: 2.0}, 1: {0: 1.5, 1: 1.4}}
+
+
+def test_a_pruner_name_is_looked_up_in_the_registry():
+    assert Pruning(kind="Wilcoxon").kind == "wilcoxon"
+    with pytest.raises(
+        ValueError, match=r"Unknown pruner 'asha'; choose one of: median, wilcoxon"
+    ):
+        Pruning(kind="asha")
+
+
+# --- wilcoxon ------------------------------------------------------------------------------------
+
+BEST = [1.0, 2.0, 1.5, 1.2, 1.8]  # the best trial's score (RMSE) per fold: easy and hard folds
+
+
+def _done(study, layout, values: dict[int, float]):
+    """Add a completed trial that reported `values` ({step: value}) with steps like `layout`."""
+    study.add_trial(
+        optuna.trial.create_trial(
+            value=sum(values.values()) / len(values),
+            params={"x": 0.5},
+            distributions={"x": FloatDistribution(0, 1)},
+            intermediate_values=values,
+            user_attrs={"steps": layout},
+        )
+    )
+
+
+def _wilcoxon(p=0.1, n_startup=2, warmup=1, layout=FOLD_SCORES, best=BEST):
+    """A study whose best trial (number 0) reported `best`, then a worse one."""
+    pruning = Pruning(kind="wilcoxon", n_startup=n_startup, warmup=warmup, p_threshold=p)
+    study = optuna.create_study(direction="minimize", pruner=make_pruner(pruning, STRIDE, 5))
+    _done(study, layout, dict(enumerate(best)))
+    _done(study, layout, {k: v + 0.3 for k, v in enumerate(best)})
+    return study, pruning
+
+
+def _folds(study, pruning, scores):
+    """Run a trial's folds one after the other through the hooks (one fit per fold): the
+    pruning reason, or None when every fold ran."""
+    reporter = Reporter(study.ask(), pruning, STRIDE, len(scores))
+    for k, score in enumerate(scores):
+        for e in range(3):
+            reporter.epoch(k, e, score + 1.0 - e / 10)  # epoch values: not reported to wilcoxon
+        try:
+            reporter.fold(k, score)
+        except optuna.TrialPruned as exc:
+            return str(exc)
+    return None
+
+
+@pytest.mark.parametrize("p", [0.3, 0.2, 0.1, 0.05])
+def test_wilcoxon_prunes_a_trial_worse_on_every_fold_as_soon_as_the_test_allows(p):
+    study, pruning = _wilcoxon(p)
+    reason = _folds(study, pruning, [s + 0.5 for s in BEST])
+    # k paired folds, all worse: the one-sided signed-rank p is 0.5 ** k; the last fold is
+    # never cut short (nothing left to save), so p = 0.05 (k = 5 of 5) prunes nothing
+    k = next((k for k in range(2, len(BEST)) if 0.5**k < p), None)
+    if k is None:
+        assert reason is None
+        return
+    assert reason.startswith(f"pruned after fold {k}: worse than best trial 0 on the same folds")
+    assert f"mean {sum(BEST[:k]) / k + 0.5:.4g} vs {sum(BEST[:k]) / k:.4g}" in reason
+    trial = study.get_trials()[-1]
+    assert trial.intermediate_values == {i: BEST[i] + 0.5 for i in range(k)}  # fold scores only
+
+
+def test_wilcoxon_keeps_a_trial_better_than_the_best_and_one_worse_on_a_single_fold():
+    study, pruning = _wilcoxon(p=0.3)
+    assert _folds(study, pruning, [s - 0.2 for s in BEST]) is None
+    worse_on_the_first = [BEST[0] + 0.5] + [s - 0.1 for s in BEST[1:]]
+    assert _folds(study, pruning, worse_on_the_first) is None
+    # a trial whose steps are fold scores reports exactly its fold scores
+    better = study.get_trials()[2]
+    assert better.intermediate_values == {k: s - 0.2 for k, s in enumerate(BEST)}
+
+
+def test_wilcoxon_waits_for_startup_trials_and_compares_only_like_with_like():
+    worse = [s + 0.5 for s in BEST]
+    study, pruning = _wilcoxon(p=0.3, n_startup=3)  # two completed trials: too few
+    assert _folds(study, pruning, worse) is None
+    # the best trial numbered its steps per fold and epoch (another pruner): nothing to pair
+    study, pruning = _wilcoxon(p=0.3, best=[s + 0.1 for s in BEST])
+    _done(study, PER_FOLD, {step_of(0, e, STRIDE): BEST[0] - 0.5 for e in range(STRIDE)})
+    assert study.best_trial.number == 2
+    assert _folds(study, pruning, worse) is None
+
+
+CURVE = [3.0, 2.0, 1.5, 1.3, 1.2, 1.1, 1.05]  # the best trial's mean over folds, epoch by epoch
+
+
+def test_wilcoxon_with_folds_trained_together_pairs_the_curve_after_the_warmup_epochs():
+    study, pruning = _wilcoxon(p=0.1, warmup=3, layout=FOLD_MEAN, best=CURVE)
+    reporter = Reporter(study.ask(), pruning, STRIDE, 5)
+    with pytest.raises(optuna.TrialPruned) as pruned:
+        for e, value in enumerate(CURVE):
+            reporter.epoch(None, e, value + 0.4)
+    # never in the 3 warm-up epochs; then 4 epochs behind the best: p = 0.5 ** 4 < 0.1
+    assert e == 3
+    assert str(pruned.value).startswith(
+        "pruned at epoch 4 (mean over folds): worse than best trial 0 on the same 4 epochs"
+    )
+    better = Reporter(study.ask(), pruning, STRIDE, 5)
+    for e, value in enumerate(CURVE):
+        better.epoch(None, e, value - 0.1)
+    for k in range(5):  # the folds end together after training: nothing reported or pruned
+        better.fold(k, 1.0)
+    assert study.get_trials()[-1].intermediate_values == {e: v - 0.1 for e, v in enumerate(CURVE)}

@@ -6,7 +6,8 @@ Reading order, top down (a module imports only modules below it):
 - final.py      the end of a study: best.yaml, the final fit, the top-k ensemble, tune.json
 - objective.py  one trial = one K-fold run of the training flow (TuneSetup, Objective)
 - hooks.py      the CrossValidator hooks of a trial: report epochs and folds, stop when pruned
-- pruners.py    how steps are numbered, and the --pruner registry (median, hyperband, none)
+- pruners.py    how steps are numbered, the --pruner registry (median, wilcoxon, hyperband,
+                none) and what each pruner sees with either engine
 - space.py      the search space: config paths -> Optuna distributions
 - storage.py    where a study lives, how workers share it, crashed trials retried, exact totals
 - report.py     what a person sees: progress while tuning, the summary table, the plots

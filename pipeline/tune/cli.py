@@ -70,7 +70,8 @@ def build_parser() -> ArgumentParser:
         "--pruner",
         choices=list_pruners(),
         default="median",
-        help="median (per fold, default), hyperband, or none",
+        help="median (per fold, default), wilcoxon (paired fold scores against the best "
+        "trial), hyperband, or none",
     )
     add("--prune-after", type=int, default=5, help="completed trials before pruning starts (5)")
     add(
@@ -79,6 +80,13 @@ def build_parser() -> ArgumentParser:
         default=50.0,
         help="median pruner: prune a trial behind this percentage of completed trials at the "
         "same fold and epoch (50, the median; higher prunes less)",
+    )
+    add(
+        "--prune-p",
+        type=float,
+        default=0.1,
+        help="wilcoxon pruner: prune a trial worse than the best trial with a one-sided p-value "
+        "below this (0.1; higher prunes more and sooner)",
     )
     add(
         "--warmup-epochs",
@@ -113,6 +121,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--heartbeat must be an int >= 1 (seconds); got {args.heartbeat}.")
     if not 0 < args.prune_percentile < 100:
         raise UserError(f"--prune-percentile must be in (0, 100); got {args.prune_percentile}.")
+    if not 0 < args.prune_p < 1:
+        raise UserError(f"--prune-p must be in (0, 1); got {args.prune_p}.")
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads must be an int >= 1; got {args.threads}.")
 
@@ -180,6 +190,7 @@ def tune(args: argparse.Namespace) -> int:
         # the epochs early stopping grants a fold to improve
         warmup=(cfg.train.patience or 5) if args.warmup_epochs is None else args.warmup_epochs,
         percentile=args.prune_percentile,
+        p_threshold=args.prune_p,
     )
     seed = cfg.seed if args.seed is None else args.seed
     study, stride = open_study(storage, name, competition, cfg, stride, pruning, seed)

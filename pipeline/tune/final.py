@@ -4,6 +4,7 @@ optional top-k ensemble of the best trials' saved predictions, plots and tune.js
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from pathlib import Path
 
@@ -87,6 +88,7 @@ def finish(
         "trials_per_10_min": trials_per_10_min(study),
         "best": _row(best, setup),
         "params": setup.space.paths,
+        "pruner": dataclasses.asdict(setup.pruning),
         "top": [_row(t, setup) for t in ranked(study)[:10]],
         "final": {
             "folds": cfg.cv.folds,

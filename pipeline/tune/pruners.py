@@ -14,6 +14,23 @@ trial's `steps` attribute says which, and trials are only compared with trials o
   fold are never pruned, nor anything before `--prune-after` trials completed. Written here
   because no Optuna pruner compares per fold.
 - hyperband: Optuna's HyperbandPruner on the same steps (resource = epochs trained).
+- wilcoxon: Optuna's WilcoxonPruner, a paired signed-rank test against the best trial: pruned
+  when the trial is worse with a one-sided p below `--prune-p` (0.1). What it pairs depends on
+  the engine:
+  - one fit per fold (train.engine=plain): the trial reports one value per fold, its fold score
+    on step = fold index, and no epoch values; Wilcoxon pairs these with the best trial's scores
+    on the same folds (the use Optuna documents for K-fold CV) after each fold but the last.
+    k pairs, all worse, give p = 0.5^k at best: with p 0.1 the earliest prune is after fold 4
+    (5 folds save one), with --prune-p 0.3 after fold 2.
+  - folds trained together (the fast engine): all folds end at once, after training, when
+    pruning saves nothing. The trial reports the mean over folds per epoch on step = epoch (as
+    for median), and Wilcoxon pairs these with the best trial's curve at the same epochs, never
+    within the first --warmup-epochs. Epochs of one curve are not independent samples, so p is
+    a threshold here rather than a test level: the trial is pruned when its curve has stayed
+    behind the best trial's at most epochs so far.
+  Only trials whose steps are numbered alike are compared (a best trial of the other kind: no
+  pruning), nothing is pruned before `--prune-after` trials completed, and the fold rule below
+  is not used: Wilcoxon decides at the folds itself.
 - none.
 With median and hyperband, a trial is also pruned after fold k (before the last fold) when the
 mean of its first k fold scores is worse than the median of completed trials over the same
@@ -24,23 +41,32 @@ saved.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import optuna
-from optuna.pruners import BasePruner
+from optuna.pruners import BasePruner, WilcoxonPruner
 from optuna.trial import TrialState
 
-from pipeline.registry import lookup
+from pipeline.registry import canonical, lookup
 
 PER_FOLD = "fold * stride + epoch"  # the trial's `steps` attribute: how its steps are numbered
 FOLD_MEAN = "epoch (mean over folds)"
+FOLD_SCORES = "fold (its score)"  # wilcoxon, one fit per fold
 
 
 def step_of(fold: int | None, epoch: int, stride: int) -> int:
     """The reported step of (fold, epoch); fold None = the mean over folds trained together."""
     return epoch if fold is None else fold * stride + epoch
+
+
+def layout_of(kind: str, fold: int | None) -> str:
+    """How a trial pruned by `kind` numbers its steps; fold None: the folds train together."""
+    if fold is None:
+        return FOLD_MEAN
+    return FOLD_SCORES if kind == "wilcoxon" else PER_FOLD
 
 
 def where(fold: int | None, epoch: int) -> str:
@@ -55,6 +81,10 @@ class Pruning:
     n_startup: int = 5  # completed trials before anything is pruned (--prune-after)
     warmup: int = 5  # epochs of each fold never pruned (--warmup-epochs)
     percentile: float = 50.0  # median: prune behind this % of completed trials (50: the median)
+    p_threshold: float = 0.1  # wilcoxon: prune below this p (Optuna's default; higher prunes more)
+
+    def __post_init__(self):  # one spelling, so that `kind == "wilcoxon"` holds for "Wilcoxon"
+        object.__setattr__(self, "kind", canonical(PRUNERS, "pruner", self.kind))
 
 
 def completed_like(study: optuna.Study, layout: str) -> list[optuna.trial.FrozenTrial]:
@@ -161,12 +191,59 @@ def fold_rule(
     return None
 
 
+class FoldWilcoxonPruner(BasePruner):
+    """Optuna's WilcoxonPruner, asked only when the best trial numbers its steps like this one
+    and `n_startup_trials` such trials completed (see the module docstring); `last_reason`
+    says why it pruned."""
+
+    def __init__(
+        self, p_threshold: float = 0.1, n_startup_trials: int = 5, n_warmup_epochs: int = 5
+    ):
+        self.p_threshold = p_threshold
+        self.n_startup_trials = n_startup_trials
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.tests = {
+                FOLD_SCORES: WilcoxonPruner(p_threshold=p_threshold, n_startup_steps=2),
+                FOLD_MEAN: WilcoxonPruner(
+                    p_threshold=p_threshold, n_startup_steps=n_warmup_epochs + 1
+                ),
+            }
+        self.last_reason = ""
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        layout = trial.user_attrs.get("steps", PER_FOLD)
+        if layout not in self.tests:
+            return False
+        if len(completed_like(study, layout)) < max(self.n_startup_trials, 1):
+            return False
+        best = study.best_trial
+        if best.user_attrs.get("steps", PER_FOLD) != layout:
+            return False
+        with warnings.catch_warnings():  # its note on steps past the best trial's last epoch
+            warnings.simplefilter("ignore", UserWarning)
+            if not self.tests[layout].prune(study, trial):
+                return False
+        common = sorted(set(trial.intermediate_values) & set(best.intermediate_values))
+        mine, theirs = (np.mean([t.intermediate_values[s] for s in common]) for t in (trial, best))
+        if layout == FOLD_SCORES:
+            at, span = f"after fold {len(trial.intermediate_values)}", f"folds 1-{len(common)}"
+        else:
+            at, span = f"at epoch {trial.last_step + 1} (mean over folds)", f"{len(common)} epochs"
+        self.last_reason = (
+            f"pruned {at}: worse than best trial {best.number} on the same {span} (mean "
+            f"{mine:.4g} vs {theirs:.4g}; Wilcoxon signed-rank p < {self.p_threshold:g})"
+        )
+        return True
+
+
 # --- the registry --------------------------------------------------------------------------------
 # Each entry takes (settings, stride, folds): the steps a trial of this study can report on.
 PRUNERS: dict[str, Callable[[Pruning, int, int], BasePruner]] = {
     "median": lambda p, stride, folds: FoldMedianPruner(
         stride, p.n_startup, p.warmup, p.percentile
     ),
+    "wilcoxon": lambda p, stride, folds: FoldWilcoxonPruner(p.p_threshold, p.n_startup, p.warmup),
     "hyperband": lambda p, stride, folds: optuna.pruners.HyperbandPruner(
         min_resource=max(1, p.warmup), max_resource=folds * stride, reduction_factor=3
     ),
