@@ -29,18 +29,23 @@ def test_steps_of_folds_and_epochs_never_collide():
     assert [step_of(None, e, STRIDE) for e in range(4)] == [0, 1, 2, 3]  # folds trained together
 
 
-def _completed(study, curves: dict[int, list[float]], fold_scores: list[float]):
-    """Add a completed trial whose fold k validated `curves[k]` epoch by epoch."""
-    values = {step_of(k, e, STRIDE): v for k, vals in curves.items() for e, v in enumerate(vals)}
+def _add(study, value: float, values: dict[int, float], **attrs):
+    """Add a completed trial with this value that reported `values` ({step: value})."""
     study.add_trial(
         optuna.trial.create_trial(
-            value=sum(fold_scores) / len(fold_scores),
+            value=value,
             params={"x": 0.5},
             distributions={"x": FloatDistribution(0, 1)},
             intermediate_values=values,
-            user_attrs={"fold_scores": fold_scores},
+            user_attrs=attrs,
         )
     )
+
+
+def _completed(study, curves: dict[int, list[float]], fold_scores: list[float]):
+    """Add a completed trial whose fold k validated `curves[k]` epoch by epoch."""
+    values = {step_of(k, e, STRIDE): v for k, vals in curves.items() for e, v in enumerate(vals)}
+    _add(study, sum(fold_scores) / len(fold_scores), values, fold_scores=fold_scores)
 
 
 def _study(pruner):
@@ -158,16 +163,7 @@ BEST = [1.0, 2.0, 1.5, 1.2, 1.8]  # the best trial's score (RMSE) per fold: easy
 
 
 def _done(study, layout, values: dict[int, float]):
-    """Add a completed trial that reported `values` ({step: value}) with steps like `layout`."""
-    study.add_trial(
-        optuna.trial.create_trial(
-            value=sum(values.values()) / len(values),
-            params={"x": 0.5},
-            distributions={"x": FloatDistribution(0, 1)},
-            intermediate_values=values,
-            user_attrs={"steps": layout},
-        )
-    )
+    _add(study, sum(values.values()) / len(values), values, steps=layout)
 
 
 def _wilcoxon(p=0.1, n_startup=2, warmup=1, layout=FOLD_SCORES, best=BEST):
@@ -219,15 +215,16 @@ def test_wilcoxon_keeps_a_trial_better_than_the_best_and_one_worse_on_a_single_f
     assert better.intermediate_values == {k: s - 0.2 for k, s in enumerate(BEST)}
 
 
-def test_wilcoxon_waits_for_startup_trials_and_compares_only_like_with_like():
+def test_wilcoxon_waits_for_startup_trials_and_compares_with_the_best_trial_of_its_kind():
     worse = [s + 0.5 for s in BEST]
     study, pruning = _wilcoxon(p=0.3, n_startup=3)  # two completed trials: too few
     assert _folds(study, pruning, worse) is None
-    # the best trial numbered its steps per fold and epoch (another pruner): nothing to pair
-    study, pruning = _wilcoxon(p=0.3, best=[s + 0.1 for s in BEST])
-    _done(study, PER_FOLD, {step_of(0, e, STRIDE): BEST[0] - 0.5 for e in range(STRIDE)})
+    # the study's best trial numbered its steps per fold and epoch (another engine or pruner):
+    # paired with those steps the trial would look better; it is paired with trial 0 instead
+    study, pruning = _wilcoxon(p=0.3)
+    _add(study, 0.1, {step_of(0, e, STRIDE): 99.0 for e in range(STRIDE)}, steps=PER_FOLD)
     assert study.best_trial.number == 2
-    assert _folds(study, pruning, worse) is None
+    assert _folds(study, pruning, worse).startswith("pruned after fold 2: worse than best trial 0")
 
 
 CURVE = [3.0, 2.0, 1.5, 1.3, 1.2, 1.1, 1.05]  # the best trial's mean over folds, epoch by epoch

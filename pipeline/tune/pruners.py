@@ -28,9 +28,10 @@ trial's `steps` attribute says which, and trials are only compared with trials o
     within the first --warmup-epochs. Epochs of one curve are not independent samples, so p is
     a threshold here rather than a test level: the trial is pruned when its curve has stayed
     behind the best trial's at most epochs so far.
-  Only trials whose steps are numbered alike are compared (a best trial of the other kind: no
-  pruning), nothing is pruned before `--prune-after` trials completed, and the fold rule below
-  is not used: Wilcoxon decides at the folds itself.
+  A study can hold both kinds (covid configs the fast engine cannot stack fall back to the
+  plain engine), so "the best trial" is the best completed trial numbered like this one, not
+  the study's best; nothing is pruned before `--prune-after` trials of its kind completed, and
+  the fold rule below is not used: Wilcoxon decides at the folds itself.
 - none.
 With median and hyperband, a trial is also pruned after fold k (before the last fold) when the
 mean of its first k fold scores is worse than the median of completed trials over the same
@@ -192,9 +193,9 @@ def fold_rule(
 
 
 class FoldWilcoxonPruner(BasePruner):
-    """Optuna's WilcoxonPruner, asked only when the best trial numbers its steps like this one
-    and `n_startup_trials` such trials completed (see the module docstring); `last_reason`
-    says why it pruned."""
+    """Optuna's WilcoxonPruner against the best completed trial whose steps are numbered like
+    this trial's, once `n_startup_trials` such trials completed (see the module docstring);
+    `last_reason` says why it pruned."""
 
     def __init__(
         self, p_threshold: float = 0.1, n_startup_trials: int = 5, n_warmup_epochs: int = 5
@@ -215,14 +216,14 @@ class FoldWilcoxonPruner(BasePruner):
         layout = trial.user_attrs.get("steps", PER_FOLD)
         if layout not in self.tests:
             return False
-        if len(completed_like(study, layout)) < max(self.n_startup_trials, 1):
+        completed = completed_like(study, layout)
+        if len(completed) < max(self.n_startup_trials, 1):
             return False
-        best = study.best_trial
-        if best.user_attrs.get("steps", PER_FOLD) != layout:
-            return False
+        sign = 1.0 if _maximize(study) else -1.0
+        best = max(completed, key=lambda t: (sign * t.value, -t.number))
         with warnings.catch_warnings():  # its note on steps past the best trial's last epoch
             warnings.simplefilter("ignore", UserWarning)
-            if not self.tests[layout].prune(study, trial):
+            if not self.tests[layout].prune(_BestOfKind(study, best), trial):
                 return False
         common = sorted(set(trial.intermediate_values) & set(best.intermediate_values))
         mine, theirs = (np.mean([t.intermediate_values[s] for s in common]) for t in (trial, best))
@@ -235,6 +236,14 @@ class FoldWilcoxonPruner(BasePruner):
             f"{mine:.4g} vs {theirs:.4g}; Wilcoxon signed-rank p < {self.p_threshold:g})"
         )
         return True
+
+
+class _BestOfKind:
+    """The study as WilcoxonPruner reads it (its direction and best trial), with the best trial
+    of this trial's kind: a study whose configs fall back to the plain engine holds both."""
+
+    def __init__(self, study: optuna.Study, best: optuna.trial.FrozenTrial):
+        self.direction, self.best_trial = study.direction, best
 
 
 # --- the registry --------------------------------------------------------------------------------
