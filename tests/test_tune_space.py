@@ -8,7 +8,7 @@ from pipeline.competition import load_competition
 from pipeline.config import get_path, nest, parse_overrides
 from pipeline.errors import ConfigError
 from pipeline.inputs import resolve_config
-from pipeline.tune_space import load_space, parse_space, to_override
+from pipeline.tune.space import load_space, parse_space, to_override
 
 
 @pytest.fixture(scope="module")

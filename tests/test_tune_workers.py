@@ -17,7 +17,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from pipeline.tune_storage import fail_stale_trials, open_storage
+from pipeline.tune.storage import open_storage
 from tests.conftest import ROOT
 
 # two workers on a 2-core machine: one thread each (oversubscribed cores slow torch ~10x)
@@ -134,22 +134,6 @@ def test_a_worker_killed_mid_trial_resumes_without_losing_a_completed_trial(
     retried = [t for t in finished if t.system_attrs.get("failed_trial") == running[0]]
     assert len(retried) == 1  # the killed trial ran again, with its parameters
     assert retried[0].params == trials[running[0]].params
-
-
-def test_a_journal_trial_whose_heartbeat_stopped_is_failed_and_queued_again(tmp_path):
-    """The journal storage has no heartbeat in Optuna; trials stamp their own."""
-    url = f"journal:{tmp_path / 'journal.log'}"
-    study = optuna.create_study(storage=open_storage(url, heartbeat=1), study_name="demo")
-    alive, dead = study.ask(), study.ask()
-    for trial in (alive, dead):
-        trial.suggest_float("x", 0, 1)
-    alive.set_user_attr("heartbeat", time.time())
-    dead.set_user_attr("heartbeat", time.time() - 10)
-    assert fail_stale_trials(study, native=False, grace=3) == [dead.number]
-    trials = study.get_trials()
-    assert [t.state for t in trials] == [TrialState.RUNNING, TrialState.FAIL, TrialState.WAITING]
-    assert trials[2].params == trials[1].params and trials[2].system_attrs["failed_trial"] == 1
-    assert fail_stale_trials(study, native=False, grace=3) == []  # only once
 
 
 # --- PostgreSQL --------------------------------------------------------------------------------

@@ -15,14 +15,11 @@ Ctrl-C: run the command again with --out of that run (and its --storage, if it h
 from __future__ import annotations
 
 import argparse
-import random
 import sys
-import time
 import warnings
 from pathlib import Path
 
 import optuna
-from optuna.trial import TrialState
 
 from pipeline.cli import ArgumentParser, add_common_args, check_timeout, run_cli
 from pipeline.competition import Competition
@@ -30,24 +27,20 @@ from pipeline.config import flatten, parse_overrides
 from pipeline.errors import ConfigError, UserError
 from pipeline.inputs import load_inputs
 from pipeline.io import default_run_dir, write_json
-from pipeline.tune_final import finish
-from pipeline.tune_objective import SURPLUS, Objective, TuneSetup, keep_top_k, make_pruner
-from pipeline.tune_report import TuneProgress, print_tune_summary
-from pipeline.tune_space import load_space
-from pipeline.tune_storage import (
-    FINISHED,
-    WORKER_ID,
-    counts,
-    create_or_load,
+from pipeline.tune.final import finish
+from pipeline.tune.objective import TuneSetup
+from pipeline.tune.pruners import Pruning, list_pruners
+from pipeline.tune.report import TuneProgress, print_tune_summary
+from pipeline.tune.space import load_space
+from pipeline.tune.storage import (
     default_url,
-    fail_stale_trials,
+    n_finished,
     native_heartbeat,
     open_storage,
     shown_url,
 )
+from pipeline.tune.study import open_study, run_trials, writes_final
 
-MAX_FAILURES_IN_A_ROW = 3  # unexpected errors this often in a row: a bug, not bad luck
-POLL_SECONDS = 1.0  # how often a worker with nothing to start looks at the study again
 UNLIMITED = 10**9  # --timeout without --trials
 
 
@@ -75,9 +68,10 @@ def build_parser() -> ArgumentParser:
     add("--space", type=Path, help="YAML search space replacing the competition's search:")
     add(
         "--pruner",
-        choices=("median", "hyperband", "none"),
+        choices=list_pruners(),
         default="median",
-        help="median (per fold, default), hyperband, or none",
+        help="median (per fold, default), wilcoxon (paired fold scores against the best "
+        "trial), hyperband, or none",
     )
     add("--prune-after", type=int, default=5, help="completed trials before pruning starts (5)")
     add(
@@ -86,6 +80,13 @@ def build_parser() -> ArgumentParser:
         default=50.0,
         help="median pruner: prune a trial behind this percentage of completed trials at the "
         "same fold and epoch (50, the median; higher prunes less)",
+    )
+    add(
+        "--prune-p",
+        type=float,
+        default=0.1,
+        help="wilcoxon pruner: prune a trial worse than the best trial with a one-sided p-value "
+        "below this (0.1; higher prunes more and sooner)",
     )
     add(
         "--warmup-epochs",
@@ -120,6 +121,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--heartbeat must be an int >= 1 (seconds); got {args.heartbeat}.")
     if not 0 < args.prune_percentile < 100:
         raise UserError(f"--prune-percentile must be in (0, 100); got {args.prune_percentile}.")
+    if not 0 < args.prune_p < 1:
+        raise UserError(f"--prune-p must be in (0, 1); got {args.prune_p}.")
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads must be an int >= 1; got {args.threads}.")
 
@@ -181,9 +184,16 @@ def tune(args: argparse.Namespace) -> int:
     storage = open_storage(url, args.heartbeat)
     native = native_heartbeat(storage)
     stride = max(cfg.train.epochs, int(space.max_value("train.epochs") or 0))
-    if args.warmup_epochs is None:
-        args.warmup_epochs = cfg.train.patience or 5
-    study, stride = open_study(args, storage, name, competition, cfg, stride)
+    pruning = Pruning(
+        kind=args.pruner,
+        n_startup=args.prune_after,
+        # the epochs early stopping grants a fold to improve
+        warmup=(cfg.train.patience or 5) if args.warmup_epochs is None else args.warmup_epochs,
+        percentile=args.prune_percentile,
+        p_threshold=args.prune_p,
+    )
+    seed = cfg.seed if args.seed is None else args.seed
+    study, stride = open_study(storage, name, competition, cfg, stride, pruning, seed)
 
     total = None if args.trials == UNLIMITED else args.trials
     progress = TuneProgress(total, competition.metric.name, enabled=not args.quiet)
@@ -195,9 +205,7 @@ def tune(args: argparse.Namespace) -> int:
         out_dir=out_dir,
         n_trials=args.trials,
         stride=stride,
-        pruner=args.pruner,
-        n_startup=args.prune_after,
-        percentile=args.prune_percentile,
+        pruning=pruning,
         heartbeat=None if native else args.heartbeat,
         top_k=args.top_k,
         on_epoch=progress.epoch,
@@ -206,152 +214,20 @@ def tune(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(
             f"tuning {competition.name}: study {name!r} in {shown_url(url)} "
-            f"({_finished(study)} finished trials); resume or add workers with --out {out_dir}"
+            f"({n_finished(study)} finished trials); resume or add workers with --out {out_dir}"
             + (f" --storage {shown_url(url)}" if args.storage else ""),
             file=sys.stderr,
         )
-    progress.start(_finished(study))
+    progress.start(n_finished(study))
     try:
         stopped, ran = run_trials(study, setup, args.timeout, native, 3 * args.heartbeat, progress)
     finally:
         progress.stop()
-    if args.no_final or not _writes_final(study, stopped, ran):
+    if args.no_final or not writes_final(study, stopped, ran):
         return 0
     summary = finish(study, setup, args.top_k, shown_url(url), progress=not args.quiet)
     print_tune_summary(summary)
     return 0
-
-
-def open_study(args, storage, name: str, competition: Competition, cfg, stride: int):
-    """(study, stride): the study created or resumed, with this worker's sampler and pruner."""
-    seed = cfg.seed if args.seed is None else args.seed
-
-    def pruner(stride: int):
-        return make_pruner(
-            args.pruner,
-            stride,
-            cfg.cv.folds,
-            args.prune_after,
-            args.warmup_epochs,
-            args.prune_percentile,
-        )
-
-    metric = competition.metric
-    study, created = create_or_load(
-        storage, name, metric.direction, _sampler(seed), pruner(stride)
-    )
-    if "stride" not in study.user_attrs:  # the first worker (the study may come from a script)
-        study.set_user_attr("competition", competition.name)
-        study.set_user_attr("metric", metric.name)
-        study.set_user_attr("stride", stride)
-    elif not created:
-        _check_resumed(study, competition, stride)
-        stride = int(study.user_attrs["stride"])
-        # a later worker samples its own points; the first one stays reproducible
-        study.sampler = _sampler(seed + 1 + random.SystemRandom().randrange(2**30))
-        study.pruner = pruner(stride)
-    return study, stride
-
-
-def _writes_final(study: optuna.Study, stopped: str, ran: int) -> bool:
-    """One worker writes the end of a study: the last one to stop, i.e. none is running and,
-    when the study is complete, this worker finished its last trial (or ran none)."""
-    running = counts(study)["running"]
-    if running:
-        print(
-            f"{running} trial(s) still run in other workers; the last worker to finish writes "
-            "best.yaml and the submission.",
-            file=sys.stderr,
-        )
-        return False
-    if stopped == "done" and ran and not _finished_last(study):
-        print(
-            "the study is complete; the worker that finished its last trial writes best.yaml "
-            "and the submission.",
-            file=sys.stderr,
-        )
-        return False
-    return True
-
-
-def run_trials(
-    study: optuna.Study,
-    setup: TuneSetup,
-    timeout: float | None,
-    native: bool,
-    grace: float,
-    progress: TuneProgress,
-) -> tuple[str, int]:
-    """Run trials until the study holds setup.n_trials finished ones or `timeout` passes.
-    Returns why it stopped ('done' or 'timeout') and how many trials this worker ran."""
-    objective = Objective(setup)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    ran = failures = 0
-    last: list[optuna.trial.FrozenTrial] = []
-
-    def remember(_study, trial) -> None:
-        last[:] = [trial]
-
-    while True:
-        fail_stale_trials(study, native, grace)
-        c = counts(study)
-        finished = c["complete"] + c["pruned"]
-        if finished >= setup.n_trials:
-            return "done", ran
-        if deadline is not None and time.monotonic() >= deadline:
-            return "timeout", ran
-        if finished + c["running"] >= setup.n_trials:
-            progress.waiting(c["running"])  # the last slots are taken: they finish or go stale
-            time.sleep(POLL_SECONDS)
-            continue
-        study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[remember])
-        trial = last[0]
-        if trial.user_attrs.get("reason", "").startswith(SURPLUS):
-            continue
-        ran += 1
-        if trial.state == TrialState.COMPLETE:
-            keep_top_k(study, setup.out_dir, setup.top_k)
-        progress.trial_done(trial, study, _finished(study))
-        if trial.state == TrialState.FAIL and objective.last_error is not None:
-            failures += 1
-            if failures >= MAX_FAILURES_IN_A_ROW:
-                raise objective.last_error
-        else:
-            failures = 0
-
-
-def _sampler(seed: int) -> optuna.samplers.BaseSampler:
-    # constant_liar: running trials count as bad guesses, so parallel workers spread out
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
-
-
-def _finished(study: optuna.Study) -> int:
-    c = counts(study)
-    return c["complete"] + c["pruned"]
-
-
-def _finished_last(study: optuna.Study) -> bool:
-    """Whether this worker finished the study's most recent finished trial."""
-    trials = [t for t in study.get_trials(deepcopy=False, states=FINISHED) if t.datetime_complete]
-    if not trials:
-        return True
-    last = max(trials, key=lambda t: (t.datetime_complete, t.number))
-    return last.user_attrs.get("worker") == WORKER_ID
-
-
-def _check_resumed(study: optuna.Study, competition: Competition, stride: int) -> None:
-    theirs = study.user_attrs.get("competition")
-    if theirs not in (None, competition.name):
-        raise UserError(
-            f"Study {study.study_name!r} in this storage tunes {theirs}, not "
-            f"{competition.name}; use another --study name or --out folder."
-        )
-    if stride > int(study.user_attrs.get("stride", stride)):
-        raise ConfigError(
-            f"train.epochs up to {stride} is more than the {study.user_attrs['stride']} epochs "
-            f"per fold study {study.study_name!r} numbers its steps for; start a new study "
-            "(--study NAME)."
-        )
 
 
 def _raw_arrays(inputs, paths: list[str]):
@@ -366,7 +242,3 @@ def _raw_arrays(inputs, paths: list[str]):
 def _default_dir(competition: Competition) -> Path:
     path = default_run_dir("runs", competition.name)
     return path.with_name(f"tune-{path.name}")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -4,6 +4,7 @@ optional top-k ensemble of the best trials' saved predictions, plots and tune.js
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from pathlib import Path
 
@@ -19,9 +20,9 @@ from pipeline.io import write_csv, write_json, write_text
 from pipeline.report import plot_learning_curves
 from pipeline.run import fit_and_write
 from pipeline.submission import build_submission, write_submission
-from pipeline.tune_objective import SURPLUS, TuneSetup, ranked, trial_dir, trial_inputs
-from pipeline.tune_report import reason_counts, save_plots, trials_per_10_min
-from pipeline.tune_storage import counts
+from pipeline.tune.objective import SURPLUS, TuneSetup, ranked, trial_dir, trial_inputs
+from pipeline.tune.report import reason_counts, save_plots, trials_per_10_min
+from pipeline.tune.storage import counts
 
 
 def best_config_mapping(setup: TuneSetup, values: dict) -> dict:
@@ -87,6 +88,7 @@ def finish(
         "trials_per_10_min": trials_per_10_min(study),
         "best": _row(best, setup),
         "params": setup.space.paths,
+        "pruner": dataclasses.asdict(setup.pruning),
         "top": [_row(t, setup) for t in ranked(study)[:10]],
         "final": {
             "folds": cfg.cv.folds,

@@ -12,11 +12,10 @@ import pytest
 from optuna.trial import TrialState
 
 from pipeline.config import TrainConfig
-from pipeline.errors import UserError
 from pipeline.train import main as train_main
 from pipeline.tune import main
-from pipeline.tune_objective import FOLD_MEAN, PER_FOLD
-from pipeline.tune_storage import default_url
+from pipeline.tune.pruners import FOLD_MEAN, FOLD_SCORES, PER_FOLD, list_pruners
+from pipeline.tune.storage import default_url
 
 QUICK = [
     "train.epochs=4",
@@ -133,6 +132,8 @@ def test_the_run_ends_in_a_submission_an_ensemble_plots_and_a_summary(study_run,
     for name in ("optimization_history.png", "param_importances.png", "parallel_coordinate.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = json.loads((out / "tune.json").read_text())
+    assert summary["pruner"] == {"kind": "median", "n_startup": 2, "warmup": 1,
+                                 "percentile": 50.0, "p_threshold": 0.1}  # fmt: skip
     complete = [t for t in study_run["study"].trials if t.state == TrialState.COMPLETE]
     ens = summary["ensemble"]
     assert (
@@ -164,6 +165,7 @@ def test_a_finished_study_is_not_run_again(study_run, demo_dir):
         (["--trials", "0"], r"--trials must be an int >= 1; got 0"),
         (["--timeout", "0"], r"--timeout must be a positive number of seconds; got 0"),
         (["--pruner", "asha"], r"argument --pruner: invalid choice: 'asha'"),
+        (["--prune-p", "1.5"], r"--prune-p must be in \(0, 1\); got 1.5"),
         (["model.dropout=0.2"], r"model.dropout is both set on the command line and searched"),
         (["--storage", "nonsense"], r"--storage 'nonsense' is not a storage URL"),
         (
@@ -220,8 +222,8 @@ def test_an_impossible_trial_is_pruned_with_its_reason(demo_dir, tmp_path):
     assert "divide" in trial.user_attrs["reason"]
 
 
-@pytest.mark.parametrize("pruner", ["hyperband", "none"])
-def test_other_pruners_run_a_study_and_none_prunes_nothing(pruner, demo_dir, tmp_path):
+@pytest.mark.parametrize("pruner", list_pruners())
+def test_every_pruner_runs_a_study_and_none_prunes_nothing(pruner, demo_dir, tmp_path):
     out, space = tmp_path / "run", tmp_path / "space.yaml"
     space.write_text(SPACE)
     _enqueued(out, GOOD, GOOD * 0.7, SLOW)  # SLOW is pruned by median at this point (above)
@@ -235,6 +237,35 @@ def test_other_pruners_run_a_study_and_none_prunes_nothing(pruner, demo_dir, tmp
         assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
     else:
         assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
+
+
+@pytest.mark.parametrize("engine", ["plain", "fast"])
+def test_wilcoxon_prunes_a_trial_clearly_worse_than_the_best_and_keeps_a_better_one(
+    engine, demo_dir, tmp_path
+):
+    out, space = tmp_path / "run", tmp_path / "space.yaml"
+    space.write_text(SPACE)
+    _enqueued(out, SLOW, GOOD, SLOW * 2)  # the first learns nothing, the second is far better
+    argv = ["demo", "--data-dir", demo_dir, "--out", out, "--space", space, "--trials", 3,
+            "--pruner", "wilcoxon", "--prune-p", 0.3, "--prune-after", 1, "--warmup-epochs", 1,
+            "--no-final", *QUICK, f"train.engine={engine}"]  # fmt: skip
+    code, _, err = run(argv)
+    assert code == 0, err
+    first, good, slow = optuna.load_study(study_name="demo", storage=default_url(out)).trials
+    assert first.state == good.state == TrialState.COMPLETE and good.value > first.value
+    assert slow.state == TrialState.PRUNED
+    if engine == "plain":  # one score per fold, paired with the best trial's: 2 of 3 folds run
+        assert good.user_attrs["steps"] == FOLD_SCORES
+        assert good.intermediate_values == dict(enumerate(good.user_attrs["fold_scores"]))
+        assert slow.user_attrs["reason"].startswith(
+            "pruned after fold 2: worse than best trial 1 on the same folds 1-2"
+        )
+        assert sorted(slow.intermediate_values) == [0, 1]
+    else:  # the mean over folds per epoch, paired with the best trial's curve
+        assert good.user_attrs["steps"] == FOLD_MEAN
+        assert slow.user_attrs["reason"].startswith(
+            "pruned at epoch 2 (mean over folds): worse than best trial 1 on the same 2 epochs"
+        )
 
 
 class _Exploding:
@@ -252,7 +283,7 @@ class _Exploding:
 def test_out_of_memory_prunes_the_trial_and_the_study_goes_on(demo_dir, tmp_path, monkeypatch):
     import torch
 
-    monkeypatch.setattr("pipeline.tune_objective.CrossValidator", _Exploding)
+    monkeypatch.setattr("pipeline.tune.objective.CrossValidator", _Exploding)
     monkeypatch.setattr(
         _Exploding, "error", torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
     )
@@ -273,7 +304,7 @@ def test_out_of_memory_prunes_the_trial_and_the_study_goes_on(demo_dir, tmp_path
 def test_unexpected_errors_fail_trials_with_their_reason_then_stop_as_a_bug(
     demo_dir, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr("pipeline.tune_objective.CrossValidator", _Exploding)
+    monkeypatch.setattr("pipeline.tune.objective.CrossValidator", _Exploding)
     monkeypatch.setattr(_Exploding, "error", ValueError("boom"))
     out, space = tmp_path / "run", tmp_path / "space.yaml"
     space.write_text(SPACE)
@@ -283,75 +314,3 @@ def test_unexpected_errors_fail_trials_with_their_reason_then_stop_as_a_bug(
     study = optuna.load_study(study_name="demo", storage=default_url(out))
     assert [t.state for t in study.trials] == [TrialState.FAIL] * 3  # three in a row, then stop
     assert {t.user_attrs["reason"] for t in study.trials} == {"error: ValueError: boom"}
-
-
-def test_a_worker_that_finds_the_sqlite_file_locked_retries_the_wal_switch(tmp_path, monkeypatch):
-    """Workers starting together race to switch a new SQLite file to WAL; SQLite answers the
-    loser 'database is locked' at once. The loser retries; a lock that never goes away ends in
-    one readable line; a file already in WAL mode is not switched again."""
-    import sqlite3
-
-    from pipeline import tune_storage
-
-    real_connect = sqlite3.connect
-    switches = []
-    losses = {"left": 2}
-
-    class Busy:  # a connection whose switch to WAL loses the race losses["left"] times
-        def __init__(self, db):
-            self.db = db
-
-        def execute(self, sql):
-            if sql == "PRAGMA journal_mode=WAL":
-                switches.append(sql)
-                if losses["left"] > 0:
-                    losses["left"] -= 1
-                    raise sqlite3.OperationalError("database is locked")
-            return self.db.execute(sql)
-
-        def close(self):
-            self.db.close()
-
-    monkeypatch.setattr(tune_storage.time, "sleep", lambda s: None)
-    monkeypatch.setattr(tune_storage.sqlite3, "connect", lambda *a, **k: Busy(real_connect(*a)))
-    path = tmp_path / "study.db"
-    tune_storage._sqlite_wal(path)
-    assert len(switches) == 3
-    with contextlib.closing(real_connect(path)) as db:
-        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    tune_storage._sqlite_wal(path)  # already WAL: no switch, so no race to lose
-    assert len(switches) == 3
-
-    losses["left"] = 10**9
-    clock = iter(range(0, 10**6, 7))  # seconds passing between attempts
-    monkeypatch.setattr(tune_storage.time, "monotonic", lambda: next(clock))
-    with pytest.raises(UserError, match="stayed locked by another process for 60 s"):
-        tune_storage._sqlite_wal(tmp_path / "never.db", timeout=60)
-
-
-def test_a_worker_that_loses_the_race_to_create_the_tables_retries(monkeypatch):
-    """Two workers starting on a fresh PostgreSQL database both create Optuna's tables; the
-    loser sees 'relation "studies" already exists' and must simply open the storage again."""
-    import sqlalchemy.exc
-
-    from pipeline import tune_storage
-
-    calls = []
-
-    def make():
-        calls.append(1)
-        if len(calls) == 1:
-            raise sqlalchemy.exc.ProgrammingError(
-                "CREATE TABLE studies", {}, Exception('relation "studies" already exists')
-            )
-        return "storage"
-
-    monkeypatch.setattr(tune_storage.time, "sleep", lambda s: None)
-    assert tune_storage._retry(make, "postgresql+psycopg2://u@h/db") == "storage"
-    assert len(calls) == 2
-
-    def broken():
-        raise sqlalchemy.exc.ProgrammingError("SELECT", {}, Exception("syntax error"))
-
-    with pytest.raises(sqlalchemy.exc.ProgrammingError):  # other programming errors are bugs
-        tune_storage._retry(broken, "postgresql+psycopg2://u@h/db")

@@ -1,0 +1,212 @@
+"""One Optuna trial = one K-fold run of the training flow, and the files it leaves.
+
+Pruning and the steps a trial reports on: pipeline/tune/pruners.py.
+
+A trial that cannot run (a config the checks refuse), diverges (no finite validation epoch) or
+runs out of memory ends as PRUNED with the reason in its `reason` attribute, so the sampler learns
+to avoid that region and the study goes on. Any other error marks the trial FAIL with its reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import math
+import shutil
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from pipeline.competition import TestData, TrainData
+from pipeline.config import Config
+from pipeline.engine.cv import CrossValidator
+from pipeline.errors import ConfigError, TrainingDiverged
+from pipeline.inputs import Inputs, check_buildable, resolve_config
+from pipeline.io import atomic_write
+from pipeline.tune.hooks import Reporter
+from pipeline.tune.pruners import Pruning
+from pipeline.tune.space import SearchSpace, to_override
+from pipeline.tune.storage import WORKER_ID, Heartbeat, holds_slot
+
+SURPLUS = "surplus"  # the reason of a trial created when the study was already full
+
+
+class Surplus(Exception):
+    """The study already holds its total of finished and running trials: not run."""
+
+
+@dataclass
+class TuneSetup:
+    """What every trial of one worker shares."""
+
+    inputs: Inputs  # competition, base config, data (loaded once)
+    config_file: Path | None
+    overrides: list[str]
+    space: SearchSpace
+    out_dir: Path
+    n_trials: int
+    stride: int
+    pruning: Pruning
+    heartbeat: float | None  # seconds between heartbeat stamps; None: the storage has its own
+    top_k: int = 0  # keep the OOF and test predictions of the k best trials (0: none)
+    on_epoch: Callable[[int, int | None, int], None] | None = None  # (trial, fold, epoch)
+    # The files' arrays before row_features, kept when the space searches features.* keys
+    # (row features then depend on the trial); None: every trial uses inputs.train/test.
+    raw: tuple[TrainData, TestData] | None = None
+
+
+def inputs_for(setup: TuneSetup, cfg: Config) -> Inputs:
+    """The checked inputs with this config, and its own row features when they can differ."""
+    inputs = dataclasses.replace(setup.inputs, cfg=cfg)
+    if setup.raw is not None:
+        train, test = setup.raw
+        row_features = inputs.competition.row_features
+        inputs.train = dataclasses.replace(train, X=row_features(cfg, train.X))
+        inputs.test = dataclasses.replace(test, X=row_features(cfg, test.X))
+    return inputs
+
+
+def trial_inputs(setup: TuneSetup, values: dict) -> Inputs:
+    """The trial's config, through the same layers and checks as the command line, with its
+    inputs."""
+    overrides = [*setup.overrides, *(to_override(k, v) for k, v in values.items())]
+    competition = setup.inputs.competition
+    cfg = resolve_config(competition, setup.config_file, overrides)
+    inputs = inputs_for(setup, cfg)
+    check_buildable(competition, cfg, inputs.train)
+    return inputs
+
+
+def trial_dir(out_dir: Path, number: int) -> Path:
+    return out_dir / "trials" / f"{number:05d}"
+
+
+def ranked(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Completed trials, best first."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    return sorted(complete, key=lambda t: (sign * t.value, t.number))
+
+
+def keep_top_k(study: optuna.Study, out_dir: Path, k: int) -> None:
+    """Delete the saved predictions of completed trials that left the top k (a trial that
+    left it never comes back; folders of trials still running are left alone)."""
+    for trial in ranked(study)[k:]:
+        folder = trial_dir(out_dir, trial.number)
+        if folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+class Objective:
+    def __init__(self, setup: TuneSetup):
+        self.setup = setup
+        self.last_error: BaseException | None = None
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        setup = self.setup
+        self.last_error = None
+        trial.set_user_attr("worker", WORKER_ID)
+        if not holds_slot(trial.study, trial.number, setup.n_trials):
+            trial.set_user_attr("reason", f"{SURPLUS}: the study already holds its trials")
+            raise Surplus(f"trial {trial.number} not run: the study is full")
+        start = time.perf_counter()
+        beat = Heartbeat(trial, setup.heartbeat) if setup.heartbeat else nullcontext()
+        try:
+            with beat:
+                return self._run(trial, setup.space.suggest(trial))
+        except optuna.TrialPruned as exc:
+            trial.set_user_attr("reason", str(exc) or "pruned")
+            raise
+        except ConfigError as exc:
+            raise self._pruned(trial, f"impossible config: {exc}") from None
+        except TrainingDiverged as exc:
+            raise self._pruned(trial, f"diverged: {exc}") from None
+        except (MemoryError, RuntimeError) as exc:
+            if not _out_of_memory(exc):
+                self._failed(trial, exc)
+                raise
+            raise self._pruned(trial, f"out of memory: {_first_line(exc)}") from None
+        except Exception as exc:
+            self._failed(trial, exc)
+            raise
+        except KeyboardInterrupt:
+            trial.set_user_attr("reason", "interrupted: Ctrl-C")
+            raise
+        finally:
+            trial.set_user_attr("seconds", round(time.perf_counter() - start, 3))
+            free_memory()
+
+    def _run(self, trial: optuna.Trial, values: dict) -> float:
+        setup = self.setup
+        inputs = trial_inputs(setup, values)
+        cfg = inputs.cfg
+        if cfg.train.epochs > setup.stride:
+            raise ConfigError(
+                f"train.epochs={cfg.train.epochs} is more than the {setup.stride} epochs per "
+                "fold this study numbers its steps for; start a new study (--study NAME)."
+            )
+        reporter = Reporter(trial, setup.pruning, setup.stride, cfg.cv.folds, setup.on_epoch)
+        cv = CrossValidator(
+            inputs.competition,
+            cfg,
+            run_dir=None,
+            progress=False,
+            on_epoch_end=reporter.epoch,
+            on_fold_end=reporter.fold,
+        ).fit(inputs.train)
+        value = float(cv.oof_score_)
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"the out-of-fold score is {value}")
+        if setup.top_k > 0:  # for the top-k ensemble at the end
+            test_pred, _ = cv.predict(inputs.test.X)
+            folder = trial_dir(setup.out_dir, trial.number)
+            save_npy(folder / "oof.npy", cv.oof_)
+            save_npy(folder / "test.npy", test_pred)
+        trial.set_user_attr("fold_scores", [float(s) for s in cv.fold_scores_])
+        trial.set_user_attr("mean", float(np.mean(cv.fold_scores_)))
+        trial.set_user_attr("best_epochs", [e + 1 for e in cv.best_epochs_])
+        trial.set_user_attr("engine", getattr(cv, "engine_", "plain"))
+        return value
+
+    def _pruned(self, trial: optuna.Trial, reason: str) -> optuna.TrialPruned:
+        trial.set_user_attr("reason", reason)
+        return optuna.TrialPruned(reason)
+
+    def _failed(self, trial: optuna.Trial, exc: BaseException) -> None:
+        self.last_error = exc
+        trial.set_user_attr("reason", f"error: {type(exc).__name__}: {_first_line(exc)}")
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def free_memory() -> None:
+    """Between trials: drop the fold models and, on a GPU, the cached blocks."""
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:
+        pass
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            np.save(fh, np.asarray(array))
+
+    atomic_write(path, write)

@@ -1,0 +1,94 @@
+"""Storages: the SQLite WAL switch and the table race retried, the journal's own heartbeat."""
+
+import contextlib
+import sqlite3
+import time
+
+import optuna
+import pytest
+import sqlalchemy.exc
+from optuna.trial import TrialState
+
+from pipeline.errors import UserError
+from pipeline.tune import storage as tune_storage
+from pipeline.tune.storage import fail_stale_trials, open_storage
+
+
+def test_a_worker_that_finds_the_sqlite_file_locked_retries_the_wal_switch(tmp_path, monkeypatch):
+    """Workers starting together race to switch a new SQLite file to WAL; SQLite answers the
+    loser 'database is locked' at once. The loser retries; a lock that never goes away ends in
+    one readable line; a file already in WAL mode is not switched again."""
+    real_connect = sqlite3.connect
+    switches = []
+    losses = {"left": 2}
+
+    class Busy:  # a connection whose switch to WAL loses the race losses["left"] times
+        def __init__(self, db):
+            self.db = db
+
+        def execute(self, sql):
+            if sql == "PRAGMA journal_mode=WAL":
+                switches.append(sql)
+                if losses["left"] > 0:
+                    losses["left"] -= 1
+                    raise sqlite3.OperationalError("database is locked")
+            return self.db.execute(sql)
+
+        def close(self):
+            self.db.close()
+
+    monkeypatch.setattr(tune_storage.time, "sleep", lambda s: None)
+    monkeypatch.setattr(tune_storage.sqlite3, "connect", lambda *a, **k: Busy(real_connect(*a)))
+    path = tmp_path / "study.db"
+    tune_storage._sqlite_wal(path)
+    assert len(switches) == 3
+    with contextlib.closing(real_connect(path)) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    tune_storage._sqlite_wal(path)  # already WAL: no switch, so no race to lose
+    assert len(switches) == 3
+
+    losses["left"] = 10**9
+    clock = iter(range(0, 10**6, 7))  # seconds passing between attempts
+    monkeypatch.setattr(tune_storage.time, "monotonic", lambda: next(clock))
+    with pytest.raises(UserError, match="stayed locked by another process for 60 s"):
+        tune_storage._sqlite_wal(tmp_path / "never.db", timeout=60)
+
+
+def test_a_worker_that_loses_the_race_to_create_the_tables_retries(monkeypatch):
+    """Two workers starting on a fresh PostgreSQL database both create Optuna's tables; the
+    loser sees 'relation "studies" already exists' and must simply open the storage again."""
+    calls = []
+
+    def make():
+        calls.append(1)
+        if len(calls) == 1:
+            raise sqlalchemy.exc.ProgrammingError(
+                "CREATE TABLE studies", {}, Exception('relation "studies" already exists')
+            )
+        return "storage"
+
+    monkeypatch.setattr(tune_storage.time, "sleep", lambda s: None)
+    assert tune_storage._retry(make, "postgresql+psycopg2://u@h/db") == "storage"
+    assert len(calls) == 2
+
+    def broken():
+        raise sqlalchemy.exc.ProgrammingError("SELECT", {}, Exception("syntax error"))
+
+    with pytest.raises(sqlalchemy.exc.ProgrammingError):  # other programming errors are bugs
+        tune_storage._retry(broken, "postgresql+psycopg2://u@h/db")
+
+
+def test_a_journal_trial_whose_heartbeat_stopped_is_failed_and_queued_again(tmp_path):
+    """The journal storage has no heartbeat in Optuna; trials stamp their own."""
+    url = f"journal:{tmp_path / 'journal.log'}"
+    study = optuna.create_study(storage=open_storage(url, heartbeat=1), study_name="demo")
+    alive, dead = study.ask(), study.ask()
+    for trial in (alive, dead):
+        trial.suggest_float("x", 0, 1)
+    alive.set_user_attr("heartbeat", time.time())
+    dead.set_user_attr("heartbeat", time.time() - 10)
+    assert fail_stale_trials(study, native=False, grace=3) == [dead.number]
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.RUNNING, TrialState.FAIL, TrialState.WAITING]
+    assert trials[2].params == trials[1].params and trials[2].system_attrs["failed_trial"] == 1
+    assert fail_stale_trials(study, native=False, grace=3) == []  # only once
