@@ -99,3 +99,14 @@ def check_out_dir(path: str | os.PathLike, overwrite: bool) -> Path:
             "--overwrite to replace them."
         )
     return path
+
+
+def write_npy(path: str | os.PathLike, array) -> Path:
+    """An .npy file written atomically."""
+    import numpy as np
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            np.save(fh, np.asarray(array))
+
+    return atomic_write(path, write)

@@ -19,7 +19,7 @@ from pipeline.baseline import baseline_scores
 from pipeline.config import to_yaml
 from pipeline.engine.cv import CrossValidator
 from pipeline.inputs import Inputs
-from pipeline.io import atomic_write, write_csv, write_json, write_text
+from pipeline.io import write_csv, write_json, write_npy, write_text
 from pipeline.postprocess import postprocess, postprocess_oof
 from pipeline.provenance import collect
 from pipeline.submission import build_submission, write_submission
@@ -102,8 +102,8 @@ def fit_and_write(inputs: Inputs, out_dir: Path, progress: bool = True, write: b
             ),
         )
     if task.is_classification:
-        atomic_write(out_dir / "oof_proba.npy", lambda p: _save_npy(p, cv.oof_))
-        atomic_write(out_dir / "test_proba.npy", lambda p: _save_npy(p, test_pred))
+        write_npy(out_dir / "oof_proba.npy", cv.oof_)
+        write_npy(out_dir / "test_proba.npy", test_pred)
     write_submission(out_dir / "submission.csv", submission)
 
     metrics = {
@@ -144,8 +144,3 @@ def _scores(metric, y: np.ndarray, pred: np.ndarray, splits) -> dict:
         "std": float(np.std(folds)),
         "oof_score": metric(y, pred),
     }
-
-
-def _save_npy(path: str, array: np.ndarray) -> None:
-    with open(path, "wb") as fh:
-        np.save(fh, array)

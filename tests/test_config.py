@@ -175,7 +175,7 @@ def test_a_competitions_own_choices_are_checked_too():
 
 
 def test_a_leafs_hint_coerces_a_choice_as_a_search_space_does():
-    """pipeline.tune_space coerces each categorical choice with the leaf's hint."""
+    """pipeline.tune.space coerces each categorical choice with the leaf's hint."""
     hint = leaf(Config(), "model.activation")[2]
     assert coerce("LeakyReLU", hint, "model.activation", "test") == "leaky_relu"
     with pytest.raises(ConfigError, match=r"model.activation must be one of: relu.* \(from test"):

@@ -28,7 +28,7 @@ from pipeline.config import Config
 from pipeline.engine.cv import CrossValidator
 from pipeline.errors import ConfigError, TrainingDiverged
 from pipeline.inputs import Inputs, check_buildable, resolve_config
-from pipeline.io import atomic_write
+from pipeline.io import write_npy
 from pipeline.tune.hooks import Reporter
 from pipeline.tune.pruners import Pruning
 from pipeline.tune.space import SearchSpace, to_override
@@ -166,8 +166,8 @@ class Objective:
         if setup.top_k > 0:  # for the top-k ensemble at the end
             test_pred, _ = cv.predict(inputs.test.X)
             folder = trial_dir(setup.out_dir, trial.number)
-            save_npy(folder / "oof.npy", cv.oof_)
-            save_npy(folder / "test.npy", test_pred)
+            write_npy(folder / "oof.npy", cv.oof_)
+            write_npy(folder / "test.npy", test_pred)
         trial.set_user_attr("fold_scores", [float(s) for s in cv.fold_scores_])
         trial.set_user_attr("mean", float(np.mean(cv.fold_scores_)))
         trial.set_user_attr("best_epochs", [e + 1 for e in cv.best_epochs_])
@@ -202,11 +202,3 @@ def free_memory() -> None:
             torch.cuda.empty_cache()
     except Exception:
         pass
-
-
-def save_npy(path: Path, array: np.ndarray) -> None:
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as fh:
-            np.save(fh, np.asarray(array))
-
-    atomic_write(path, write)
