@@ -1,7 +1,8 @@
 """Command-line plumbing shared by train, tune, submit and download.
 
-User mistakes (UserError) become one line on stderr and exit code 2; Ctrl-C exits with 130;
-anything else is a bug and keeps its traceback.
+User mistakes (UserError) and faults of the machine (a full disk, pipeline.faults) become one
+line on stderr and exit code 2; Ctrl-C exits with 130; anything else is a bug and keeps its
+traceback.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.errors import UserError
+from pipeline.faults import os_fault
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -76,6 +78,11 @@ def run_cli(main: Callable[[], int]) -> int:
         return main()
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if (fault := os_fault(exc)) is None:
+            raise
+        print(f"error: {fault}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

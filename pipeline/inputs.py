@@ -1,7 +1,8 @@
 """Everything a run reads, loaded and checked before any output is written.
 
 `load_inputs(args)` resolves the config, loads the competition's train/test arrays and the
-sample submission, and builds the model once so impossible combinations fail before training.
+sample submission, checks their ids (pipeline.ids) and the folds, and builds the model once so
+impossible combinations fail before training.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pandas as pd
 from pipeline.competition import Competition, TestData, TrainData, load_competition
 from pipeline.config import Config, build_config, load_yaml
 from pipeline.errors import ConfigError, DataError, UserError
+from pipeline.ids import check_same_ids, checked_ids
 
 
 def resolve_config(
@@ -53,16 +55,26 @@ def load_inputs(args: argparse.Namespace) -> Inputs:
             f"The test file has {test.X.shape[1]} feature columns and the train file "
             f"{train.X.shape[1]}; both must come from the same competition download."
         )
+    sample = competition.load_sample_submission(data_dir)
+    check_rows(competition, train, test, sample)
     train.X = competition.row_features(cfg, train.X)
     test.X = competition.row_features(cfg, test.X)
-    sample = competition.load_sample_submission(data_dir)
-    if sample is not None and len(sample) != len(test.ids):
-        raise DataError(
-            f"The sample submission has {len(sample)} rows and the test file {len(test.ids)}; "
-            "download the competition files again."
-        )
     check_buildable(competition, cfg, train)
     return Inputs(competition, cfg, data_dir, train, test, sample)
+
+
+def check_rows(
+    competition: Competition, train: TrainData, test: TestData, sample: pd.DataFrame | None
+) -> None:
+    """Ids unique in each file and the same in the test file and the sample (normalised in
+    place: ids pandas read as whole floats become ints)."""
+    column = competition.id_column
+    train.ids = checked_ids(train.ids, train.source, column)
+    test.ids = checked_ids(test.ids, test.source, column)
+    if sample is not None:
+        source, first = sample.attrs.get("source", "the sample submission"), sample.columns[0]
+        sample[first] = checked_ids(sample[first].to_numpy(), source, str(first))
+        check_same_ids(test.ids, test.source, sample)
 
 
 def check_buildable(competition: Competition, cfg: Config, train: TrainData) -> None:
@@ -71,12 +83,14 @@ def check_buildable(competition: Competition, cfg: Config, train: TrainData) -> 
     import torch
 
     from pipeline import models, optim
+    from pipeline.splits import make_splits
 
     if cfg.post.enabled and not (competition.ordered_rows and competition.task.is_classification):
         raise ConfigError(
             f"post.smooth and post.viterbi use the order of rows; {competition.name}'s rows are "
             "not consecutive frames of a classification task. Leave them off."
         )
+    make_splits(cfg.cv, train, cfg.seed, competition.task.is_classification)  # enough rows
     pre = competition.make_preprocessor(cfg, train)
     rows = min(len(train.y), 64)
     pre.fit(train.X[:rows], train.y[:rows])

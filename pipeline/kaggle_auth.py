@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import sys
 from dataclasses import dataclass, field
@@ -129,7 +130,12 @@ def _colab_secrets() -> dict[str, str]:
     return found
 
 
+# an HTTP Authorization value (Basic base64(user:key), Bearer token) echoed by a client error
+AUTH_VALUE = re.compile(r"\b(Basic|Bearer)\s+[A-Za-z0-9+/=._~-]{8,}")
+
+
 def scrub(text: str, secrets: tuple[str, ...] | list[str]) -> str:
-    for secret in secrets:
+    """`text` with every secret, and anything shaped like an Authorization value, as ***."""
+    for secret in sorted(secrets, key=len, reverse=True):  # a longer one may hold a shorter
         text = text.replace(secret, "***")
-    return text
+    return AUTH_VALUE.sub(r"\1 ***", text)

@@ -1,7 +1,9 @@
 """Kaggle failures as errors for people: one line that names the fix.
 
 `translate` turns what the kaggle client raises (HTTP errors, network errors, a broken
-download, a full disk) into a KaggleError; anything else is left alone as a bug.
+download, a full disk) into a KaggleError and returns None for anything else; `unexpected`
+words that as one line too, since a client failure must never print a traceback (the key can
+be in it).
 """
 
 from __future__ import annotations
@@ -84,6 +86,15 @@ def translate(exc: BaseException, slug: str, what: str, path: Path | None = None
     if isinstance(exc, ValueError) and "does not match expected size" in str(exc):
         return NetworkError(f"The download broke off while {what} ({detail}); run it again.")
     return None
+
+
+def unexpected(exc: BaseException, what: str) -> KaggleError:
+    """One line for a client failure `translate` does not know (scrub it before showing)."""
+    return KaggleError(
+        f"The Kaggle client failed while {what} ({type(exc).__name__}: {_first_line(exc)}); "
+        "try again, update it with `pip install -U kaggle` if it persists, or set "
+        "PIPELINE_DEBUG=1 to see the traceback (secrets hidden)."
+    )
 
 
 def disk_error(exc: OSError, path: Path | None = None) -> DiskError | None:

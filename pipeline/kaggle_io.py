@@ -2,8 +2,9 @@
 
 The `kaggle` package authenticates when it is imported (and can print, call the network or
 exit), so it is imported only inside `get_api`, which runs in a worker thread under the same
-deadline as the call itself. Tests replace `get_api` with a fake client. Every failure becomes
-a UserError of one line that names the fix, with any secret scrubbed from it. Finding the
+deadline as the call itself. Tests replace `get_api` with a fake client. Every failure, expected
+or not, becomes a UserError of one line that names the fix, with any secret scrubbed from it;
+PIPELINE_DEBUG=1 also prints the traceback, scrubbed too. Finding the
 credentials lives in pipeline.kaggle_auth, translating the client's errors in
 pipeline.kaggle_errors; their names are importable from here too.
 """
@@ -12,7 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import sys
 import threading
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,6 +41,7 @@ from pipeline.kaggle_errors import (  # noqa: F401 (this module is the facade)
     disk_error,
     rules_url,
     translate,
+    unexpected,
 )
 
 T = TypeVar("T")
@@ -103,15 +108,23 @@ def run_kaggle(
     """
     credentials = credentials or find_credentials()
     sink = io.StringIO()
+
+    def call() -> T:
+        try:
+            return action(get_api())
+        except SystemExit as exc:  # the client may exit(); here that is a failed call
+            raise RuntimeError(f"the Kaggle client called exit({exc.code!r})") from None
+
     try:
         with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-            return call_with_timeout(lambda: action(get_api()), timeout, what)
+            return call_with_timeout(call, timeout, what)
     except UserError as exc:
         raise type(exc)(scrub(str(exc), credentials.secrets)) from None
     except Exception as exc:
-        error = translate(exc, slug, what, path)
-        if error is None:
-            raise
+        error = translate(exc, slug, what, path) or unexpected(exc, what)
+        if os.environ.get("PIPELINE_DEBUG") == "1":
+            shown = "".join(traceback.format_exception(exc))
+            print(scrub(shown, credentials.secrets), file=sys.stderr, end="")
         raise type(error)(scrub(str(error), credentials.secrets)) from None
 
 

@@ -7,7 +7,8 @@ silently ignored. A schedule entry is either a closed form f(cfg, t, total) -> m
 initial lr (a LambdaLR, written as the formula; tests compare them step by step), or, registered
 with builder=True, f(optimizer, cfg, epochs, steps_per_epoch, monitor, mode) -> Lightning's
 lr_scheduler dict (plateau and one-cycle are PyTorch's own). Its other facts: `options` (the
-optional sched.* keys it takes), `needs` ({key: example} it cannot do without) and `no_warmup`
+optional sched.* keys it takes; one it does not take, set away from its default, is refused),
+`needs` ({key: example} it cannot do without) and `no_warmup`
 (why sched.warmup does not combine with it).
 """
 
@@ -96,28 +97,33 @@ def _constant(cfg, t: int, total: int) -> float:
     return 1.0
 
 
-@register_scheduler("step", options=("milestones",), needs={"milestones": "[30,60]"})
+@register_scheduler("step", options=("milestones", "gamma"), needs={"milestones": "[30,60]"})
 def _step(cfg, t: int, total: int) -> float:
     return cfg.gamma ** sum(t >= m for m in cfg.milestones)
 
 
-@register_scheduler("exponential")
+@register_scheduler("exponential", options=("gamma", "decay_steps"))
 def _exponential(cfg, t: int, total: int) -> float:
     return cfg.gamma ** (t / cfg.decay_steps)
 
 
-@register_scheduler("power")
+@register_scheduler("power", options=("decay_steps", "power"))
 def _power(cfg, t: int, total: int) -> float:
     return (1.0 + t / cfg.decay_steps) ** (-cfg.power)
 
 
-@register_scheduler("cosine")
+@register_scheduler("cosine", options=("min_lr_ratio",))
 def _cosine(cfg, t: int, total: int) -> float:
     progress = min(t / max(total, 1), 1.0)
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-@register_scheduler("plateau", builder=True, no_warmup="plateau reacts to the metric")
+@register_scheduler(
+    "plateau",
+    builder=True,
+    options=("gamma", "patience"),
+    no_warmup="plateau reacts to the metric",
+)
 def _plateau(optimizer, cfg, epochs: int, steps_per_epoch: int, monitor: str, mode: str) -> dict:
     """ReduceLROnPlateau on the validation metric, checked each epoch."""
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -127,7 +133,10 @@ def _plateau(optimizer, cfg, epochs: int, steps_per_epoch: int, monitor: str, mo
 
 
 @register_scheduler(
-    "onecycle", builder=True, no_warmup="one-cycle has its own warm-up: sched.pct_start"
+    "onecycle",
+    builder=True,
+    options=("pct_start",),
+    no_warmup="one-cycle has its own warm-up: sched.pct_start",
 )
 def _onecycle(optimizer, cfg, epochs: int, steps_per_epoch: int, monitor: str, mode: str) -> dict:
     """OneCycleLR, stepped every optimizer step."""

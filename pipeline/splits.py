@@ -57,6 +57,8 @@ def make_splits(cv_cfg, train: TrainData, seed: int, classification: bool) -> li
         return blocked_splits(n, cv_cfg.folds, cv_cfg.gap, train.groups)
     if cv_cfg.gap:
         raise ConfigError("cv.gap applies to cv.strategy=blocked only.")
+    if n < cv_cfg.folds:
+        raise ConfigError(f"cv.folds={cv_cfg.folds} is more than the {n} training rows.")
     if strategy == "group":
         if train.groups is None:
             raise ConfigError("cv.strategy=group needs a competition that defines row groups.")
@@ -77,8 +79,6 @@ def make_splits(cv_cfg, train: TrainData, seed: int, classification: bool) -> li
             cv_cfg.folds, shuffle=cv_cfg.shuffle, random_state=seed if cv_cfg.shuffle else None
         )
         return list(splitter.split(np.zeros(n), train.y))
-    if n < cv_cfg.folds:
-        raise ConfigError(f"cv.folds={cv_cfg.folds} is more than the {n} training rows.")
     splitter = KFold(
         cv_cfg.folds, shuffle=cv_cfg.shuffle, random_state=seed if cv_cfg.shuffle else None
     )

@@ -1,4 +1,8 @@
-"""Reading competition CSV files with checks that end in one readable line."""
+"""Reading competition CSV files with checks that end in one readable line.
+
+Numbers are checked in float64, before a loader casts them to float32: `1e300` is finite in
+float64 but infinite in float32, so it is refused here, naming the file, column and line.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,10 @@ def read_table(path: Path, expected: list[str], numeric: list[str] | None = None
     name = path.name
     try:
         # only empty cells are missing; "n/a", "NaN" and other text is reported as text
-        frame = pd.read_csv(path, low_memory=False, keep_default_na=False, na_values=[""])
+        # (utf-8-sig: a byte-order mark that Excel writes is not part of the first name)
+        frame = pd.read_csv(
+            path, low_memory=False, keep_default_na=False, na_values=[""], encoding="utf-8-sig"
+        )
     except pd.errors.EmptyDataError:
         raise DataError(f"{name} is empty; download it again.") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -29,6 +36,7 @@ def read_table(path: Path, expected: list[str], numeric: list[str] | None = None
         raise DataError(f"{name} has a header but no rows; download it again.")
     for column in numeric if numeric is not None else expected:
         check_numeric(name, frame[column])
+    frame.attrs["source"] = name  # for messages about the frame's rows (load_inputs)
     return frame
 
 
@@ -56,16 +64,44 @@ def check_columns(name: str, got: list[str], expected: list[str]) -> None:
     raise DataError(f"{name}: {'; '.join(parts)}.")
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def check_numeric(name: str, column: pd.Series) -> None:
-    values = pd.to_numeric(column, errors="coerce")
-    bad = values.isna().to_numpy() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+    """Every cell a number that float32 holds: not empty, not text, not NaN or inf, and not
+    beyond float32's range (which the cast to float32 would turn into inf)."""
+    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(values) | (np.abs(values) > FLOAT32_MAX)
     if bad.any():
         row = int(np.argmax(bad))
         cell = column.iloc[row]
-        what = "is empty" if pd.isna(cell) else f"holds {cell!r}, not a finite number"
+        if isinstance(cell, str) or not pd.isna(cell):
+            shown = repr(cell) if isinstance(cell, str) else f"{float(cell):g}"
+            beyond = np.isfinite(values[row])
+            what = f"holds {shown}, " + (
+                f"beyond the float32 range (|x| <= {FLOAT32_MAX:.4g})"
+                if beyond
+                else "not a finite number"
+            )
+        else:
+            what = "is empty"
         raise DataError(
             f"{name} line {row + 2}, column {column.name!r} {what}; fix or re-download the file."
         )
+
+
+def class_labels(name: str, column: pd.Series, n_classes: int) -> np.ndarray:
+    """A checked numeric column of class numbers 0..n_classes-1, as int64."""
+    values = column.to_numpy(dtype=float)
+    bad = (values != np.round(values)) | (values < 0) | (values >= n_classes)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise DataError(
+            f"{name} line {row + 2}, column {column.name!r} holds {values[row]:g}; "
+            f"expected a class number 0..{n_classes - 1}."
+        )
+    return values.astype(np.int64)
 
 
 def _few(items: list[str], n: int = 5) -> str:

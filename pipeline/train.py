@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from pipeline.cli import ArgumentParser, add_common_args, run_cli
+from pipeline.faults import check_writable
 from pipeline.inputs import load_inputs
 from pipeline.io import check_out_dir, default_run_dir
 from pipeline.report import plot_learning_curves, print_summary
@@ -29,6 +30,7 @@ def build_parser() -> ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     def run() -> int:
         args = build_parser().parse_intermixed_args(argv)
+        check_writable(args.out or Path("runs"))  # before the data: a bad --out fails at once
         inputs = load_inputs(args)
         if is_ddp_worker():
             # a process Lightning's DDP launcher started: it trains its share, rank 0 writes

@@ -272,3 +272,64 @@ def test_the_pipeline_never_imports_kaggle_at_import_time():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "False", done.stderr
+
+
+# -- failures the project does not translate -----------------------------------------------------
+class SurprisingApi:
+    """A client that fails in ways nobody planned for, with the key in the message."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+    def competition_submit(self, *args, **kwargs):
+        raise self.error
+
+
+def _basic(user: str, key: str) -> str:
+    import base64
+
+    return base64.b64encode(f"{user}:{key}".encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (RuntimeError(f"unexpected payload for key={KEY}\nmore"),
+         r"The Kaggle client failed while submitting to ml2021spring-hw1 \(RuntimeError: "
+         r"unexpected payload for key=\*\*\*\); try again"),
+        (KeyError(f"Authorization: Basic {_basic('tester', KEY)}"),
+         r"KeyError: .*Authorization: Basic \*\*\*"),
+        (SystemExit(f"401 - Unauthorized {KEY}"), r"RuntimeError: the Kaggle client called exit"),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("debug", ["", "1"])
+def test_an_unexpected_client_failure_never_shows_the_key(
+    monkeypatch, tmp_path, covid_dir, capfd, error, message, debug
+):
+    """Through `python -m pipeline.submit`: one line, exit 2, and the key appears nowhere in
+    stdout, stderr or the run folder (with PIPELINE_DEBUG=1 the traceback is shown, scrubbed)."""
+    from pipeline.submit import main
+    from tests.conftest import use_fake_kaggle
+
+    use_fake_kaggle(monkeypatch, tmp_path, SurprisingApi(error), KEY)
+    monkeypatch.setenv("PIPELINE_DEBUG", debug)
+    run = tmp_path / "run"
+    run.mkdir()
+    sample = (covid_dir / "sampleSubmission.csv").read_text()
+    (run / "submission.csv").write_text(sample)
+    code = main(["covid", str(run / "submission.csv"), "-m", "x", "--data-dir", str(covid_dir)])
+    out, err = capfd.readouterr()
+    assert code == 2
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: ") and re.search(message, last), err
+    assert ("Traceback" in err) == bool(debug)
+    if not debug:
+        assert err.count("\n") == 1
+    stored = "".join(p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file())
+    for secret in (KEY, _basic("tester", KEY)):
+        assert secret not in out + err + stored
+
+
+def test_scrub_hides_authorization_values_and_longer_secrets_first():
+    text = kaggle_io.scrub(f"Bearer abcdefgh1234 {KEY}x", (KEY[:6], KEY))
+    assert text == "Bearer *** ***x"

@@ -9,6 +9,7 @@ from torch import nn
 from pipeline import optim
 from pipeline.config import OptimConfig, SchedConfig, build_config
 from pipeline.errors import ConfigError
+from pipeline.registry import SCHEDULERS
 
 
 def _model():
@@ -80,11 +81,33 @@ def test_adamw_decay_is_decoupled_and_adam_decay_is_l2():
         (["sched.name=cosine", "sched.milestones=[3]"], "sched.milestones applies to sched.name=step"),
         (["sched.name=step", "sched.milestones=[5,3]"], "increasing ints > 0"),
         (["sched.name=cyclic"], "sched.name must be one of: none, step, exponential"),
+        # options of a schedule that is not selected
+        (["sched.gamma=0.5"], r"sched.gamma=0.5 does not apply to sched.name=none: sched.gamma "
+         r"applies to sched.name=step or sched.name=exponential or sched.name=plateau only"),
+        (["sched.name=cosine", "sched.decay_steps=3"],
+         r"sched.decay_steps=3.0 does not apply to sched.name=cosine: .*=exponential or .*=power"),
+        (["sched.name=step", "sched.milestones=[3]", "sched.pct_start=0.5"],
+         r"sched.pct_start applies to sched.name=onecycle only"),
+        (["sched.name=exponential", "sched.patience=2"], r"sched.patience applies to .*=plateau"),
+        (["sched.min_lr_ratio=0.1"], r"sched.min_lr_ratio applies to sched.name=cosine only"),
+        (["optim.name=sgd", "optim.eps=1e-8"], r"optim.eps does not apply to sgd; it applies to"),
     ],
 )  # fmt: skip
 def test_options_that_would_be_ignored_are_refused(overrides, message):
     with pytest.raises(ConfigError, match=message):
         build_config(overrides=overrides)
+
+
+@pytest.mark.parametrize("name", list(SCHEDULERS))
+def test_each_schedule_takes_its_own_options_and_the_defaults(name):
+    """Every option a schedule registered, set away from its default, is accepted with it."""
+    changed = {"milestones": "[2,4]", "gamma": "0.5", "decay_steps": "3", "power": "2",
+               "min_lr_ratio": "0.1", "patience": "2", "pct_start": "0.4"}  # fmt: skip
+    options = SCHEDULERS.info(name)["options"]
+    cfg = build_config(
+        overrides=[f"sched.name={name}", *(f"sched.{o}={changed[o]}" for o in options)]
+    )
+    assert cfg.sched.name == name
 
 
 # --- schedules ----------------------------------------------------------------------------------

@@ -56,6 +56,12 @@ def _train(n=40, classes=False, groups=None):
         ),
         ({"strategy": "kfold", "folds": 50}, _train(), False, "more than the 40 training rows"),
         (
+            {"strategy": "stratified", "folds": 50},
+            _train(classes=True),
+            True,
+            "cv.folds=50 is more than the 40 training rows",
+        ),
+        (
             {"strategy": "group", "folds": 5},
             _train(groups=np.arange(40) % 3),
             False,

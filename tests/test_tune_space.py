@@ -87,13 +87,40 @@ def test_suggested_values_are_config_values(cfg):
         ),
         ({"optim": {"lr": [0.1]}, "optim.lr": [0.2]}, r"optim.lr is given twice"),
         ({"model.dropout": {"low": 0, "high": 0.5, "log": "yes"}}, r"log must be true or false"),
+        # bounds and choices outside the key's own range (pipeline.config.sections)
+        ({"model.dropout": {"low": 0.0, "high": 1.5}},
+         r"model.dropout: high=1.5 is outside the valid values: model.dropout must be rates in "
+         r"\[0, 1\); got 1.5"),
+        ({"model": {"dropout": [0.1, 1.0]}}, r"choice 1.0 is outside .* rates in \[0, 1\)"),
+        ({"optim.lr": {"low": -0.1, "high": 0.1}}, r"low=-0.1 is outside .*optim.lr must be a fl"),
+        ({"train.batch_size": {"low": 0, "high": 64}}, r"low=0 is outside .*an int >= 1; got 0"),
+        ({"model.kernel": {"low": 1, "high": 5}}, r"value 2 of the range is outside .*an odd int"),
+        ({"sched.gamma": [0.5, 2]}, r"choice 2 is outside .*sched.gamma must be a float in"),
+        ({"cv.folds": [1, 5]}, r"choice 1 is outside .*cv.folds must be an int >= 2"),
+        ({"seed": {"low": -1, "high": 3}}, r"seed: low=-1 is outside .*seed must be an int >= 0"),
     ],
-)
+)  # fmt: skip
 def test_bad_spaces_are_one_clear_line(cfg, raw, message):
     with pytest.raises(ConfigError, match=message) as info:
         parse_space(raw, cfg, "--space s.yaml")
     assert "\n" not in str(info.value)
     assert "--space s.yaml" in str(info.value)
+
+
+def test_ranges_are_checked_key_by_key_and_combinations_left_to_trials(cfg):
+    """sched.gamma searched while sched.name=none is no error here: sched.name may be searched
+    too, and each trial's config is checked whole."""
+    space = parse_space(
+        {
+            "sched.name": ["none", "exponential"],
+            "sched.gamma": {"low": 0.1, "high": 1.0},
+            "model.kernel": {"low": 1, "high": 7, "step": 2},
+            "model.channels": [8, 16],
+        },
+        cfg,
+        "test",
+    )
+    assert space.paths == ["sched.name", "sched.gamma", "model.kernel", "model.channels"]
 
 
 def test_a_space_file_may_hold_a_search_block_or_the_mapping(covid, cfg, tmp_path):

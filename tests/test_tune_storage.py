@@ -1,6 +1,7 @@
 """Storages: the SQLite WAL switch and the table race retried, the journal's own heartbeat."""
 
 import contextlib
+import re
 import sqlite3
 import time
 
@@ -92,3 +93,43 @@ def test_a_journal_trial_whose_heartbeat_stopped_is_failed_and_queued_again(tmp_
     assert [t.state for t in trials] == [TrialState.RUNNING, TrialState.FAIL, TrialState.WAITING]
     assert trials[2].params == trials[1].params and trials[2].system_attrs["failed_trial"] == 1
     assert fail_stale_trials(study, native=False, grace=3) == []  # only once
+
+
+# -- storages that cannot be opened: one line ----------------------------------------------------
+def _not_a_database(tmp_path):
+    path = tmp_path / "study.db"
+    path.write_bytes(b"this is not an SQLite file\n" * 200)
+    return (
+        f"sqlite:///{path}",
+        r"Cannot open --storage sqlite:///.*study.db as an SQLite database \(file is not a database\)",
+    )
+
+
+@pytest.mark.parametrize(
+    "storage",
+    [
+        _not_a_database,
+        lambda tmp: (f"sqlite:///{tmp}", r"Cannot open --storage sqlite:///.* as an SQLite database"),
+        lambda tmp: (f"journal:{tmp}", r"Cannot open --storage journal:.* as an Optuna journal file"),
+        lambda tmp: ((tmp / "j.log").write_text("{not json\n" * 3) and f"journal:{tmp / 'j.log'}",
+                     r"as an Optuna journal file"),
+    ],
+)  # fmt: skip
+def test_a_storage_that_is_not_a_database_is_one_line(tmp_path, storage):
+    url, message = storage(tmp_path)
+    with pytest.raises(UserError, match=message):
+        open_storage(url, heartbeat=60)
+
+
+def test_tune_with_a_corrupt_sqlite_file_exits_2_with_one_line(demo_dir, tmp_path, capsys):
+    from pipeline.tune.cli import main
+
+    url, message = _not_a_database(tmp_path)
+    space = tmp_path / "space.yaml"
+    space.write_text("optim.lr: {low: 1.0e-3, high: 1.0e-2, log: true}\n")
+    argv = ["demo", "--data-dir", demo_dir, "--out", tmp_path / "run", "--space", space,
+            "--storage", url, "--trials", "1"]  # fmt: skip
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert re.search(message, err), err

@@ -17,7 +17,7 @@ from pipeline.competition import Competition, TestData, TrainData
 from pipeline.io import write_csv
 from pipeline.metrics import Task
 from pipeline.preprocess import TabularFeatures, tabular_preprocessor
-from pipeline.tabular import read_table
+from pipeline.tabular import class_labels, read_table
 
 PIXELS = [f"pixel{i}" for i in range(64)]
 
@@ -62,7 +62,7 @@ class Demo(Competition):
         frame = read_table(self.require_file(data_dir, "train.csv"), ["id", *PIXELS, "label"])
         return TrainData(
             X=frame[PIXELS].to_numpy(dtype=np.float32),
-            y=frame["label"].to_numpy(dtype=np.int64),
+            y=class_labels("train.csv", frame["label"], self.task.n_classes),
             ids=frame["id"].to_numpy(),
             feature_names=list(PIXELS),
             source="train.csv",

@@ -37,19 +37,35 @@ def build_config(
 
 
 def load_yaml(path: str | Path, what: str) -> dict:
+    """A YAML mapping from a UTF-8 text file; ConfigError saying what the path is instead."""
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise ConfigError(f"{what} {path} is a folder; give the path of a YAML file.")
+    if not path.exists():
         raise ConfigError(f"{what} {path} does not exist.")
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} is not a regular file; give the path of a YAML file.")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{what} {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 YAML."
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"Cannot read {what.lower()} {path}: {exc.strerror or exc}.") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{what} {path} is not valid YAML{where}.") from None
-    if data is None:
+    if data is None:  # an empty file: no keys
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{what} {path} must hold a mapping of config keys.")
+        raise ConfigError(
+            f"{what} {path} must hold a mapping of config keys (key: value lines); it holds "
+            f"a {type(data).__name__}."
+        )
     return data
 
 
@@ -111,7 +127,7 @@ def apply_mapping(obj: Any, mapping: dict, source: str, prefix: str = "") -> Non
 
 
 def _unknown_key_message(path: str, key: str, names: list[str], prefix: str, source: str) -> str:
-    guess = difflib.get_close_matches(key, names, n=1)
+    guess = difflib.get_close_matches(str(key), names, n=1)
     hint = f" Did you mean {prefix}{guess[0]}?" if guess else ""
     where = f"under '{prefix.rstrip('.')}'" if prefix else "at the top level"
     return (

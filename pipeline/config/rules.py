@@ -50,7 +50,12 @@ def check_scheduler_options(cfg) -> None:
     for option in _changed(cfg, _options(SCHEDULERS)):
         if option not in info["options"]:
             takers = " or ".join(f"sched.name={n}" for n in _takers(SCHEDULERS, option))
-            raise ConfigError(f"sched.{option} applies to {takers} only.")
+            value = getattr(cfg, option)
+            raise ConfigError(
+                f"sched.{option}={value!r} does not apply to sched.name={cfg.name}: "
+                f"sched.{option} applies to {takers} only. Remove it or choose one of those "
+                "schedules."
+            )
     for option, example in info["needs"].items():
         if not _changed(cfg, [option]):
             raise ConfigError(

@@ -1,9 +1,10 @@
 """The config sections: every key with its type, its default and a short reason for it.
 
 Fixed choices are `Literal[...]` hints and registry names `Annotated[str, REGISTRY]` hints
-(pipeline.config.hints checks both and names the valid values); each section's `check()` adds
-the ranges and the rules that tie keys together; those that depend on what a registry entry
-takes (pipeline.config.rules) read it from the entry's registration.
+(pipeline.config.hints checks both and names the valid values); each section's
+`check_ranges()` holds the valid range of each key on its own (the search space checks its
+bounds with it) and `check()` adds the rules that tie keys together; those that depend on what
+a registry entry takes (pipeline.config.rules) read it from the entry's registration.
 """
 
 from __future__ import annotations
@@ -33,9 +34,12 @@ class CVConfig:
     shuffle: bool = True  # kfold/stratified: shuffle rows before splitting (seeded)
     baseline: bool = True  # also score a linear model on the same folds, as a yardstick
 
-    def check(self) -> None:
+    def check_ranges(self) -> None:
         _require(self.folds >= 2, "cv.folds", "an int >= 2", self.folds)
         _require(self.gap >= 0, "cv.gap", "an int >= 0", self.gap)
+
+    def check(self) -> None:
+        self.check_ranges()
 
 
 @dataclass
@@ -58,16 +62,13 @@ class ModelConfig:
 
     FRAME_KEYS = FRAME_KEYS  # the model.* keys only frame models take (config.rules)
 
-    def check(self) -> None:
+    def check_ranges(self) -> None:
         _require(all(h >= 1 for h in self.hidden), "model.hidden", "widths >= 1", self.hidden)
         rates = self.dropout if isinstance(self.dropout, list) else [self.dropout]
-        for rate in [*rates, self.input_dropout]:
+        for rate in rates:
             _require(0.0 <= rate < 1.0, "model.dropout", "rates in [0, 1)", rate)
-        if isinstance(self.dropout, list) and len(self.dropout) != len(self.hidden):
-            raise ConfigError(
-                f"model.dropout lists {len(self.dropout)} rates for {len(self.hidden)} hidden "
-                "layers; give one rate per layer or a single number."
-            )
+        ok = 0.0 <= self.input_dropout < 1.0
+        _require(ok, "model.input_dropout", "a rate in [0, 1)", self.input_dropout)
         _require(self.leaky_slope >= 0, "model.leaky_slope", "a float >= 0", self.leaky_slope)
         _require(self.norm_groups >= 1, "model.norm_groups", "an int >= 1", self.norm_groups)
         _require(self.channels >= 1, "model.channels", "an int >= 1", self.channels)
@@ -76,6 +77,14 @@ class ModelConfig:
         _require(self.layers >= 1, "model.layers", "an int >= 1", self.layers)
         ok = 0.0 <= self.frame_dropout < 1.0
         _require(ok, "model.frame_dropout", "a rate in [0, 1)", self.frame_dropout)
+
+    def check(self) -> None:
+        self.check_ranges()
+        if isinstance(self.dropout, list) and len(self.dropout) != len(self.hidden):
+            raise ConfigError(
+                f"model.dropout lists {len(self.dropout)} rates for {len(self.hidden)} hidden "
+                "layers; give one rate per layer or a single number."
+            )
         check_frame_keys(self)
 
 
@@ -96,7 +105,7 @@ class OptimConfig:
     # Multi-tensor kernels (foreach) or fused ones (GPU); None lets PyTorch pick.
     foreach: bool | None = None
 
-    def check(self) -> None:
+    def check_ranges(self) -> None:
         _require(self.lr > 0, "optim.lr", "a float > 0", self.lr)
         _require(self.weight_decay >= 0, "optim.weight_decay", "a float >= 0", self.weight_decay)
         _require(self.l1 >= 0, "optim.l1", "a float >= 0", self.l1)
@@ -111,6 +120,9 @@ class OptimConfig:
             _require(0 < self.rho < 1, "optim.rho", "a float in (0, 1)", self.rho)
         if self.eps is not None:
             _require(self.eps > 0, "optim.eps", "a float > 0", self.eps)
+
+    def check(self) -> None:
+        self.check_ranges()
         check_optimizer_options(self)
 
 
@@ -127,7 +139,7 @@ class SchedConfig:
     patience: int = 5  # plateau: epochs without improvement before the lr drops
     pct_start: float = 0.3  # onecycle: fraction of steps spent increasing the lr
 
-    def check(self) -> None:
+    def check_ranges(self) -> None:
         _require(self.warmup >= 0, "sched.warmup", "an int >= 0", self.warmup)
         _require(0 < self.gamma <= 1, "sched.gamma", "a float in (0, 1]", self.gamma)
         _require(self.decay_steps > 0, "sched.decay_steps", "a float > 0", self.decay_steps)
@@ -138,6 +150,9 @@ class SchedConfig:
         _require(0 < self.pct_start < 1, "sched.pct_start", "a float in (0, 1)", self.pct_start)
         ok = all(m > 0 for m in self.milestones) and self.milestones == sorted(self.milestones)
         _require(ok, "sched.milestones", "increasing ints > 0", self.milestones)
+
+    def check(self) -> None:
+        self.check_ranges()
         check_scheduler_options(self)
 
 
@@ -169,20 +184,23 @@ class TrainConfig:
     # it pays off on a GPU with many steps.
     compile: CompileMode = "none"
 
-    def check(self) -> None:
+    def check_ranges(self) -> None:
         _require(self.epochs >= 1, "train.epochs", "an int >= 1", self.epochs)
         _require(self.batch_size >= 1, "train.batch_size", "an int >= 1", self.batch_size)
         _require(self.patience >= 0, "train.patience", "an int >= 0", self.patience)
         _require(self.min_delta >= 0, "train.min_delta", "a float >= 0", self.min_delta)
         _require(self.grad_clip >= 0, "train.grad_clip", "a float >= 0", self.grad_clip)
         _require(self.max_norm >= 0, "train.max_norm", "a float >= 0", self.max_norm)
+        if isinstance(self.devices, int):
+            _require(self.devices >= 1, "train.devices", "an int >= 1 or 'auto'", self.devices)
+
+    def check(self) -> None:
+        self.check_ranges()
         if self.compile != "none" and self.engine == "plain":
             raise ConfigError(
                 "train.compile applies to the fast engine's training step; use train.engine=fast "
                 "or auto (or train.compile=none with train.engine=plain)."
             )
-        if isinstance(self.devices, int):
-            _require(self.devices >= 1, "train.devices", "an int >= 1 or 'auto'", self.devices)
 
 
 @dataclass
@@ -191,8 +209,11 @@ class PredictConfig:
     # is saved beside the predictions (MC dropout).
     mc_samples: int = 0
 
-    def check(self) -> None:
+    def check_ranges(self) -> None:
         _require(self.mc_samples >= 0, "predict.mc_samples", "an int >= 0", self.mc_samples)
+
+    def check(self) -> None:
+        self.check_ranges()
 
 
 @dataclass
@@ -214,12 +235,15 @@ class PostConfig:
     def enabled(self) -> bool:
         return self.smooth > 1 or self.viterbi
 
-    def check(self) -> None:
+    def check_ranges(self) -> None:
         _require(self.smooth >= 0, "post.smooth", "an int >= 0", self.smooth)
         ok = self.transition_weight > 0
         _require(ok, "post.transition_weight", "a float > 0", self.transition_weight)
         ok = 0 <= self.prior_weight <= 1
         _require(ok, "post.prior_weight", "a float in [0, 1]", self.prior_weight)
+
+    def check(self) -> None:
+        self.check_ranges()
 
 
 @dataclass
@@ -242,10 +266,13 @@ class Config:
     post: PostConfig = field(default_factory=PostConfig)
     features: Any = field(default_factory=NoFeatures)  # the competition's own options
 
+    def check_ranges(self) -> None:
+        _require(self.seed >= 0, "seed", "an int >= 0", self.seed)
+
     def check(self) -> None:
         """Typed choices of every section first (a competition's features too), then each
         section's own rules, which may rely on the names being valid."""
-        _require(self.seed >= 0, "seed", "an int >= 0", self.seed)
+        self.check_ranges()
         sections = [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self)]
         sections = [(name, s) for name, s in sections if dataclasses.is_dataclass(s)]
         for name, section in sections:

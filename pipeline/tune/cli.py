@@ -25,6 +25,7 @@ from pipeline.cli import ArgumentParser, add_common_args, check_timeout, run_cli
 from pipeline.competition import Competition
 from pipeline.config import flatten, parse_overrides
 from pipeline.errors import ConfigError, UserError
+from pipeline.faults import check_writable
 from pipeline.inputs import load_inputs
 from pipeline.io import default_run_dir, write_json
 from pipeline.tune.final import finish
@@ -167,6 +168,7 @@ def tune(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)  # workers sharing cores must not oversubscribe them
+    check_writable(args.out or Path("runs"))  # before the data: a bad --out fails at once
     inputs = load_inputs(args)
     competition, cfg = inputs.competition, inputs.cfg
     space = load_space(competition, args.space, cfg)

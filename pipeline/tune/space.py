@@ -10,13 +10,17 @@ A competition's defaults.yaml holds it in a `search:` block (or `--space FILE` r
         dropout: {low: 0.0, high: 0.5, step: 0.05}
 
 Names are config paths, so a trial's parameters are config overrides and the best trial replays
-with `python -m pipeline.train`. Each bound and choice is type-checked against the config key
-here; whether a combination is possible (group norm dividing a width, ...) is checked per trial.
+with `python -m pipeline.train`. Each bound and choice is checked against the config key here:
+its type, and its range by the key's own section (`check_ranges` in pipeline.config.sections,
+so the range rules live in one place; every value of a short int range is checked, an even
+model.kernel too). Whether a combination is possible (group norm dividing a width, ...) is
+checked per trial.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import typing
@@ -37,6 +41,7 @@ from pipeline.errors import ConfigError
 
 SPEC_KEYS = ("type", "low", "high", "log", "step", "choices")
 TYPES = ("float", "int", "categorical")
+EVERY_INT = 256  # int ranges with at most this many values have each value checked
 
 
 @dataclass(frozen=True)
@@ -155,7 +160,7 @@ def _param(path: str, spec: Any, cfg: Config, source: str) -> Param:
     if kind not in TYPES:
         raise ConfigError(f"{where}: type must be one of: {', '.join(TYPES)}; got {kind!r}.")
     if kind == "categorical":
-        return _categorical(path, spec, hint, where)
+        return _categorical(path, spec, hint, where, cfg)
     for key in ("low", "high"):
         if key not in spec:
             raise ConfigError(f"{where}: a {kind} range needs low and high.")
@@ -175,14 +180,30 @@ def _param(path: str, spec: Any, cfg: Config, source: str) -> Param:
         raise ConfigError(f"{where}: step must be > 0; got {step}.")
     if log and step is not None and not (kind == "int" and step == 1):
         raise ConfigError(f"{where}: use either log or step, not both.")
-    for bound in (low, high):
-        coerce(bound, hint, path, source)
+    for name, bound in (("low", low), ("high", high)):
+        check_in_range(cfg, path, coerce(bound, hint, path, source), f"{where}: {name}={bound}")
+    if kind == "int" and (high - low) // (step or 1) < EVERY_INT:
+        for value in range(low, high + 1, step or 1):
+            check_in_range(cfg, path, value, f"{where}: value {value} of the range")
     if kind == "int":
         return Param(path, IntDistribution(low, high, log=log, step=step or 1))
     return Param(path, FloatDistribution(low, high, log=log, step=step))
 
 
-def _categorical(path: str, spec: dict, hint: Any, where: str) -> Param:
+def check_in_range(cfg: Config, path: str, value: Any, what: str) -> None:
+    """ConfigError unless `value` lies in the valid range of the key at `path`: set on a copy
+    of `cfg`, checked by its section's range rules (rules tying it to other keys, which may be
+    searched too, are left to each trial)."""
+    trial = copy.deepcopy(cfg)
+    section, key, _ = leaf(trial, path)
+    setattr(section, key, value)
+    try:
+        getattr(section, "check_ranges", section.check)()
+    except ConfigError as exc:
+        raise ConfigError(f"{what} is outside the valid values: {exc}") from None
+
+
+def _categorical(path: str, spec: dict, hint: Any, where: str, cfg: Config) -> Param:
     if set(spec) - {"type", "choices"}:
         raise ConfigError(f"{where}: a categorical entry takes only choices.")
     choices = spec.get("choices")
@@ -193,6 +214,7 @@ def _categorical(path: str, spec: dict, hint: Any, where: str) -> Param:
         if isinstance(choice, str):
             choice = parse_value(choice)  # "1e-4" (PyYAML reads it as text) -> 0.0001
         value = coerce(choice, hint, path, where.split(": ")[0])
+        check_in_range(cfg, path, value, f"{where}: choice {choice!r}")
         key = value if _storable(value) else json.dumps(value)
         if key in decode:
             raise ConfigError(f"{where}: choice {key!r} is listed twice.")

@@ -71,7 +71,20 @@ def open_storage(url: str, heartbeat: int) -> BaseStorage:
         path = Path(url.removeprefix("journal:")).expanduser()
         if not path.parent.is_dir():
             raise UserError(f"--storage {url}: the folder {path.parent} does not exist.")
-        return JournalStorage(JournalFileBackend(str(path)))
+        if path.is_dir():
+            raise UserError(
+                f"Cannot open --storage {url} as an Optuna journal file (it is a folder); give "
+                "the path of a file, e.g. journal:study.log."
+            )
+        try:
+            storage = JournalStorage(JournalFileBackend(str(path)))
+            storage.get_all_studies()  # reads the file: a broken one fails here, not mid-study
+            return storage
+        except (OSError, ValueError) as exc:  # no permission, not a journal (JSON)
+            raise UserError(
+                f"Cannot open --storage {url} as an Optuna journal file ({_first(exc)}); give "
+                "another path."
+            ) from None
     if "://" not in url:
         raise UserError(
             f"--storage {url!r} is not a storage URL; use sqlite:///PATH.db, "
@@ -108,6 +121,16 @@ def _sqlite_wal(path: Path, timeout: float = SQLITE_TIMEOUT) -> None:
     once, without its busy timeout, when another worker holds it at that moment (workers that
     start together do): the switch is skipped when the file is already in WAL mode, else
     retried until `timeout`."""
+    try:
+        _wal(path, timeout)
+    except sqlite3.DatabaseError as exc:  # not a database, a folder, no permission, ...
+        raise UserError(
+            f"Cannot open --storage sqlite:///{path} as an SQLite database ({_first(exc)}); "
+            "give another file (a new name creates a fresh study)."
+        ) from None
+
+
+def _wal(path: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     with contextlib.closing(sqlite3.connect(path, timeout=timeout)) as db:
         while True:
@@ -151,14 +174,21 @@ def _retry(make, url: str, attempts: int = 6):
             if isinstance(exc, sqlalchemy.exc.ProgrammingError) and not lost_race:
                 raise
             if attempt == attempts - 1 or _is_connection_error(exc):
-                first = str(exc.orig if hasattr(exc, "orig") else exc).strip().splitlines()[0]
-                raise UserError(f"Cannot open --storage {shown_url(url)}: {first}") from None
+                raise UserError(f"Cannot open --storage {shown_url(url)}: {_first(exc)}") from None
             time.sleep(0.2 + random.random())
+        except sqlalchemy.exc.DatabaseError as exc:  # e.g. "file is not a database"
+            raise UserError(f"Cannot open --storage {shown_url(url)}: {_first(exc)}") from None
         except optuna.exceptions.StorageInternalError:
             if attempt == attempts - 1:
                 raise
             time.sleep(0.2 + random.random())
     raise AssertionError("unreachable")
+
+
+def _first(exc: Exception) -> str:
+    """The first line of an error (of the driver's own error, for SQLAlchemy's)."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _is_connection_error(exc: Exception) -> bool:
