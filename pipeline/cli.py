@@ -1,7 +1,8 @@
 """Command-line plumbing shared by train, tune, submit and download.
 
-User mistakes (UserError) become one line on stderr and exit code 2; Ctrl-C exits with 130;
-anything else is a bug and keeps its traceback.
+User mistakes (UserError) become one line on stderr and exit code 2; Ctrl-C exits with 130 and
+SIGTERM with 143, after one line saying what was kept (pipeline/interrupts.py); anything else is
+a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.errors import UserError
+from pipeline.interrupts import Interrupted, handled
+from pipeline.interrupts import message as interrupted
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -73,10 +76,11 @@ def check_timeout(seconds: float) -> None:
 
 def run_cli(main: Callable[[], int]) -> int:
     try:
-        return main()
+        with handled():
+            return main()
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except (Interrupted, KeyboardInterrupt) as exc:
+        print(interrupted(exc), file=sys.stderr, flush=True)
+        return getattr(exc, "exit_code", 130)
