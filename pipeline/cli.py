@@ -44,7 +44,8 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="allow --out to be a folder that already holds files",
+        help="replace the finished run in --out, once this run has finished (until then, and "
+        "if this run fails, the old one stays as it was)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress output")
 
