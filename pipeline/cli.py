@@ -1,8 +1,8 @@
 """Command-line plumbing shared by train, tune, submit and download.
 
 User mistakes (UserError) and faults of the machine (a full disk, pipeline.faults) become one
-line on stderr and exit code 2; Ctrl-C exits with 130; anything else is a bug and keeps its
-traceback.
+line on stderr and exit code 2; Ctrl-C exits with 130 and SIGTERM with 143, after one line
+saying what was kept (pipeline/interrupts.py); anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from pathlib import Path
 
 from pipeline.errors import UserError
 from pipeline.faults import os_fault
+from pipeline.interrupts import Interrupted, handled
+from pipeline.interrupts import message as interrupted
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -43,7 +45,8 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="allow --out to be a folder that already holds files",
+        help="replace the finished run in --out, once this run has finished (until then, and "
+        "if this run fails, the old one stays as it was)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress output")
 
@@ -75,7 +78,8 @@ def check_timeout(seconds: float) -> None:
 
 def run_cli(main: Callable[[], int]) -> int:
     try:
-        return main()
+        with handled():
+            return main()
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -84,6 +88,6 @@ def run_cli(main: Callable[[], int]) -> int:
             raise
         print(f"error: {fault}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except (Interrupted, KeyboardInterrupt) as exc:
+        print(interrupted(exc), file=sys.stderr, flush=True)
+        return getattr(exc, "exit_code", 130)

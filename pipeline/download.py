@@ -22,6 +22,7 @@ from pipeline import kaggle_io
 from pipeline.cli import ArgumentParser, add_timeout, competition_of, run_cli
 from pipeline.competition import Competition
 from pipeline.errors import DataError
+from pipeline.interrupts import keeping
 from pipeline.provenance import sha256_of
 
 STAGING_PREFIX = ".download-"  # hidden folder beside the data folder: renames stay on one disk
@@ -232,7 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     def run() -> int:
         args = build_parser().parse_args(argv)
         competition, data_dir = competition_of(args)
-        download(competition, data_dir, force=args.force, timeout=args.timeout)
+        # files reach data_dir whole, by rename, only after the whole download was checked
+        with keeping(f"the download did not finish; no file in {data_dir}/ is partly written "
+                     "(run the same command to download again)"):  # fmt: skip
+            download(competition, data_dir, force=args.force, timeout=args.timeout)
         return 0
 
     return run_cli(run)

@@ -1,8 +1,10 @@
-"""Progress for long runs: one bar over all folds and epochs, or one line per fold in logs."""
+"""Progress for long runs: one bar over all folds and epochs; in a log (stderr not a terminal)
+one line per fold and, in between, a line at least every HEARTBEAT_SECONDS."""
 
 from __future__ import annotations
 
 import sys
+import time
 
 import lightning as L
 from rich.console import Console
@@ -14,6 +16,34 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+HEARTBEAT_SECONDS = 60.0  # in a log, a line at least this often: a long run is seen to be alive
+
+
+def duration(seconds: float) -> str:
+    """'35 s', '4 min 10 s', '1 h 02 min'."""
+    s = int(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+class LogPulse:
+    """Lines for a log: `due()` once HEARTBEAT_SECONDS passed since the last line."""
+
+    def __init__(self):
+        self.started = self.last = time.monotonic()
+
+    def due(self) -> bool:
+        return time.monotonic() - self.last >= HEARTBEAT_SECONDS
+
+    def say(self, line: str, elapsed: bool = True) -> None:
+        now = time.monotonic()
+        took = f" ({duration(now - self.started)})" if elapsed else ""
+        print(f"{line}{took}", file=sys.stderr, flush=True)
+        self.last = now
 
 
 def bar(console: Console, live: bool) -> Progress:
@@ -41,6 +71,7 @@ class RunProgress:
         self.live = enabled and live
         self.progress = bar(self.console, self.live)
         self.task = None
+        self.pulse = LogPulse() if enabled and not live else None
 
     def __enter__(self) -> RunProgress:
         self.progress.start()
@@ -58,6 +89,9 @@ class RunProgress:
         return _StackedProgress(self, folds, mode)
 
     def stacked_epoch_done(self, folds: int, epoch: int, value: float, best: float) -> None:
+        if self.pulse is not None and self.pulse.due():
+            self.pulse.say(f"{folds} folds together epoch {epoch + 1}/{self.epochs} mean "
+                           f"{self.monitor} {value:.4f}, best {best:.4f}")  # fmt: skip
         if self.live:
             self.progress.update(
                 self.task,
@@ -67,6 +101,9 @@ class RunProgress:
             )
 
     def epoch_done(self, fold: int, epoch: int, value: float, best: float) -> None:
+        if self.pulse is not None and self.pulse.due():
+            self.pulse.say(f"fold {fold + 1}/{self.folds} epoch {epoch + 1}/{self.epochs} "
+                           f"{self.monitor} {value:.4f}, best {best:.4f}")  # fmt: skip
         if not self.live:
             return
         shown = f" · {self.monitor} {value:.4f} (best {best:.4f})"
@@ -79,8 +116,8 @@ class RunProgress:
     def fold_done(self, fold: int, line: str) -> None:
         if self.live:
             self.progress.update(self.task, completed=(fold + 1) * self.epochs)
-        elif self.enabled:
-            print(line, file=sys.stderr, flush=True)
+        elif self.pulse is not None:
+            self.pulse.say(line, elapsed=False)
 
 
 class _FoldProgress(L.Callback):

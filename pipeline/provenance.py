@@ -3,11 +3,13 @@
 `collect(data_dir, files)` returns a JSON-ready dict that a run saves as provenance.json. It is
 fast: versions come from package metadata (nothing is imported), git gets two short commands
 under a deadline, and files larger than HASH_LIMIT are recorded by size and mtime only.
+`recorded_data_dir(file, files)` reads the data folder back for a file of a run folder.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import platform
 import subprocess
@@ -129,3 +131,18 @@ def sha256_of(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def recorded_data_dir(file: str | os.PathLike, files: Iterable[str]) -> Path | None:
+    """The data folder that the provenance.json of the run holding `file` names (the file's
+    folder, or the one above: a tuning run's ensemble/), when it is still a folder and the run
+    read the same competition's files (`files`); else None."""
+    for folder in list(Path(file).resolve().parents)[:2]:
+        try:
+            info = json.loads((folder / "provenance.json").read_text(encoding="utf-8"))
+            data = info["data"]
+            recorded, read = Path(data["dir"]), set(data["files"])
+        except (OSError, ValueError, TypeError, KeyError):
+            continue
+        return recorded if read == set(files) and recorded.is_dir() else None
+    return None

@@ -25,10 +25,11 @@ from pipeline.provenance import collect
 from pipeline.submission import build_submission, write_submission
 
 
-def write_config(inputs: Inputs, out_dir: Path) -> None:
+def write_config(inputs: Inputs, out_dir: Path, final_dir: Path | None = None) -> None:
+    shown = (final_dir or out_dir) / "config.yaml"  # where the file lives once the run is done
     header = (
         f"# resolved config of a {inputs.competition.name} run; replay with\n"
-        f"# python -m pipeline.train {inputs.competition.name} --config {out_dir / 'config.yaml'}"
+        f"# python -m pipeline.train {inputs.competition.name} --config {shown}"
     )
     write_text(out_dir / "config.yaml", to_yaml(inputs.cfg, header))
 
@@ -41,9 +42,16 @@ def is_ddp_worker() -> bool:
     return any(int(os.environ.get(k, "0") or 0) > 0 for k in ("LOCAL_RANK", "NODE_RANK", "RANK"))
 
 
-def fit_and_write(inputs: Inputs, out_dir: Path, progress: bool = True, write: bool = True):
+def fit_and_write(
+    inputs: Inputs,
+    out_dir: Path,
+    progress: bool = True,
+    write: bool = True,
+    final_dir: Path | None = None,
+):
     """Cross-validate, predict the test rows, write every file; returns the metrics dict.
-    write=False (DDP worker processes) only takes part in training."""
+    write=False (DDP worker processes) only takes part in training. `final_dir`: where the
+    files will live when out_dir is a temporary folder (pipeline/rundir.py)."""
     competition, cfg, train, test = inputs.competition, inputs.cfg, inputs.train, inputs.test
     task, metric = competition.task, competition.metric
     if not write:
@@ -54,7 +62,7 @@ def fit_and_write(inputs: Inputs, out_dir: Path, progress: bool = True, write: b
     cv = CrossValidator(competition, cfg, run_dir=out_dir, progress=progress).fit(train, test)
     fit_seconds = time.perf_counter() - started
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_config(inputs, out_dir)
+    write_config(inputs, out_dir, final_dir)
     write_json(out_dir / "provenance.json", collect(inputs.data_dir, competition.files))
 
     t0 = time.perf_counter()

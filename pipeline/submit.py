@@ -1,7 +1,8 @@
 """python -m pipeline.submit <competition> FILE -m MESSAGE [--dry-run] [--data-dir DIR]
 
 Validates the file exactly as the run that wrote it did (pipeline.submission), then sends it
-with the Kaggle client; --dry-run only validates.
+with the Kaggle client; --dry-run only validates. Without --data-dir, a file inside a run folder
+is checked against the data folder that run read (its provenance.json).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from pipeline import kaggle_io
 from pipeline.cli import ArgumentParser, add_timeout, competition_of, run_cli
 from pipeline.download import is_builtin
 from pipeline.errors import UserError
+from pipeline.interrupts import keeping
 from pipeline.kaggle_io import SUBMIT_TIMEOUT
+from pipeline.provenance import recorded_data_dir
 from pipeline.submission import check_file
 
 
@@ -33,16 +36,22 @@ def build_parser() -> ArgumentParser:
     parser.add_argument(
         "--data-dir",
         type=Path,
-        help="folder with the competition files (default: data/<kaggle-slug>/)",
+        help="folder with the competition files (default: the one the run that wrote FILE "
+        "read, from its provenance.json; else data/<kaggle-slug>/)",
     )
     add_timeout(parser, SUBMIT_TIMEOUT, "the upload")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    @keeping("nothing was sent")
     def run() -> int:
         args = build_parser().parse_args(argv)
         competition, data_dir = competition_of(args)
+        recorded = None if args.data_dir else recorded_data_dir(args.file, competition.files)
+        if recorded is not None:
+            data_dir = recorded
+            print(f"checking against {data_dir}/, the data folder of the run that wrote the file")
         frame = check_file(competition, args.file, data_dir)
         what = (
             f"{args.file} ({len(frame)} rows, columns {', '.join(map(str, frame.columns))}) "
@@ -56,10 +65,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"{competition.name} is built in, not a Kaggle competition: nothing to send "
                 f"({args.file} is valid; --dry-run checks a file without sending)."
             )
-        answer = kaggle_io.submit_file(competition.slug, args.file, args.message, args.timeout)
+        page = f"https://www.kaggle.com/competitions/{competition.slug}/submissions"
+        with keeping(f"the upload may have reached Kaggle; see {page} before sending again"):
+            answer = kaggle_io.submit_file(competition.slug, args.file, args.message, args.timeout)
         print(f"Sent {what}.")
         print(f"Kaggle: {answer or 'no message'}")
-        print(f"Scores: https://www.kaggle.com/competitions/{competition.slug}/submissions")
+        print(f"Scores: {page}")
         return 0
 
     return run_cli(run)

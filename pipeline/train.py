@@ -2,7 +2,8 @@
 
 K-fold training with the competition's defaults (or your overrides), then a validated
 submission. Prints per-fold scores, mean ± std, a linear baseline on the same folds, the time,
-and where the files went.
+and where the files went. The run is written to a temporary folder beside --out and moved
+there when it has finished (pipeline/rundir.py).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from pathlib import Path
 from pipeline.cli import ArgumentParser, add_common_args, run_cli
 from pipeline.faults import check_writable
 from pipeline.inputs import load_inputs
-from pipeline.io import check_out_dir, default_run_dir
+from pipeline.interrupts import keeping
+from pipeline.io import default_run_dir
 from pipeline.report import plot_learning_curves, print_summary
 from pipeline.run import RUN_DIR_ENV, fit_and_write, is_ddp_worker
+from pipeline.rundir import run_folder
 
 
 def build_parser() -> ArgumentParser:
@@ -37,11 +40,12 @@ def main(argv: list[str] | None = None) -> int:
             fit_and_write(inputs, Path(os.environ[RUN_DIR_ENV]), progress=False, write=False)
             return 0
         out_dir = args.out or default_run_dir("runs", inputs.competition.name)
-        check_out_dir(out_dir, args.overwrite)
-        os.environ[RUN_DIR_ENV] = str(out_dir)  # DDP workers inherit it: same run folder
-        metrics = fit_and_write(inputs, out_dir, progress=not args.quiet)
-        plot_learning_curves(out_dir, f"val/{metrics['metric']}")
-        print_summary(metrics, out_dir)
+        with run_folder(out_dir, args.overwrite) as work:
+            os.environ[RUN_DIR_ENV] = str(work)  # DDP workers inherit it: the same folder
+            metrics = fit_and_write(inputs, work, progress=not args.quiet, final_dir=out_dir)
+            plot_learning_curves(work, f"val/{metrics['metric']}")
+        with keeping(f"the run had finished; its files are in {out_dir}"):
+            print_summary(metrics, out_dir)
         return 0
 
     return run_cli(run)

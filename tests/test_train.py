@@ -69,6 +69,7 @@ def test_a_non_empty_out_dir_needs_overwrite(demo_dir, tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
     (out / "submission.csv").write_text("precious\n")
+    (out / "metrics.json").write_text("{}\n")  # a finished run (no unfinished one to replace)
     args = [
         "demo",
         "--data-dir",

@@ -9,7 +9,8 @@ K-fold fit with the best config (submission.csv), a top-k ensemble of the best t
 
 Several workers: start the same command (same --out, or the same --storage and --study) as many
 times as you like; together they run exactly --trials finished trials. Resume after a crash or
-Ctrl-C: run the command again with --out of that run (and its --storage, if it had one).
+Ctrl-C: run the same command again (without --out it continues the newest unfinished tuning run
+of the competition: pipeline/tune/resume.py). --overwrite starts a fresh study instead.
 """
 
 from __future__ import annotations
@@ -22,16 +23,17 @@ from pathlib import Path
 import optuna
 
 from pipeline.cli import ArgumentParser, add_common_args, check_timeout, run_cli
-from pipeline.competition import Competition
 from pipeline.config import flatten, parse_overrides
 from pipeline.errors import ConfigError, UserError
 from pipeline.faults import check_writable
 from pipeline.inputs import load_inputs
-from pipeline.io import default_run_dir, write_json
+from pipeline.interrupts import keeping
+from pipeline.io import write_json
 from pipeline.tune.final import finish
 from pipeline.tune.objective import TuneSetup
 from pipeline.tune.pruners import Pruning, list_pruners
 from pipeline.tune.report import TuneProgress, print_tune_summary
+from pipeline.tune.resume import check_overwritable, choose_dir, clear_dir, drop_study
 from pipeline.tune.space import load_space
 from pipeline.tune.storage import (
     default_url,
@@ -54,7 +56,13 @@ def build_parser() -> ArgumentParser:
     for action in parser._actions:
         if "--out" in action.option_strings:
             action.help = (
-                "run folder (default: runs/<competition>/tune-<time>/); to resume, the same"
+                "run folder (default: the newest unfinished runs/<competition>/tune-*/, else "
+                "runs/<competition>/tune-<time>/); to resume, the same"
+            )
+        if "--overwrite" in action.option_strings:
+            action.help = (
+                "start a fresh study: the old study (and the files in --out) are deleted "
+                "before the first trial; without it the study in --out resumes"
             )
     add = parser.add_argument
     add(
@@ -132,8 +140,10 @@ def check_tune_dir(out_dir: Path, overwrite: bool) -> None:
     """A new folder, or one of an earlier tuning run (resume); other runs' folders are refused."""
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out {out_dir} exists and is not a folder; choose another path.")
-    if not out_dir.is_dir() or overwrite:
+    if not out_dir.is_dir():
         return
+    if overwrite:
+        return check_overwritable(out_dir)
     names = {p.name for p in out_dir.iterdir() if not p.name.startswith(".")}
     if names and not names & {"tune.json", "study.db", "trials"}:
         raise UserError(
@@ -173,17 +183,26 @@ def tune(args: argparse.Namespace) -> int:
     competition, cfg = inputs.competition, inputs.cfg
     space = load_space(competition, args.space, cfg)
     searched_overrides(args.overrides, space.paths)
-    out_dir = args.out or _default_dir(competition)
+    name = args.study or competition.name
+    out_dir = choose_dir(
+        args.out, competition.name, name, args.storage, args.trials, args.overwrite
+    )
     check_tune_dir(out_dir, args.overwrite)
+    cleared = args.overwrite and clear_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     url = args.storage or default_url(out_dir)
-    name = args.study or competition.name
     if not (out_dir / "tune.json").exists():  # first, so that a second worker sees a tune folder
         write_json(
             out_dir / "tune.json",
             {"competition": competition.name, "study": name, "storage": shown_url(url)},
         )
     storage = open_storage(url, args.heartbeat)
+    if args.overwrite and (drop_study(storage, name) or cleared):
+        print(
+            f"--overwrite: a fresh study {name!r} in {shown_url(url)}; the old study and the "
+            f"files in {out_dir} were deleted.",
+            file=sys.stderr,
+        )
     native = native_heartbeat(storage)
     stride = max(cfg.train.epochs, int(space.max_value("train.epochs") or 0))
     pruning = Pruning(
@@ -220,14 +239,25 @@ def tune(args: argparse.Namespace) -> int:
             + (f" --storage {shown_url(url)}" if args.storage else ""),
             file=sys.stderr,
         )
+    where = shown_url(url) if args.storage else out_dir
+
+    def kept(then: str = "") -> str:
+        n = n_finished(study)
+        trials = "1 finished trial is" if n == 1 else f"{n} finished trials are"
+        return f"{trials} kept in the study in {where}{then}; run the same command to resume"
+
     progress.start(n_finished(study))
     try:
-        stopped, ran = run_trials(study, setup, args.timeout, native, 3 * args.heartbeat, progress)
+        with keeping(kept):
+            stopped, ran = run_trials(
+                study, setup, args.timeout, native, 3 * args.heartbeat, progress
+            )
     finally:
         progress.stop()
     if args.no_final or not writes_final(study, stopped, ran):
         return 0
-    summary = finish(study, setup, args.top_k, shown_url(url), progress=not args.quiet)
+    with keeping(lambda: kept(" (the final fit did not finish)")):
+        summary = finish(study, setup, args.top_k, shown_url(url), progress=not args.quiet)
     print_tune_summary(summary)
     return 0
 
@@ -239,8 +269,3 @@ def _raw_arrays(inputs, paths: list[str]):
     competition = inputs.competition
     data_dir = inputs.data_dir
     return competition.load_train(data_dir), competition.load_test(data_dir)
-
-
-def _default_dir(competition: Competition) -> Path:
-    path = default_run_dir("runs", competition.name)
-    return path.with_name(f"tune-{path.name}")

@@ -28,6 +28,7 @@ from pipeline.config import Config
 from pipeline.engine.cv import CrossValidator
 from pipeline.errors import ConfigError, TrainingDiverged
 from pipeline.inputs import Inputs, check_buildable, resolve_config
+from pipeline.interrupts import Interrupted
 from pipeline.io import write_npy
 from pipeline.tune.hooks import Reporter
 from pipeline.tune.pruners import Pruning
@@ -107,10 +108,12 @@ class Objective:
     def __init__(self, setup: TuneSetup):
         self.setup = setup
         self.last_error: BaseException | None = None
+        self.trial: optuna.Trial | None = None  # the trial running now, for abandon()
 
     def __call__(self, trial: optuna.Trial) -> float:
         setup = self.setup
         self.last_error = None
+        self.trial = trial
         trial.set_user_attr("worker", WORKER_ID)
         if not holds_slot(trial.study, trial.number, setup.n_trials):
             trial.set_user_attr("reason", f"{SURPLUS}: the study already holds its trials")
@@ -135,8 +138,8 @@ class Objective:
         except Exception as exc:
             self._failed(trial, exc)
             raise
-        except KeyboardInterrupt:
-            trial.set_user_attr("reason", "interrupted: Ctrl-C")
+        except (KeyboardInterrupt, Interrupted) as exc:
+            trial.set_user_attr("reason", f"interrupted: {getattr(exc, 'how', 'Ctrl-C')}")
             raise
         finally:
             trial.set_user_attr("seconds", round(time.perf_counter() - start, 3))
@@ -173,6 +176,13 @@ class Objective:
         trial.set_user_attr("best_epochs", [e + 1 for e in cv.best_epochs_])
         trial.set_user_attr("engine", getattr(cv, "engine_", "plain"))
         return value
+
+    def abandon(self) -> None:
+        """After an interrupt: the running trial becomes FAIL now (Optuna does that itself only
+        for a KeyboardInterrupt), so no worker waits for its heartbeat to go stale; the
+        finished trials stay as they are."""
+        if self.trial is not None:
+            self.trial.study.tell(self.trial, state=TrialState.FAIL, skip_if_finished=True)
 
     def _pruned(self, trial: optuna.Trial, reason: str) -> optuna.TrialPruned:
         trial.set_user_attr("reason", reason)

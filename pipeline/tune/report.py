@@ -1,10 +1,10 @@
 """What a person sees while tuning and at the end: a progress bar (or one line per trial in logs),
-a summary table of the best trials, and the study's plots saved as PNG."""
+a summary table of the best trials, and the study's plots saved as PNG. In a log, a trial that
+runs long prints a line at least every minute (pipeline.progress.HEARTBEAT_SECONDS)."""
 
 from __future__ import annotations
 
 import math
-import sys
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.io import atomic_write
-from pipeline.progress import bar
+from pipeline.progress import LogPulse, bar
 
 PLOTS = {
     "optimization_history.png": "plot_optimization_history",
@@ -37,6 +37,7 @@ class TuneProgress:
         self.progress = bar(self.console, self.live)
         self.task = None
         self.best = ""
+        self.pulse = LogPulse() if enabled and not self.live else None
 
     def start(self, finished: int) -> TuneProgress:
         self.progress.start()
@@ -47,8 +48,10 @@ class TuneProgress:
         self.progress.stop()
 
     def epoch(self, number: int, fold: int | None, epoch: int) -> None:
+        where = f"fold {fold + 1} " if fold is not None else ""
+        if self.pulse is not None and self.pulse.due():
+            self.pulse.say(f"trial {number} {where}epoch {epoch + 1}{self.best}")
         if self.live:
-            where = f"fold {fold + 1} " if fold is not None else ""
             self.progress.update(
                 self.task, description=f"trial {number} · {where}epoch {epoch + 1}{self.best}"
             )
@@ -67,9 +70,9 @@ class TuneProgress:
         if self.live:
             self.progress.update(self.task, completed=finished, description=f"tuning{self.best}")
             self.progress.console.print(line, highlight=False)
-        elif self.enabled:
+        elif self.pulse is not None:
             count = f"{finished}/{self.total}" if self.total else f"{finished} finished"
-            print(f"{line} · {count}{self.best}", file=sys.stderr, flush=True)
+            self.pulse.say(f"{line} · {count}{self.best}", elapsed=False)
 
 
 def trial_line(trial: FrozenTrial, metric: str) -> str:

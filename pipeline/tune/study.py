@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 from pipeline.competition import Competition
 from pipeline.config import Config
 from pipeline.errors import ConfigError, UserError
+from pipeline.interrupts import Interrupted
 from pipeline.tune.objective import SURPLUS, Objective, TuneSetup, keep_top_k
 from pipeline.tune.pruners import Pruning, make_pruner
 from pipeline.tune.report import TuneProgress
@@ -114,7 +115,11 @@ def run_trials(
             progress.waiting(c["running"])  # the last slots are taken: they finish or go stale
             time.sleep(POLL_SECONDS)
             continue
-        study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[remember])
+        try:
+            study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[remember])
+        except Interrupted:
+            objective.abandon()
+            raise
         trial = last[0]
         if trial.user_attrs.get("reason", "").startswith(SURPLUS):
             continue

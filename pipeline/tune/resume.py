@@ -1,0 +1,102 @@
+"""Which folder a tuning run writes to, and what --overwrite removes.
+
+Without --out, a tuning run continues the newest `runs/<competition>/tune-*` folder whose
+tune.json names the same competition, study and storage, unless that study has ended (its final
+fit was written) with at least --trials finished trials; then, and when there is none, it starts
+`runs/<competition>/tune-<time>/`. So the same command resumes after a crash or Ctrl-C, and
+`--trials 100` after a finished 50-trial study extends it, its files all in one folder.
+
+--overwrite starts a fresh study: the old study (in the folder's SQLite file, or the --study in
+--storage) and the folder's files are deleted before the first trial. Without --out it starts a
+new folder and continues none. Extra workers of that study join without --overwrite.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import optuna
+from optuna.storages import BaseStorage
+
+from pipeline.io import default_run_dir
+from pipeline.rundir import RUN_NAMES, not_a_run
+from pipeline.tune.storage import default_url, shown_url
+
+TUNE_NAMES = frozenset({"tune.json", "study.db", "trials"})  # only a tuning run writes these
+RUNS = Path("runs")  # the default folder of every run, as in pipeline.train
+
+
+def choose_dir(
+    out: Path | None,
+    competition: str,
+    study: str,
+    storage: str | None,
+    trials: int,
+    overwrite: bool,
+    root: Path = RUNS,
+) -> Path:
+    """--out, or the folder this command continues (module comment), or a new one."""
+    if out is not None:
+        return out
+    folder = None if overwrite else resumable(root / competition, competition, study, storage,
+                                              trials)  # fmt: skip
+    if folder is not None:
+        print(
+            f"no --out: continuing {folder}, the newest unfinished tuning run of {competition} "
+            f"(study {study!r}); give --out for another folder.",
+            file=sys.stderr,
+            flush=True,
+        )
+        return folder
+    path = default_run_dir(root, competition)
+    return path.with_name(f"tune-{path.name}")
+
+
+def resumable(
+    folder: Path, competition: str, study: str, storage: str | None, trials: int
+) -> Path | None:
+    for candidate in sorted(folder.glob("tune-*"), key=lambda p: p.name, reverse=True):
+        info = _tune_json(candidate)
+        if info is None or (info.get("competition"), info.get("study")) != (competition, study):
+            continue
+        if info.get("storage") != shown_url(storage or default_url(candidate)):
+            continue
+        finished = (info.get("counts") or {}).get("finished", 0)
+        return None if "final" in info and finished >= trials else candidate
+    return None
+
+
+def _tune_json(folder: Path) -> dict | None:
+    try:
+        info = json.loads((folder / "tune.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def check_overwritable(out_dir: Path) -> None:
+    """--overwrite empties only a folder a run of this project wrote (a tuning or a training run),
+    never one that holds your own files."""
+    names = {p.name for p in out_dir.iterdir() if not p.name.startswith(".")}
+    if not (names & TUNE_NAMES or names <= RUN_NAMES):
+        raise not_a_run(out_dir)
+
+
+def clear_dir(out_dir: Path) -> bool:
+    """--overwrite: delete the folder's files (the default SQLite study with them)."""
+    if not out_dir.is_dir() or not any(out_dir.iterdir()):
+        return False
+    shutil.rmtree(out_dir)
+    return True
+
+
+def drop_study(storage: BaseStorage, name: str) -> bool:
+    """--overwrite: delete study `name` from the storage; False when there was none."""
+    try:
+        optuna.delete_study(study_name=name, storage=storage)
+    except KeyError:
+        return False
+    return True
