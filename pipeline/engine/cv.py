@@ -88,7 +88,10 @@ class CrossValidator:
             pre = competition.make_preprocessor(cfg, train)
             pres.append(pre.fit(train.X[tr], train.y[tr]))
         check_inputs(train, test, pres)
-        models = [self._model(k, pre) for k, pre in enumerate(pres)]
+        # the seam stacks these to see whether they stack; train.engine=plain needs no probe
+        # (the plain engine builds each fold's model again, right before it trains)
+        plain = cfg.train.engine == "plain"
+        models = [] if plain else [self._model(k, pre) for k, pre in enumerate(pres)]
         choice = choose_engine(cfg, pres, models, len(train.y))
         self.engine_, self.engine_note_ = choice.engine, choice.reason
         n = len(train.y)

@@ -11,6 +11,7 @@ ModelCheckpoint keeps them), and training ends when every fold has stopped.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import lightning as L
@@ -53,8 +54,7 @@ class FoldEarlyStopping(L.Callback):
             # Lightning's rule for this fold (its private verdict method: the public hook
             # would stop the whole Trainer, and K folds share it)
             stop, _ = self.stoppers[k]._evaluate_stopping_criteria(torch.tensor(value))
-            non_finite = value != value or abs(value) == float("inf")
-            if (stop and self.patience > 0) or non_finite:
+            if (stop and self.patience > 0) or not math.isfinite(value):
                 self.stopped_at[k] = epoch + 1
         if all(s is not None for s in self.stopped_at):
             trainer.should_stop = True
