@@ -30,6 +30,9 @@ class TrainData:
     groups: np.ndarray | None = None  # group of each row (GroupKFold; blocks stay inside one)
     feature_names: list[str] | None = None
     source: str = "the training data"  # the file the rows came from, for error messages
+    # raw columns that hold category codes 0..n-1 (NaN: missing), for encoders and the
+    # HistGradientBoosting reference; None: every column is numeric
+    categorical: np.ndarray | None = None
 
 
 @dataclass
@@ -59,11 +62,18 @@ class Competition:
     needs_download: bool = True  # False for a built-in dataset whose prepare_data writes it
     frame_dim: int = 0  # > 0: each row is frames x frame_dim values (frame-context models)
     sha256: dict[str, str] = {}
+    # classification: the competition's own class labels in class-number order (class i is
+    # classes[i]); None: the labels are the class numbers 0..n_classes-1
+    classes: list | None = None
     defaults_file: Path | None = None  # defaults.yaml beside the plug-in (with a search: block)
 
     @property
     def metric(self) -> Metric:
         return get_metric(self.metric_name)
+
+    def class_names(self) -> list:
+        """What a submission writes for each class number."""
+        return list(self.classes) if self.classes is not None else list(range(self.task.n_classes))
 
     @property
     def download_command(self) -> str:

@@ -24,6 +24,9 @@ class Metric:
     fn: Callable[[np.ndarray, np.ndarray], float]
     greater_is_better: bool
     torch_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    # scores class probabilities (auc, logloss): submissions hold probabilities, and early
+    # stopping watches the loss (train.monitor=auto)
+    needs_proba: bool = False
 
     @property
     def mode(self) -> str:  # Lightning/Optuna spelling
@@ -88,6 +91,10 @@ class Task:
     @property
     def is_classification(self) -> bool:
         return self.kind == "classification"
+
+    @property
+    def is_binary(self) -> bool:
+        return self.is_classification and self.n_classes == 2
 
     @property
     def n_outputs(self) -> int:
