@@ -140,10 +140,22 @@ class Competition:
 def list_competitions() -> list[str]:
     import competitions
 
-    return sorted(m.name for m in pkgutil.iter_modules(competitions.__path__) if m.ispkg)
+    folder = Path(competitions.__path__[0])
+    plugins = {m.name for m in pkgutil.iter_modules(competitions.__path__) if m.ispkg}
+    files = {p.parent.name for p in folder.glob("*/competition.yaml")}
+    return sorted(plugins | files)
 
 
 def load_competition(name: str) -> Competition:
+    """A plug-in by name (competitions/<name>/) or dotted module path, or a CSV competition
+    from a competition.yaml file, a folder holding one, or competitions/<name>/competition.yaml."""
+    from pipeline.spec import load_spec, spec_path
+
+    path = spec_path(name)
+    if path is not None:
+        from pipeline.csv_competition import CsvCompetition
+
+        return CsvCompetition(load_spec(path))
     module_name = name if "." in name else f"competitions.{name}"
     if "." not in name and name not in list_competitions():
         raise UserError(

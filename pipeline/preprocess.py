@@ -16,7 +16,12 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_selection import SelectKBest, f_classif, f_regression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
+from sklearn.preprocessing import (
+    MinMaxScaler,
+    QuantileTransformer,
+    RobustScaler,
+    StandardScaler,
+)
 
 from pipeline.errors import ConfigError, DataError
 
@@ -24,6 +29,8 @@ SCALERS = {
     "standard": StandardScaler,
     "minmax": MinMaxScaler,
     "robust": RobustScaler,
+    # ranks mapped to a normal distribution: heavy tails and outliers tamed
+    "quantile": lambda: QuantileTransformer(output_distribution="normal", subsample=100_000),
     "none": None,
 }
 
@@ -35,7 +42,7 @@ class TabularFeatures:
     select: str = "all"  # all | groups | kbest
     groups: list[str] = field(default_factory=list)  # select=groups: named column groups
     k: int = 16  # select=kbest: keep the k columns with the best univariate score on the fold
-    scale: str = "standard"  # standard | minmax | robust | none, fitted on the training fold
+    scale: str = "standard"  # standard | minmax | robust | quantile | none, fitted on the fold
     scale_target: bool = False  # regression: standardise the target on the training fold
 
     def group_names(self) -> list[str]:
@@ -142,13 +149,23 @@ class Preprocessor:
         if self.features is not None:
             self.features.fit(X, target)
         self.n_features_in_ = X.shape[1]
+        self.pad_to_ = 0
         self.n_features_out_ = self.transform(X[:2]).shape[1]
         return self
+
+    def pad_to(self, width: int) -> None:
+        """Append zero columns up to `width`: folds whose encoders learned different numbers
+        of columns (one-hot categories) then feed models of one shape. A column that is zero
+        in every row changes no prediction."""
+        self.pad_to_ = width
+        self.n_features_out_ = max(self.n_features_out_, width)
 
     def affine(self) -> AffineMap | None:
         """The fitted preprocessing as a per-column affine map of raw columns, read from the
         fitted parameters (a scaler's mean_/scale_, a selector's support); None when a step
         is something else (an encoder, an imputer, a user's own transformer)."""
+        if self.pad_to_:
+            return None
         columns = np.arange(self.n_features_in_, dtype=np.int64)
         center = np.zeros(len(columns))
         mult = np.ones(len(columns))
@@ -166,7 +183,10 @@ class Preprocessor:
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         out = X if self.features is None else self.features.transform(X)
-        return np.ascontiguousarray(out, dtype=np.float32)
+        out = np.ascontiguousarray(out, dtype=np.float32)
+        if getattr(self, "pad_to_", 0) > out.shape[1]:
+            out = np.pad(out, ((0, 0), (0, self.pad_to_ - out.shape[1])))
+        return out
 
     def model_target(self, y: np.ndarray, X: np.ndarray) -> np.ndarray:
         """The (regression) target in the space the model learns."""

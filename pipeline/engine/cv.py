@@ -87,6 +87,10 @@ class CrossValidator:
             L.seed_everything(cfg.seed + k, verbose=False)  # fold k's seed, both engines
             pre = competition.make_preprocessor(cfg, train)
             pres.append(pre.fit(train.X[tr], train.y[tr]))
+        width = max(p.n_features_out_ for p in pres)
+        if any(p.n_features_out_ != width for p in pres):  # one-hot columns learned per fold
+            for p in pres:
+                p.pad_to(width)
         check_inputs(train, test, pres)
         # the seam stacks these to see whether they stack; train.engine=plain needs no probe
         # (the plain engine builds each fold's model again, right before it trains)
