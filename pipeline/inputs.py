@@ -18,6 +18,7 @@ from pipeline.competition import Competition, TestData, TrainData, load_competit
 from pipeline.config import Config, build_config, load_yaml
 from pipeline.errors import ConfigError, DataError, UserError
 from pipeline.ids import check_same_ids, checked_ids
+from pipeline.submission import submission_format
 
 
 def resolve_config(
@@ -57,6 +58,7 @@ def load_inputs(args: argparse.Namespace) -> Inputs:
         )
     sample = competition.load_sample_submission(data_dir)
     check_rows(competition, train, test, sample)
+    submission_format(competition, sample)  # a sample that fits neither target nor classes
     train.X = competition.row_features(cfg, train.X)
     test.X = competition.row_features(cfg, test.X)
     check_buildable(competition, cfg, train)

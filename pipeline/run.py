@@ -73,7 +73,7 @@ def fit_and_write(
     if cfg.cv.baseline:
         baseline = baseline_scores(competition, cfg, train, cv.splits_)
 
-    test_labels = task.to_labels(test_pred)
+    submitted = test_pred  # the prediction space; the submission format decides what is written
     oof = pd.DataFrame(
         {
             "id": train.ids,
@@ -86,13 +86,13 @@ def fit_and_write(
     if cfg.post.enabled:
         t0 = time.perf_counter()
         oof["prediction_post"] = postprocess_oof(cv.oof_, train.y, cv.splits_, cfg.post)
-        test_labels = postprocess(test_pred, train.y, cfg.post)
+        submitted = postprocess(test_pred, train.y, cfg.post)  # class numbers
         post = _scores(metric, train.y, oof["prediction_post"].to_numpy(), cv.splits_)
         post.update(smooth=cfg.post.smooth, viterbi=cfg.post.viterbi,
                     transition_weight=cfg.post.transition_weight,
                     prior_weight=cfg.post.prior_weight,
                     seconds=round(time.perf_counter() - t0, 3))  # fmt: skip
-    submission = build_submission(competition, test.ids, test_labels, sample=inputs.sample)
+    submission = build_submission(competition, test.ids, submitted, sample=inputs.sample)
     if cv.oof_spread_ is not None:
         oof["mc_spread"] = cv.oof_spread_
     write_csv(out_dir / "oof.csv", oof)
