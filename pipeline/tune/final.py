@@ -150,10 +150,9 @@ def top_k_ensemble(study: optuna.Study, setup: TuneSetup, k: int) -> dict | str:
     rows = np.isfinite(oof).all(axis=1) if oof.ndim == 2 else np.isfinite(oof)
     score = metric(train.y[rows], oof[rows])
     folder = setup.out_dir / "ensemble"
-    labels = task.to_labels(test_pred)
     write_submission(
         folder / "submission.csv",
-        build_submission(competition, test.ids, labels, sample=inputs.sample),
+        build_submission(competition, test.ids, test_pred, sample=inputs.sample),
     )
     write_csv(
         folder / "oof.csv",
