@@ -74,7 +74,17 @@ def infer(data_dir: Path, metric: str | None = None) -> dict:
         "metric": metric or guess_metric(task, per_class, fractional),
         "positive": None, "categorical": [], "drop": [],
         "_types": _types(train, [id_col, target]),
+        "_batch_size": batch_size_for(len(train)),
     }  # fmt: skip
+
+
+def batch_size_for(rows: int) -> int:
+    """Small sets train better on small batches (more steps per epoch); large ones faster on
+    large batches."""
+    for limit, size in ((1_000, 32), (10_000, 64), (100_000, 128), (1_000_000, 512)):
+        if rows < limit:
+            return size
+    return 2048
 
 
 def task_of(y: pd.Series) -> str:
@@ -130,7 +140,13 @@ def render(name: str, found: dict, slug: str | None) -> str:
     for key in ("name", "slug", "train", "test", "sample_submission", "id", "target", "task",
                 "metric", "positive", "categorical", "drop"):  # fmt: skip
         lines.append(f"{key}: {value(data[key])}{notes.get(key, '')}")
-    lines += ["# column types inferred from the train file:", *found["_types"]]
+    lines += [
+        "defaults:  # config keys, as in a --config file",
+        "  train:",
+        f"    batch_size: {found['_batch_size']}  # chosen from the number of train rows",
+        "# column types inferred from the train file:",
+        *found["_types"],
+    ]
     return "\n".join(lines) + "\n"
 
 
