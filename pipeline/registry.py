@@ -187,6 +187,9 @@ SCHEDULERS = Registry(
     builtins="pipeline.optim",
     info={"builder": False, "options": (), "needs": {}, "no_warmup": ""},
 )
+# same-folds references: fit(fold) -> (validation, test predictions); title: the summary's
+# name, a string or a function of the task (pipeline.references)
+REFERENCES = Registry("reference", builtins="pipeline.references", info={"title": None})
 
 register_model = MODELS.register
 register_activation = ACTIVATIONS.register
@@ -194,6 +197,7 @@ register_norm = NORMS.register
 register_init = INITS.register
 register_optimizer = OPTIMIZERS.register
 register_scheduler = SCHEDULERS.register
+register_reference = REFERENCES.register
 
 
 def get_activation(name: str | None, slope: float = 0.01):

@@ -22,7 +22,15 @@ from pipeline.config.rules import (
     check_scheduler_options,
 )
 from pipeline.errors import ConfigError
-from pipeline.registry import ACTIVATIONS, INITS, MODELS, NORMS, OPTIMIZERS, SCHEDULERS
+from pipeline.registry import (
+    ACTIVATIONS,
+    INITS,
+    MODELS,
+    NORMS,
+    OPTIMIZERS,
+    REFERENCES,
+    SCHEDULERS,
+)
 
 
 @dataclass
@@ -32,11 +40,16 @@ class CVConfig:
     strategy: Literal["kfold", "stratified", "group", "blocked"] = "kfold"
     gap: int = 0  # blocked: rows next to a validation block dropped from training (leak guard)
     shuffle: bool = True  # kfold/stratified: shuffle rows before splitting (seeded)
-    baseline: bool = True  # also score a linear model on the same folds, as a yardstick
+    baseline: bool = True  # also score reference models on the same folds, as yardsticks
+    # which references cv.baseline scores (pipeline.references): linear (ridge / logistic
+    # regression on the fold's preprocessing), hgb (HistGradientBoosting on the raw columns)
+    references: list[Annotated[str, REFERENCES]] = field(default_factory=lambda: ["linear", "hgb"])
 
     def check_ranges(self) -> None:
         _require(self.folds >= 2, "cv.folds", "an int >= 2", self.folds)
         _require(self.gap >= 0, "cv.gap", "an int >= 0", self.gap)
+        ok = len(set(self.references)) == len(self.references)
+        _require(ok, "cv.references", "a list without repeats", self.references)
 
     def check(self) -> None:
         self.check_ranges()
