@@ -8,6 +8,7 @@ them -- the model's outputs, the submission format -- knows them before training
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +69,10 @@ class CsvCompetition(Competition):
         return next((folder for folder in candidates if folder.is_dir()), candidates[0])
 
     def defaults(self) -> dict:
-        return dict(self.spec.defaults)
+        """competition.yaml's defaults: block, over the CSV defaults (a tree reference)."""
+        from pipeline.config import merge
+
+        return merge({"cv": {"references": ["linear", "hgb"]}}, copy.deepcopy(self.spec.defaults))
 
     def search_space(self) -> dict:
         return dict(self.spec.search)

@@ -26,16 +26,16 @@ def print_summary(metrics: dict, out_dir: Path, console: Console | None = None) 
     if post:
         table.add_column(f"{name} + post", justify="right")
     baseline = metrics.get("baseline")
-    if baseline:
-        table.add_column(baseline["name"], justify="right")
+    refs = metrics.get("references") or ([baseline] if baseline else [])
+    for ref in refs:
+        table.add_column(ref["name"], justify="right")
     table.add_column("best epoch", justify="right")
     table.add_column("seconds", justify="right")
     for k, score in enumerate(metrics["fold_scores"]):
         row = [str(k + 1), f"{score:.4f}"]
         if post:
             row.append(f"{post['fold_scores'][k]:.4f}")
-        if baseline:
-            row.append(f"{baseline['fold_scores'][k]:.4f}")
+        row += [f"{ref['fold_scores'][k]:.4f}" for ref in refs]
         row += [
             f"{metrics['best_epochs'][k]}/{metrics['epochs_run'][k]}",
             f"{metrics['seconds']['folds'][k]:.1f}",
@@ -45,8 +45,7 @@ def print_summary(metrics: dict, out_dir: Path, console: Console | None = None) 
     row = ["mean", mean]
     if post:
         row.append(f"{post['mean']:.4f} ± {post['std']:.4f}")
-    if baseline:
-        row.append(f"{baseline['mean']:.4f} ± {baseline['std']:.4f}")
+    row += [f"{ref['mean']:.4f} ± {ref['std']:.4f}" for ref in refs]
     table.add_row(*row, "", f"{sum(metrics['seconds']['folds']):.1f}", end_section=True)
     console.print(table)
     console.print(f"out-of-fold {name}: {metrics['oof_score']:.4f}", end="")
@@ -57,6 +56,17 @@ def print_summary(metrics: dict, out_dir: Path, console: Console | None = None) 
         verdict = "beats" if gain > 0 else "does not beat"
         console.print(f"   network {verdict} {baseline['name']} by {abs(gain):.4f}", end="")
     console.print(f"   total {metrics['seconds']['total']:.1f} s")
+    if len(refs) > 1:
+        shown = ", ".join(f"{r['name']} {r['oof_score']:.4f}" for r in refs)
+        console.print(f"references, out-of-fold {name}: {shown}")
+    blended = metrics.get("blend")
+    if blended and "weights" in blended:
+        weights = ", ".join(f"{k} {w:.2f}" for k, w in blended["weights"].items())
+        console.print(
+            f"blend ({weights}): out-of-fold {name} {blended['nested_oof_score']:.4f} with "
+            f"weights fitted on the other folds ({blended['in_sample_oof_score']:.4f} in "
+            "sample) -> submission_blend.csv"
+        )
     if metrics.get("engine"):
         together = " (all folds trained together)" if metrics["engine"] == "fast" else ""
         console.print(f"engine: {metrics['engine']}{together}", end="")

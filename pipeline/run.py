@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import __version__
-from pipeline.baseline import baseline_scores
+from pipeline.compare import compare
 from pipeline.config import to_yaml
 from pipeline.engine.cv import CrossValidator
 from pipeline.inputs import Inputs
@@ -69,9 +69,9 @@ def fit_and_write(
     test_pred, test_spread = cv.predict(test.X)
     predict_seconds = time.perf_counter() - t0
 
-    baseline = None
-    if cfg.cv.baseline:
-        baseline = baseline_scores(competition, cfg, train, cv.splits_)
+    refs, blended, test_blend = compare(inputs, cv, test_pred)
+    linear = next((r for r in refs if r.key == "linear"), None)
+    baseline = linear.summary() if linear is not None else None
 
     submitted = test_pred  # the prediction space; the submission format decides what is written
     oof = pd.DataFrame(
@@ -113,6 +113,9 @@ def fit_and_write(
         write_npy(out_dir / "oof_proba.npy", cv.oof_)
         write_npy(out_dir / "test_proba.npy", test_pred)
     write_submission(out_dir / "submission.csv", submission)
+    if test_blend is not None:
+        write_submission(out_dir / "submission_blend.csv",
+                         build_submission(competition, test.ids, test_blend, sample=inputs.sample))
 
     metrics = {
         "competition": competition.name,
@@ -128,6 +131,8 @@ def fit_and_write(
         "best_epochs": [e + 1 for e in cv.best_epochs_],
         "epochs_run": cv.epochs_run_,
         "baseline": baseline,
+        "references": [r.summary() for r in refs],
+        "blend": blended,
         "post": post,
         "n_train": int(len(train.y)),
         "n_test": int(len(test.ids)),

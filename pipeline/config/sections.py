@@ -43,7 +43,11 @@ class CVConfig:
     baseline: bool = True  # also score reference models on the same folds, as yardsticks
     # which references cv.baseline scores (pipeline.references): linear (ridge / logistic
     # regression on the fold's preprocessing), hgb (HistGradientBoosting on the raw columns)
-    references: list[Annotated[str, REFERENCES]] = field(default_factory=lambda: ["linear", "hgb"])
+    # (CSV competitions from a competition.yaml add hgb by default)
+    references: list[Annotated[str, REFERENCES]] = field(default_factory=lambda: ["linear"])
+    # blend the network with the references (non-negative weights fitted on the out-of-fold
+    # predictions; submission_blend.csv), scored nested: weights never see the fold they score
+    blend: bool = True
 
     def check_ranges(self) -> None:
         _require(self.folds >= 2, "cv.folds", "an int >= 2", self.folds)
