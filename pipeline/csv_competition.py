@@ -17,7 +17,7 @@ import pandas as pd
 from pipeline.columns import Labels, Layout, check_target, read_csv, require_columns
 from pipeline.competition import Competition, TestData, TrainData
 from pipeline.errors import ConfigError, DataError
-from pipeline.metrics import Task, get_metric
+from pipeline.metrics import Task, check_task, get_metric
 from pipeline.spec import CompetitionSpec
 from pipeline.table_features import TableFeatures, table_preprocessor
 
@@ -111,7 +111,6 @@ class CsvCompetition(Competition):
             if spec.positive is not None:
                 raise ConfigError(f"{spec.path}: positive: applies to a binary task only.")
             y = y.to_numpy(dtype=np.float32)
-            self.metric_check_target(y)
         layout = Layout.infer(train, test, features, spec.categorical)
         self.layout = layout
         X_train, X_test = layout.matrix(train), layout.matrix(test)
@@ -150,8 +149,8 @@ class CsvCompetition(Competition):
         metric = get_metric(spec.metric) if spec.metric else None
         kind = spec.task
         if kind == "auto":
-            if metric is not None and getattr(metric, "tasks", None):
-                kind = "regression" if metric.tasks == ("regression",) else "classification"
+            if metric is not None and metric.task_kind != "any":
+                kind = "regression" if metric.task_kind == "regression" else "classification"
             else:
                 kind = _kind_of_values(y)
         if kind in ("binary", "multiclass"):
@@ -171,17 +170,8 @@ class CsvCompetition(Competition):
             task = Task("regression")
         name = spec.metric or (CLASSIFICATION_METRIC_DEFAULT if task.is_classification
                                else REGRESSION_METRIC_DEFAULT)  # fmt: skip
-        check = getattr(__import__("pipeline.metrics", fromlist=["x"]), "check_metric_task", None)
-        if check is not None:
-            check(get_metric(name), task)
+        check_task(get_metric(name), task)
         return task, name
-
-    def metric_check_target(self, y: np.ndarray) -> None:
-        from pipeline import metrics
-
-        check = getattr(metrics, "check_target", None)
-        if check is not None:
-            check(self.metric, y, self.spec.train)
 
     def _data(self, data_dir: Path):
         self.prepare_data(data_dir)

@@ -18,6 +18,7 @@ from pipeline.competition import Competition, TestData, TrainData, load_competit
 from pipeline.config import Config, build_config, load_yaml
 from pipeline.errors import ConfigError, DataError, UserError
 from pipeline.ids import check_same_ids, checked_ids
+from pipeline.metrics import check_target, check_task
 from pipeline.submission import submission_format
 
 
@@ -48,8 +49,10 @@ def load_inputs(args: argparse.Namespace) -> Inputs:
     data_dir = args.data_dir or competition.default_data_dir()
     if args.data_dir is not None and not data_dir.is_dir():
         raise DataError(f"--data-dir {data_dir} is not a folder.")
-    competition.prepare_data(data_dir)
+    competition.prepare_data(data_dir)  # a CSV competition learns its task here
+    check_task(competition.metric, competition.task)  # a metric name or kind the task lacks
     train = competition.load_train(data_dir)
+    check_target(competition.metric, train.y, train.source)
     test = competition.load_test(data_dir)
     if test.X.shape[1] != train.X.shape[1]:
         raise DataError(

@@ -72,6 +72,9 @@ def print_summary(metrics: dict, out_dir: Path, console: Console | None = None) 
         console.print(f"engine: {metrics['engine']}{together}", end="")
         note = metrics.get("engine_note")
         console.print(f"; plain because {note}" if note else "")
+    monitor = metrics.get("monitor")
+    if monitor and monitor != name:
+        console.print(f"early stopping and best epochs: on validation {monitor} (train.monitor)")
     if post:
         steps = [f"smoothing over {post['smooth']} rows"] if post["smooth"] > 1 else []
         steps += ["Viterbi decoding"] if post["viterbi"] else []

@@ -121,6 +121,8 @@ def fit_and_write(
         "competition": competition.name,
         "metric": metric.name,
         "greater_is_better": metric.greater_is_better,
+        # what early stopping and checkpoints watched (train.monitor): the metric or the loss
+        "monitor": cv.stop_.name,
         "cv": {"strategy": cfg.cv.strategy, "folds": cfg.cv.folds, "gap": cfg.cv.gap},
         "engine": cv.engine_,
         "engine_note": cv.engine_note_,

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         with run_folder(out_dir, args.overwrite) as work:
             os.environ[RUN_DIR_ENV] = str(work)  # DDP workers inherit it: the same folder
             metrics = fit_and_write(inputs, work, progress=not args.quiet, final_dir=out_dir)
-            plot_learning_curves(work, f"val/{metrics['metric']}")
+            plot_learning_curves(work, f"val/{metrics['monitor']}")
         with keeping(f"the run had finished; its files are in {out_dir}"):
             print_summary(metrics, out_dir)
         return 0

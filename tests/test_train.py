@@ -103,6 +103,35 @@ def test_demo_runs_end_to_end(demo_dir, tmp_path, capsys):
     assert sub["label"].between(0, 9).all()
     assert np.load(out / "oof_proba.npy").shape == (1437, 10)
     assert "out-of-fold accuracy" in stdout
+    assert metrics["monitor"] == "accuracy"  # auto: accuracy is not a metric of probabilities
+
+
+@pytest.mark.parametrize("engine", ["fast", "plain"])
+def test_train_monitor_loss_stops_on_the_validation_logloss(engine, demo_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["demo", "--data-dir", demo_dir, "--out", out, "--quiet", "train.epochs=4",
+            "train.patience=1", "cv.folds=2", "cv.baseline=false", "train.monitor=loss",
+            f"train.engine={engine}", "optim.lr=0.05"]  # fmt: skip
+    code, stdout, _ = run_cli(args, capsys)
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["monitor"] == "logloss" and metrics["metric"] == "accuracy"
+    assert "early stopping and best epochs: on validation logloss" in stdout
+    oof = pd.read_csv(out / "oof.csv")
+    for k, score in enumerate(metrics["fold_scores"]):  # fold scores: still the accuracy
+        fold = oof[oof["fold"] == k]
+        assert score == pytest.approx((fold["prediction"] == fold["target"]).mean())
+    # the best epoch of each fold is the one with the lowest validation logloss
+    if engine == "fast":
+        log = pd.read_csv(out / "logs" / "folds" / "metrics.csv")
+        curves = [log[f"val/logloss/fold{k}"].dropna().to_numpy() for k in range(2)]
+    else:
+        curves = [pd.read_csv(out / "logs" / f"fold{k}" / "metrics.csv")["val/logloss"]
+                  .dropna().to_numpy() for k in range(2)]  # fmt: skip
+    for k, curve in enumerate(curves):  # (the fast engine logs a stopped fold on to the end)
+        run = curve[: metrics["epochs_run"][k]]
+        assert len(run) == metrics["epochs_run"][k]
+        assert metrics["best_epochs"][k] == int(np.argmin(run)) + 1
 
 
 @pytest.mark.slow

@@ -247,3 +247,44 @@ def test_wilcoxon_with_folds_trained_together_pairs_the_curve_after_the_warmup_e
     for k in range(5):  # the folds end together after training: nothing reported or pruned
         better.fold(k, 1.0)
     assert study.get_trials()[-1].intermediate_values == {e: v - 0.1 for e, v in enumerate(CURVE)}
+
+
+# --- a watched quantity that is not the study's metric -------------------------------------------
+
+
+def test_a_loss_watched_for_a_maximised_metric_is_reported_negated_and_compared_with_its_kind():
+    from pipeline.metrics import get_metric
+    from pipeline.tune.hooks import reported
+
+    auc, logloss = get_metric("auc"), get_metric("logloss")
+    assert reported(logloss, auc) == (-1.0, "-val/logloss")
+    assert reported(get_metric("mse"), get_metric("rmse")) == (1.0, "val/mse")
+    assert reported(auc, auc) == (1.0, None)
+    pruning = Pruning(n_startup=2, warmup=1)
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(pruning, STRIDE, FOLDS))
+    for loss in (0.50, 0.55, 0.60):  # trials that watched logloss: fold 1's curve, negated
+        curve = {step_of(0, e, STRIDE): -(loss + 0.2 - 0.1 * e) for e in range(3)}
+        _add(study, 0.9, curve, steps=PER_FOLD, reports="-val/logloss")
+    for _ in range(3):  # trials that reported auc itself: another quantity, never compared
+        _add(study, 0.8, {step_of(0, e, STRIDE): 0.8 for e in range(3)}, steps=PER_FOLD)
+    watched = (logloss, auc)
+
+    def run(losses):
+        trial = study.ask()
+        reporter = Reporter(trial, pruning, STRIDE, FOLDS, watched=watched)
+        try:
+            for e, loss in enumerate(losses):
+                reporter.epoch(0, e, loss)
+        except optuna.TrialPruned as exc:
+            return trial, str(exc)
+        return trial, None
+
+    # a lower loss is the better trial: kept (reported as -0.6, -0.4 in the study's direction;
+    # reported as they are, 0.6 and 0.4 would sit below every auc-like value and be pruned)
+    better, reason = run([0.6, 0.4])
+    assert reason is None
+    assert study.get_trials()[better.number].intermediate_values == {0: -0.6, 1: -0.4}
+    assert study.get_trials()[better.number].user_attrs["reports"] == "-val/logloss"
+    _, reason = run([0.9, 0.85])  # a higher loss than all three: pruned
+    assert reason.startswith("pruned at fold 1, epoch 2: best -0.85 so far is worse than")
+    assert "of 3 completed trials" in reason  # only those that reported -val/logloss

@@ -182,8 +182,13 @@ COMPILE_MODES = typing.get_args(CompileMode)
 class TrainConfig:
     epochs: int = 100  # an upper bound: early stopping usually ends a fold sooner
     batch_size: int = 128  # small batches regularise; larger ones are faster on a GPU
-    patience: int = 20  # epochs without improvement of the validation metric before stopping
+    patience: int = 20  # epochs without improvement of the watched quantity before stopping
     min_delta: float = 0.0  # smallest change that counts as an improvement
+    # What early stopping, checkpoints, plateau schedules, progress and pruning watch. auto: for
+    # a metric of probabilities (auc, logloss) the loss (logloss), what the network minimises,
+    # else the competition's metric; metric: always the metric; loss: logloss for
+    # classification, mse for regression. Fold scores are the metric's either way.
+    monitor: Literal["auto", "metric", "loss"] = "auto"
     grad_clip: float = 0.0  # 0 = off; else clip gradients by norm or value before each step
     # norm rescales the whole gradient, value clamps each element
     grad_clip_algorithm: Literal["norm", "value"] = "norm"

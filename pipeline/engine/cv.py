@@ -26,6 +26,7 @@ from pipeline.engine.results import FoldResult
 from pipeline.engine.seam import check_inputs, choose_engine
 from pipeline.engine.stopping import EpochHook
 from pipeline.engine.trainer import quiet_lightning
+from pipeline.metrics import Metric, check_task, stop_metric
 from pipeline.models import build_model
 from pipeline.preprocess import Preprocessor
 from pipeline.progress import RunProgress
@@ -40,11 +41,14 @@ class FoldModel:
 
 @dataclass
 class FitSpec:
-    """What an engine reads: the run config and the competition's task and metric."""
+    """What an engine reads: the run config, the competition's task and metric, and `stop`,
+    the quantity the engine watches (early stopping, checkpoints, plateau schedules, progress;
+    metrics.stop_metric for train.monitor). The engine logs it as `val/<stop.name>`."""
 
     cfg: object
     task: object
-    metric: object
+    metric: Metric
+    stop: Metric
 
 
 class CrossValidator:
@@ -53,8 +57,9 @@ class CrossValidator:
     Parameters: the competition (task, metric, preprocessor factory), the resolved config, a
     run folder for checkpoints and logs (None: a temporary folder, no logs), whether to show
     progress, and hooks for tuning: `on_epoch_end(fold, epoch, value)` after every validation
-    epoch (fold None when the folds train together: value is their mean), `on_fold_end(fold,
-    score)` after each fold (both may raise to stop the run, e.g. optuna.TrialPruned), and
+    epoch with the watched quantity (`stop_`, from train.monitor; fold None when the folds train
+    together: value is their mean), `on_fold_end(fold, score)` after each fold with its score
+    on the competition's metric (both may raise to stop the run, e.g. optuna.TrialPruned), and
     `fold_callbacks(fold)` for extra Lightning callbacks.
     """
 
@@ -81,6 +86,8 @@ class CrossValidator:
         quiet_lightning()
         cfg, competition = self.cfg, self.competition
         task, metric = competition.task, competition.metric
+        check_task(metric, task)
+        self.stop_ = stop = stop_metric(metric, task, cfg.train.monitor)
         self.splits_ = make_splits(cfg.cv, train, cfg.seed, task.is_classification)
         pres = []
         for k, (tr, _) in enumerate(self.splits_):
@@ -106,14 +113,14 @@ class CrossValidator:
         self.fold_scores_, self.best_epochs_, self.epochs_run_ = [], [], []
         self.fold_seconds_: list[float] = []
         self.folds_: list[FoldModel] = []
-        spec = FitSpec(cfg, task, metric)
+        spec = FitSpec(cfg, task, metric, stop)
         with tempfile.TemporaryDirectory(prefix="cv-") as tmp:
             root = Path(self.run_dir) if self.run_dir is not None else Path(tmp)
             logs = self.run_dir is not None
-            with RunProgress(len(self.splits_), cfg.train.epochs, f"val/{metric.name}",
+            with RunProgress(len(self.splits_), cfg.train.epochs, f"val/{stop.name}",
                              enabled=self.progress) as bar:  # fmt: skip
                 if choice.engine == "fast":
-                    callbacks = [bar.stacked_callback(len(pres), metric.mode),
+                    callbacks = [bar.stacked_callback(len(pres), stop.mode),
                                  *self._callbacks(None)]  # fmt: skip
                     results, note = fit_stacked(spec, train, self.splits_, pres, choice,
                                                 callbacks, root, logs)  # fmt: skip
@@ -123,7 +130,7 @@ class CrossValidator:
                 else:
                     for k, (tr, va) in enumerate(self.splits_):
                         model = self._model(k, pres[k])  # seeded: training goes on from here
-                        callbacks = [bar.callback(k, metric.mode), *self._callbacks(k)]
+                        callbacks = [bar.callback(k, stop.mode), *self._callbacks(k)]
                         result = fit_fold(spec, k, train, tr, va, pres[k], model, callbacks,
                                           root, logs)  # fmt: skip
                         self._collect(result, train.y, bar)
@@ -141,7 +148,7 @@ class CrossValidator:
     def _callbacks(self, fold: int | None) -> list:
         out = []
         if self.on_epoch_end is not None:
-            out.append(EpochHook(fold, f"val/{self.competition.metric.name}", self.on_epoch_end))
+            out.append(EpochHook(fold, f"val/{self.stop_.name}", self.on_epoch_end))
         if self.fold_callbacks is not None:
             out.extend(self.fold_callbacks(fold))
         return out

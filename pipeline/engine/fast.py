@@ -76,15 +76,16 @@ def fit_stacked(
     spec, train, splits, pres, choice: EngineChoice, callbacks: list, root: Path, logs: bool
 ) -> tuple[list[FoldResult], str | None]:
     """Train the K stacked models; the fold results and a note on where the rows were kept
-    (None: on the device as float32). `spec` carries cfg, task, metric (engine/cv.py)."""
-    cfg, task, metric = spec.cfg, spec.task, spec.metric
+    (None: on the device as float32). `spec` carries cfg, task and `stop`, the quantity each
+    fold's early stopping watches (engine/cv.py)."""
+    cfg, task, stop = spec.cfg, spec.task, spec.stop
     start = time.perf_counter()
     K = len(splits)
     stacked = choice.stacked
     data = device_folds(task, train, splits, pres, choice)
     batches = StackedBatches(data.train_idx, cfg.train.batch_size, cfg.seed)
-    module = StackedLitModel(stacked, task, metric, cfg, data, batches.steps)
-    stopper = FoldEarlyStopping(K, cfg.train.patience, cfg.train.min_delta, metric.mode)
+    module = StackedLitModel(stacked, task, stop, cfg, data, batches.steps)
+    stopper = FoldEarlyStopping(K, cfg.train.patience, cfg.train.min_delta, stop.mode)
     logger = CSVLogger(root / "logs", name="folds", version="") if logs else False
     trainer = make_trainer(cfg, [stopper, *callbacks], logger, root, 1, devices=1,
                            strategy="auto", enable_checkpointing=False,
@@ -94,13 +95,13 @@ def fit_stacked(
         trainer.fit(module, batches, OncePerEpoch())
     never = [k for k in range(K) if stopper.best_epoch[k] < 0]
     if never:
-        raise diverged(never[0], metric)
+        raise diverged(never[0], stop)
     stacked.load_state_dict(stopper.best_state)
     device = module.device
     seconds = (time.perf_counter() - start) / K
     results = []
     for k, (model, pre, (_, va)) in enumerate(zip(stacked.unstack(), pres, splits, strict=True)):
-        lit = LitModel(model, task, metric, cfg, steps_per_epoch=batches.steps,
+        lit = LitModel(model, task, stop, cfg, steps_per_epoch=batches.steps,
                        target_shift=pre.shift_, target_scale=pre.scale_).to(device)  # fmt: skip
         x_va = to_tensor(pre.transform(train.X[va]))
         off_va = to_tensor(pre.offset(train.X[va]))

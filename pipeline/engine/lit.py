@@ -4,7 +4,9 @@ engine, engine/lit_stacked.py, is the other member).
 
 Batches are (x, y, offset) with y on the competition's scale; for regression the module trains
 on (y - offset - shift) / scale (see pipeline.preprocess) and maps predictions back, so
-`val/<metric>` is the competition's metric, comparable across configs and folds.
+`val/<metric>` is on the competition's scale, comparable across configs and folds. `metric` is
+the quantity the module is watched on (engine/cv.py's FitSpec.stop: the competition's metric,
+or the loss as a Metric, e.g. logloss, per train.monitor).
 Log keys: train/loss, val/loss, val/<metric>, lr.
 """
 

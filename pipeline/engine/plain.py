@@ -22,8 +22,8 @@ from pipeline.engine.trainer import diverged, make_trainer
 def fit_fold(spec, k: int, train, tr, va, pre, model, callbacks: list, root: Path,
              logs: bool) -> FoldResult:  # fmt: skip
     """Train fold k's `model` (built after seeding with seed + k) on rows `tr`, validate on
-    `va` with early stopping, restore the best epoch, predict `va`."""
-    cfg, task, metric = spec.cfg, spec.task, spec.metric
+    `va` with early stopping on `spec.stop`, restore the best epoch, predict `va`."""
+    cfg, task, stop = spec.cfg, spec.task, spec.stop
     start = time.perf_counter()
     seed = cfg.seed + k
     X_tr, X_va = train.X[tr], train.X[va]
@@ -45,21 +45,21 @@ def fit_fold(spec, k: int, train, tr, va, pre, model, callbacks: list, root: Pat
         off_va,
         batch_size=max(cfg.train.batch_size, 4096),
     )
-    module = LitModel(model, task, metric, cfg, steps_per_epoch=len(batches),
+    module = LitModel(model, task, stop, cfg, steps_per_epoch=len(batches),
                       target_shift=pre.shift_, target_scale=pre.scale_)  # fmt: skip
     monitor = module.monitor
     checkpoint = ModelCheckpoint(
         dirpath=root / "checkpoints",
         filename=f"fold{k}",
         monitor=monitor,
-        mode=metric.mode,
+        mode=stop.mode,
         save_top_k=1,
         save_weights_only=True,
         enable_version_counter=False,
     )
     stoppers = [checkpoint, FiniteGuard(monitor)]
     if cfg.train.patience > 0:
-        stoppers.append(EarlyStopping(monitor=monitor, mode=metric.mode,
+        stoppers.append(EarlyStopping(monitor=monitor, mode=stop.mode,
                                       patience=cfg.train.patience,
                                       min_delta=cfg.train.min_delta))  # fmt: skip
     logger = CSVLogger(root / "logs", name=f"fold{k}", version="") if logs else False
@@ -67,7 +67,7 @@ def fit_fold(spec, k: int, train, tr, va, pre, model, callbacks: list, root: Pat
     trainer.fit(module, batches, val_batches)
     best = checkpoint.best_model_score
     if not checkpoint.best_model_path or best is None or not torch.isfinite(best):
-        raise diverged(k, metric)
+        raise diverged(k, stop)
     state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
     module.load_state_dict(state["state_dict"])
     module.cpu()

@@ -74,7 +74,7 @@ def finish(
     inputs = trial_inputs(setup, setup.space.decode(best.params))
     cfg = inputs.cfg
     final_metrics = fit_and_write(inputs, out_dir, progress=progress)
-    plot_learning_curves(out_dir, f"val/{metric.name}")
+    plot_learning_curves(out_dir, f"val/{final_metrics['monitor']}")
 
     summary = {
         "competition": competition.name,

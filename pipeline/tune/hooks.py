@@ -1,6 +1,16 @@
 """The CrossValidator hooks of one trial: report each validation epoch and each fold to Optuna,
 and stop the run (optuna.TrialPruned) when the pruner says so. Which steps a trial reports on,
-for each pruner and engine, is described in pipeline/tune/pruners.py."""
+for each pruner and engine, is described in pipeline/tune/pruners.py.
+
+Epoch values are the quantity early stopping watches (train.monitor), which need not be the
+competition's metric: with auc (maximised) and train.monitor=auto it is the validation logloss
+(minimised). The pruner reads intermediate values in the study's direction, so a quantity of
+the opposite direction is reported negated (-logloss: larger is better, like auc); otherwise a
+pruner would keep the worst trials and prune the best. The trial's `reports` attribute names
+what was reported ("-val/logloss") whenever it is not the metric itself, and the pruners
+compare a trial only with trials that reported the same quantity. Fold scores (the fold rule,
+wilcoxon's per-fold values) are always the competition's metric.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +19,7 @@ from collections.abc import Callable
 
 import optuna
 
+from pipeline.metrics import Metric
 from pipeline.tune.pruners import (
     FOLD_MEAN,
     FOLD_SCORES,
@@ -30,9 +41,12 @@ class Reporter:
         stride: int,
         folds: int,
         on_epoch: Callable[[int, int | None, int], None] | None = None,
+        watched: tuple[Metric, Metric] | None = None,
     ):
         self.trial, self.pruning, self.stride, self.folds = trial, pruning, stride, folds
         self.on_epoch = on_epoch  # (trial, fold, epoch): the progress bar
+        # watched: (the quantity the epochs report, the competition's metric)
+        self.sign, self.reports = reported(*watched) if watched else (1.0, None)
         self.scores: list[float] = []
         self.layout = ""  # PER_FOLD, FOLD_SCORES, or FOLD_MEAN when the folds train together
 
@@ -40,6 +54,8 @@ class Reporter:
         if not self.layout:
             self.layout = layout_of(self.pruning.kind, fold)
             self.trial.set_user_attr("steps", self.layout)
+            if self.reports is not None and self.layout != FOLD_SCORES:
+                self.trial.set_user_attr("reports", self.reports)
         if self.on_epoch is not None:
             self.on_epoch(self.trial.number, fold, epoch)
         if not math.isfinite(value):
@@ -47,6 +63,7 @@ class Reporter:
         if self.layout == FOLD_SCORES:
             return  # wilcoxon pairs whole folds: the fold's score is reported when it ends
         step = step_of(fold, epoch, self.stride)
+        value = self.sign * value  # in the study's direction (see the module docstring)
         self.trial.report(value, step)
         self._check(f"{where(fold, epoch)} (step {step}, value {value:.4g})")
 
@@ -72,3 +89,13 @@ class Reporter:
                 f"pruned by {type(pruner).__name__} at {at}"
             )
             raise optuna.TrialPruned(reason)
+
+
+def reported(stop: Metric, metric: Metric) -> tuple[float, str | None]:
+    """(sign, name) of the epoch values a trial reports when early stopping watches `stop` and
+    the study optimises `metric`: sign -1 when their directions differ; name None when the
+    values are the metric itself, else e.g. "-val/logloss"."""
+    sign = 1.0 if stop.greater_is_better == metric.greater_is_better else -1.0
+    if stop.name == metric.name:
+        return sign, None
+    return sign, f"{'-' if sign < 0 else ''}val/{stop.name}"

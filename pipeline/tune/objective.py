@@ -30,6 +30,7 @@ from pipeline.errors import ConfigError, TrainingDiverged
 from pipeline.inputs import Inputs, check_buildable, resolve_config
 from pipeline.interrupts import Interrupted
 from pipeline.io import write_npy
+from pipeline.metrics import stop_metric
 from pipeline.tune.hooks import Reporter
 from pipeline.tune.pruners import Pruning
 from pipeline.tune.space import SearchSpace, to_override
@@ -154,9 +155,14 @@ class Objective:
                 f"train.epochs={cfg.train.epochs} is more than the {setup.stride} epochs per "
                 "fold this study numbers its steps for; start a new study (--study NAME)."
             )
-        reporter = Reporter(trial, setup.pruning, setup.stride, cfg.cv.folds, setup.on_epoch)
+        competition = inputs.competition
+        metric = competition.metric
+        stop = stop_metric(metric, competition.task, cfg.train.monitor)
+        trial.set_user_attr("monitor", stop.name)  # what early stopping and the epochs watched
+        reporter = Reporter(trial, setup.pruning, setup.stride, cfg.cv.folds, setup.on_epoch,
+                            watched=(stop, metric))  # fmt: skip
         cv = CrossValidator(
-            inputs.competition,
+            competition,
             cfg,
             run_dir=None,
             progress=False,

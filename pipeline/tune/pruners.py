@@ -13,7 +13,9 @@ trial's `steps` attribute says which, and trials are only compared with trials o
   one, and a hard fold is only compared with the same fold. The first `--warmup-epochs` of each
   fold are never pruned, nor anything before `--prune-after` trials completed. Written here
   because no Optuna pruner compares per fold.
-- hyperband: Optuna's HyperbandPruner on the same steps (resource = epochs trained).
+- hyperband: Optuna's HyperbandPruner on the same steps (resource = epochs trained). It
+  compares every trial of a bracket: keep train.monitor the same for all trials of a study
+  (the other pruners compare only trials that reported the same quantity, tune/hooks.py).
 - wilcoxon: Optuna's WilcoxonPruner, a paired signed-rank test against the best trial: pruned
   when the trial is worse with a one-sided p below `--prune-p` (0.1). What it pairs depends on
   the engine:
@@ -88,12 +90,15 @@ class Pruning:
         object.__setattr__(self, "kind", canonical(PRUNERS, "pruner", self.kind))
 
 
-def completed_like(study: optuna.Study, layout: str) -> list[optuna.trial.FrozenTrial]:
-    """Completed trials whose steps are numbered like `layout`."""
+def completed_like(
+    study: optuna.Study, layout: str, reports: str | None = None
+) -> list[optuna.trial.FrozenTrial]:
+    """Completed trials whose steps are numbered like `layout` and whose values are the same
+    quantity (`reports`, tune/hooks.py; None: the competition's metric)."""
     return [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if t.user_attrs.get("steps", PER_FOLD) == layout
+        if t.user_attrs.get("steps", PER_FOLD) == layout and t.user_attrs.get("reports") == reports
     ]
 
 
@@ -132,7 +137,7 @@ class FoldMedianPruner(BasePruner):
         fold, epoch = divmod(step, self.stride) if layout == PER_FOLD else (None, step)
         if epoch < self.n_warmup_epochs:
             return False
-        completed = completed_like(study, layout)
+        completed = completed_like(study, layout, trial.user_attrs.get("reports"))
         if len(completed) < max(self.n_startup_trials, 1):
             return False
         maximize = _maximize(study)
@@ -216,7 +221,8 @@ class FoldWilcoxonPruner(BasePruner):
         layout = trial.user_attrs.get("steps", PER_FOLD)
         if layout not in self.tests:
             return False
-        completed = completed_like(study, layout)
+        reports = trial.user_attrs.get("reports") if layout == FOLD_MEAN else None
+        completed = completed_like(study, layout, reports)
         if len(completed) < max(self.n_startup_trials, 1):
             return False
         sign = 1.0 if _maximize(study) else -1.0
