@@ -56,6 +56,7 @@ def category_text(column: pd.Series) -> pd.Series:
     """Values as text (NaN stays NaN), the same for 3 and 3.0 (an int column read as floats in
     a file where it has missing cells)."""
     if column.dtype.kind in "iufb":
+
         def text(v):
             if pd.isna(v):
                 return np.nan
@@ -170,7 +171,7 @@ class Labels:
         return np.asarray(self.classes, dtype=object)[np.asarray(numbers, dtype=np.int64)]
 
 
-def check_target(frame: pd.DataFrame, target: str) -> None:
+def check_no_missing_target(frame: pd.DataFrame, target: str) -> None:
     """No missing targets: a row without a target cannot be trained or scored."""
     missing = frame[target].isna().to_numpy()
     if missing.any():

@@ -13,7 +13,9 @@ from pipeline.references import Reference, reference_predictions
 BLEND_CELLS = 20_000_000  # rows x outputs above which the blend is skipped (memory, time)
 
 
-def compare(inputs, cv, test_pred: np.ndarray) -> tuple[list[Reference], dict | None, np.ndarray | None]:
+def compare(
+    inputs, cv, test_pred: np.ndarray
+) -> tuple[list[Reference], dict | None, np.ndarray | None]:
     """(references, the blend's metrics.json entry or None, the blend's test predictions)."""
     competition, cfg, train, test = inputs.competition, inputs.cfg, inputs.train, inputs.test
     refs = reference_predictions(competition, cfg, train, cv.splits_, test.X)

@@ -71,6 +71,11 @@ class Competition:
     def metric(self) -> Metric:
         return get_metric(self.metric_name)
 
+    def to_target_scale(self, values: np.ndarray) -> np.ndarray:
+        """Regression values on the scale the submission holds; the engine may learn another
+        (a CSV competition scored by rmsle learns log1p of the target)."""
+        return values
+
     def class_names(self) -> list:
         """What a submission writes for each class number."""
         return list(self.classes) if self.classes is not None else list(range(self.task.n_classes))

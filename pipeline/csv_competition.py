@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.columns import Labels, Layout, check_target, read_csv, require_columns
+from pipeline.columns import Labels, Layout, check_no_missing_target, read_csv, require_columns
 from pipeline.competition import Competition, TestData, TrainData
 from pipeline.errors import ConfigError, DataError
-from pipeline.metrics import Task, check_task, get_metric
+from pipeline.metrics import Metric, Task, check_target, check_task, get_metric
 from pipeline.spec import CompetitionSpec
 from pipeline.table_features import TableFeatures, table_preprocessor
 
@@ -77,6 +77,23 @@ class CsvCompetition(Competition):
     def search_space(self) -> dict:
         return dict(self.spec.search)
 
+    @property
+    def log_target(self) -> bool:
+        return get_metric(self.metric_name).target_transform == "log1p"
+
+    @property
+    def metric(self) -> Metric:
+        """The metric on the scale the engine learns: rmsle is scored as the rmse of log1p
+        values (the same number), since the target is stored as log1p(y)."""
+        metric = get_metric(self.metric_name)
+        if metric.target_transform != "log1p":
+            return metric
+        rmse = get_metric("rmse")
+        return Metric(metric.name, rmse.fn, False, rmse.torch_fn, task_kind=metric.task_kind)
+
+    def to_target_scale(self, values: np.ndarray) -> np.ndarray:
+        return np.clip(np.expm1(values), 0, None) if self.log_target else values
+
     # -- reading -----------------------------------------------------------------------------
     def prepare_data(self, data_dir: Path) -> None:
         data_dir = Path(data_dir)
@@ -100,7 +117,7 @@ class CsvCompetition(Competition):
         require_columns(test, features, "a feature column of the train file")
         if not features:
             raise DataError(f"{spec.train} has no feature columns besides the id and target.")
-        check_target(train, self.target_column)
+        check_no_missing_target(train, self.target_column)
         self._task, self.metric_name = self._task_and_metric(train[self.target_column])
         y = train[self.target_column]
         if self._task.is_classification:
@@ -111,6 +128,10 @@ class CsvCompetition(Competition):
             if spec.positive is not None:
                 raise ConfigError(f"{spec.path}: positive: applies to a binary task only.")
             y = y.to_numpy(dtype=np.float32)
+            raw = get_metric(self.metric_name)
+            check_target(raw, y, spec.train)
+            if raw.target_transform == "log1p":  # rmsle is the rmse of log1p values
+                y = np.log1p(y).astype(np.float32)
         layout = Layout.infer(train, test, features, spec.categorical)
         self.layout = layout
         X_train, X_test = layout.matrix(train), layout.matrix(test)

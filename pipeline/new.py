@@ -28,8 +28,9 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--data-dir", type=Path, required=True, help="folder with the CSV files")
     parser.add_argument("--metric", help="the competition's metric (default: guessed; check it)")
     parser.add_argument("--slug", help="Kaggle slug, for pipeline.download / pipeline.submit")
-    parser.add_argument("--out", type=Path,
-                        help=f"where to write (default: competitions/NAME/{SPEC_FILE})")
+    parser.add_argument(
+        "--out", type=Path, help=f"where to write (default: competitions/NAME/{SPEC_FILE})"
+    )
     parser.add_argument("--force", action="store_true", help="replace an existing file")
     return parser
 

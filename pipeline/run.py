@@ -78,8 +78,10 @@ def fit_and_write(
         {
             "id": train.ids,
             "fold": cv.fold_of_row_,
-            "target": train.y,
-            "prediction": task.to_labels(cv.oof_),
+            "target": train.y if task.is_classification else competition.to_target_scale(train.y),
+            "prediction": task.to_labels(cv.oof_)
+            if task.is_classification
+            else competition.to_target_scale(cv.oof_),
         }
     )
     post = None
@@ -114,8 +116,10 @@ def fit_and_write(
         write_npy(out_dir / "test_proba.npy", test_pred)
     write_submission(out_dir / "submission.csv", submission)
     if test_blend is not None:
-        write_submission(out_dir / "submission_blend.csv",
-                         build_submission(competition, test.ids, test_blend, sample=inputs.sample))
+        write_submission(
+            out_dir / "submission_blend.csv",
+            build_submission(competition, test.ids, test_blend, sample=inputs.sample),
+        )
 
     metrics = {
         "competition": competition.name,

@@ -79,9 +79,7 @@ def load_spec(path: Path) -> CompetitionSpec:
         raise ConfigError(f"{where} must hold a mapping of keys such as train, test, target.")
     unknown = [k for k in raw if k not in KEYS]
     if unknown:
-        raise ConfigError(
-            f"{where}: unknown key {unknown[0]!r}; valid keys: {', '.join(KEYS)}."
-        )
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; valid keys: {', '.join(KEYS)}.")
     data = {k: v for k, v in raw.items() if v is not None or k in ("slug", "positive")}
     data.setdefault("name", path.resolve().parent.name)
     for key in ("name", "train", "test", "slug", "title", "sample_submission", "id", "target",

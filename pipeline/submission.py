@@ -171,6 +171,8 @@ def build_submission(
 ) -> pd.DataFrame:
     """Submission frame in the sample's id order (or the test order when there is no sample)."""
     fmt = fmt or submission_format(competition, sample)
+    if fmt.kind == "values":  # the model's target scale back to the competition's (rmsle)
+        pred = competition.to_target_scale(np.asarray(pred))
     columns = _value_columns(fmt, np.asarray(pred), competition.task.n_classes)
     frame = pd.DataFrame({fmt.id_column: np.asarray(test_ids)})
     for column, values in zip(fmt.value_columns, columns):

@@ -79,7 +79,7 @@ def test_preprocessor_fitted_per_fold_with_equal_widths(tmp_path):
     assert out.shape[0] == len(train.X) and out.shape[1] >= 4
     pre.pad_to(out.shape[1] + 3)
     wide = pre.transform(train.X)
-    assert wide.shape[1] == out.shape[1] + 3 and not wide[:, out.shape[1]:].any()
+    assert wide.shape[1] == out.shape[1] + 3 and not wide[:, out.shape[1] :].any()
     assert np.array_equal(wide[:, : out.shape[1]], out)
 
 
@@ -95,7 +95,7 @@ def test_target_encoder_cross_fits_training_rows(tmp_path):
     plain = super(type(encoder["encode"]), encoder["encode"]).transform(
         encoder["fill"].transform(train.X[:, train.categorical])
     )
-    assert not np.allclose(on_train[:, -plain.shape[1]:], plain)  # cross-fitted, not refitted
+    assert not np.allclose(on_train[:, -plain.shape[1] :], plain)  # cross-fitted, not refitted
 
 
 def test_train_end_to_end_from_yaml(tmp_path):
@@ -111,12 +111,25 @@ BAD = [
     ("metric: accuracy\nfolder: x\n", None, "unknown key 'folder'"),
     ("metric: accuracy\ntarget: species\n", None, "no column 'species'"),
     ("metric: accuracy\nid: idx\n", None, "no column 'idx'"),
-    ("metric: accuracy\n", lambda tr, te, s: (tr.assign(animal=tr.animal.where(tr.index != 5)),
-                                              te, s), "line 7: the target 'animal' is missing"),
-    ("metric: accuracy\n", lambda tr, te, s: (tr, te.assign(size=te["size"].astype(object)
-                                              .where(te.index != 100, "big")), s), "'big'"),
-    ("metric: accuracy\n", lambda tr, te, s: (tr.assign(size=tr["size"].where(tr.index != 3,
-                                              1e300)), te, s), "beyond the float32 range"),
+    (
+        "metric: accuracy\n",
+        lambda tr, te, s: (tr.assign(animal=tr.animal.where(tr.index != 5)), te, s),
+        "line 7: the target 'animal' is missing",
+    ),
+    (
+        "metric: accuracy\n",
+        lambda tr, te, s: (
+            tr,
+            te.assign(size=te["size"].astype(object).where(te.index != 100, "big")),
+            s,
+        ),
+        "'big'",
+    ),
+    (
+        "metric: accuracy\n",
+        lambda tr, te, s: (tr.assign(size=tr["size"].where(tr.index != 3, 1e300)), te, s),
+        "beyond the float32 range",
+    ),
     ("metric: accuracy\ntask: regression\n", None, "holds text"),
     ("metric: accuracy\npositive: yak\ntask: multiclass\n", None, "'yak' is not a class"),
 ]

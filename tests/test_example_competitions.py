@@ -90,7 +90,9 @@ def test_new_writes_a_yaml_that_trains(tmp_path, name, capsys):
     folder = tmp_path / name
     shutil.copytree(DATA / name, folder, ignore=shutil.ignore_patterns("competition.yaml",
                                                                        "solution.csv"))  # fmt: skip
-    assert new_main([name, "--data-dir", str(folder), "--out", str(folder / "competition.yaml")]) == 0
+    assert (
+        new_main([name, "--data-dir", str(folder), "--out", str(folder / "competition.yaml")]) == 0
+    )
     printed = capsys.readouterr().out
     ours = (DATA / name / "competition.yaml").read_text()
     for key in ("id", "target"):
