@@ -90,7 +90,8 @@ def template_cv(competition, cfg, train, splits, accelerator, early_stop, trimme
                 return TensorDataset(x, torch.tensor(train.y[rows], dtype=torch.long))
             return TensorDataset(x, torch.tensor(pre.model_target(train.y[rows], train.X[rows])))
 
-        net = build_model(cfg.model, pre.n_features_out_, task.n_outputs, competition.frame_dim)
+        net = build_model(cfg.model, pre.n_features_out_, task.n_outputs, competition.frame_dim,
+                          embed=pre.embed)  # fmt: skip
         module = TemplateModule(net, task, cfg.optim.lr)
         with tempfile.TemporaryDirectory() as tmp:
             callbacks = [ModelCheckpoint(dirpath=tmp, monitor="val_loss", save_weights_only=True)]

@@ -20,9 +20,10 @@ refuses them for the others. The helpers below (`activation_factory`, `norm_fact
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 
+import torch
 from torch import nn
 
 from pipeline import registry
@@ -213,9 +214,40 @@ def _checked_norm(name: str, num_features: int, groups: int, channel_axis: bool)
         raise ConfigError(f"model.norm={name}: {exc}") from None
 
 
-def build_model(cfg, in_features: int, out_features: int, frame_dim: int = 0) -> nn.Module:
-    """cfg is the `model` config section; frame_dim > 0 when rows are frames x frame_dim."""
-    return MODELS.lookup(cfg.name)(cfg, in_features, out_features, frame_dim)
+def build_model(
+    cfg, in_features: int, out_features: int, frame_dim: int = 0,
+    embed: Sequence[tuple[int, int]] = (),
+) -> nn.Module:  # fmt: skip
+    """cfg is the `model` config section; frame_dim > 0 when rows are frames x frame_dim;
+    `embed`: (categories, width) of each category-code column at the end of a row, read
+    through learned embeddings (EmbeddingInput) before the model."""
+    if not embed:
+        return MODELS.lookup(cfg.name)(cfg, in_features, out_features, frame_dim)
+    if frame_dim:
+        raise ConfigError("Category embeddings need a model that reads flat rows, not frames.")
+    dense = in_features - len(embed) + sum(width for _, width in embed)
+    inner = MODELS.lookup(cfg.name)(cfg, dense, out_features, frame_dim)
+    return EmbeddingInput(embed, inner)
+
+
+class EmbeddingInput(nn.Module):
+    """The last len(embed) columns of a row are category codes (0: unknown, missing or rare);
+    each is replaced by its learned embedding, concatenated to the other columns, and the
+    result goes to `inner` (entity embeddings, as in fast.ai's tabular models)."""
+
+    def __init__(self, embed: Sequence[tuple[int, int]], inner: nn.Module):
+        super().__init__()
+        self.sizes = [n for n, _ in embed]
+        self.embeddings = nn.ModuleList(nn.Embedding(n, width) for n, width in embed)
+        self.inner = inner
+
+    def forward(self, x):
+        m = len(self.embeddings)
+        codes = x[:, -m:].round().long()
+        parts = [x[:, :-m]]
+        for j, (table, n) in enumerate(zip(self.embeddings, self.sizes)):
+            parts.append(table(codes[:, j].clamp(0, n - 1)))
+        return self.inner(torch.cat(parts, dim=1))
 
 
 def list_models() -> list[str]:

@@ -123,15 +123,21 @@ def _step_affine(step) -> tuple[np.ndarray | None, np.ndarray, np.ndarray] | Non
 class Preprocessor:
     """sklearn-style: fit(X, y) on training rows, then transform / offset / target maps."""
 
+    embed: tuple = ()  # see __init__; a subclass that skips it embeds nothing
+
     def __init__(
         self,
         features: Pipeline | None,
         offset_column: int | None = None,
         scale_target: bool = False,
+        embed: list[tuple[int, int]] | None = None,
     ):
         self.features = features
         self.offset_column = offset_column
         self.scale_target = scale_target
+        # (categories, width) of the category-code columns the features end with, which the
+        # model embeds (pipeline.models.EmbeddingInput); padding goes before them
+        self.embed = list(embed or [])
 
     def offset(self, X: np.ndarray) -> np.ndarray:
         if self.offset_column is None:
@@ -185,7 +191,10 @@ class Preprocessor:
         out = X if self.features is None else self.features.transform(X)
         out = np.ascontiguousarray(out, dtype=np.float32)
         if getattr(self, "pad_to_", 0) > out.shape[1]:
-            out = np.pad(out, ((0, 0), (0, self.pad_to_ - out.shape[1])))
+            m = len(getattr(self, "embed", []))
+            zeros = np.zeros((len(out), self.pad_to_ - out.shape[1]), dtype=np.float32)
+            out = np.concatenate([out[:, : out.shape[1] - m], zeros, out[:, out.shape[1] - m :]],
+                                 axis=1)  # fmt: skip
         return out
 
     def model_target(self, y: np.ndarray, X: np.ndarray) -> np.ndarray:

@@ -20,12 +20,17 @@ from sklearn.feature_selection import SelectKBest, f_classif, f_regression
 from sklearn.impute import MissingIndicator, SimpleImputer
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import FeatureUnion, Pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    OneHotEncoder,
+    OrdinalEncoder,
+    TargetEncoder,
+)
 
 from pipeline.errors import ConfigError
 from pipeline.preprocess import SCALERS, Preprocessor, TabularFeatures
 
-Encoding = Literal["onehot", "target", "ordinal"]
+Encoding = Literal["onehot", "target", "ordinal", "embed"]
 
 
 @dataclass
@@ -38,6 +43,7 @@ class TableFeatures(TabularFeatures):
     high_cardinality: Encoding = "target"  # categorical columns with more categories
     max_onehot: int = 30  # categories (in train and test) above which high_cardinality applies
     min_frequency: int = 5  # one-hot: categories rarer than this in the fold share a column
+    embed_dim: int = 0  # embed: width of each column's embedding; 0: min(32, 1.6 n^0.56)
 
     def check(self) -> None:
         if self.select == "groups":
@@ -46,6 +52,11 @@ class TableFeatures(TabularFeatures):
         super().check()
         if self.max_onehot < 2:
             raise ConfigError(f"features.max_onehot must be an int >= 2; got {self.max_onehot}.")
+        if self.embed_dim < 0:
+            raise ConfigError(f"features.embed_dim must be an int >= 0; got {self.embed_dim}.")
+        if self.select == "kbest" and "embed" in (self.encode, self.high_cardinality):
+            raise ConfigError("features.select=kbest would reorder the embedded code columns; "
+                              "use select=all with embed.")  # fmt: skip
         if self.min_frequency < 1:
             raise ConfigError(
                 f"features.min_frequency must be an int >= 1; got {self.min_frequency}."
@@ -69,6 +80,10 @@ class CrossFitTargetEncoder(TargetEncoder):
         if getattr(self, "_train_key", None) == _key(X):
             return self._train_out
         return super().transform(X)
+
+
+def _plus_one(X):
+    return np.asarray(X, dtype=np.float64) + 1.0
 
 
 def _key(X) -> tuple:
@@ -100,13 +115,17 @@ def table_preprocessor(cfg: TableFeatures, task_kind: str, categorical: np.ndarr
     for c, n in zip(cats, n_categories):
         encoding = cfg.encode if n <= cfg.max_onehot else cfg.high_cardinality
         by_encoding.setdefault(encoding, []).append(c)
-    for encoding, columns in by_encoding.items():
+    embed = []
+    for encoding, columns in sorted(by_encoding.items(), key=lambda kv: kv[0] == "embed"):
         parts.append((encoding, _encoder(encoding, cfg, task_kind, seed), columns))
+        if encoding == "embed":  # last: the model embeds the final columns
+            sizes = [n_categories[cats.index(c)] + 2 for c in columns]  # + unknown, rare
+            embed = [(n, cfg.embed_dim or min(32, round(1.6 * n**0.56))) for n in sizes]
     steps = [("columns", ColumnTransformer(parts, sparse_threshold=0))]
     if cfg.select == "kbest":
         score = f_classif if task_kind == "classification" else f_regression
         steps.append(("select", SelectKBest(score, k=cfg.k)))
-    return Preprocessor(Pipeline(steps), scale_target=cfg.scale_target)
+    return Preprocessor(Pipeline(steps), scale_target=cfg.scale_target, embed=embed)
 
 
 def _encoder(encoding: str, cfg: TableFeatures, task_kind: str, seed: int):
@@ -120,6 +139,11 @@ def _encoder(encoding: str, cfg: TableFeatures, task_kind: str, seed: int):
             5, shuffle=True, random_state=seed
         )
         encoder = CrossFitTargetEncoder(target_type=target_type, cv=folds)
+    elif encoding == "embed":  # codes 1..n of the fold's categories; 0 unknown/missing/rare
+        encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
+                                 min_frequency=cfg.min_frequency)  # fmt: skip
+        return Pipeline([("fill", fill), ("encode", encoder),
+                         ("shift", FunctionTransformer(_plus_one))])  # fmt: skip
     else:
         encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
         scaler = SCALERS[cfg.scale]

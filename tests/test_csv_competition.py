@@ -151,3 +151,25 @@ def test_missing_yaml_and_found_by_folder(tmp_path):
         load_competition(str(tmp_path / "none" / "competition.yaml"))
     path = write_files(tmp_path / "zoo")
     assert load_competition(str(path.parent)).name == "zoo"
+
+
+def test_high_cardinality_columns_can_be_embedded(tmp_path):
+    from pipeline.models import EmbeddingInput, build_model
+
+    path = write_files(tmp_path / "zoo", yaml="metric: accuracy\ndefaults:\n  features:\n"
+                       "    high_cardinality: embed\n    max_onehot: 3\n")  # fmt: skip
+    competition = loaded(path)
+    train = competition.load_train(path.parent)
+    cfg = build_config(competition.features_cls(), [("yaml", competition.defaults())], [])
+    pre = competition.make_preprocessor(cfg, train).fit(train.X[:60], train.y[:60])
+    assert [n for n, _ in pre.embed] == [4 + 2]  # colour: 4 categories + unknown + rare
+    out = pre.transform(train.X)
+    codes = out[:, -1]
+    assert set(np.unique(codes)) <= set(range(6)) and codes.min() >= 0
+    pre.pad_to(out.shape[1] + 2)  # padding goes before the code column
+    assert np.array_equal(pre.transform(train.X)[:, -1], codes)
+    model = build_model(cfg.model, pre.n_features_out_, 3, embed=pre.embed)
+    assert isinstance(model, EmbeddingInput)
+    import torch
+
+    assert model(torch.from_numpy(pre.transform(train.X[:5]))).shape == (5, 3)

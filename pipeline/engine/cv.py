@@ -143,7 +143,7 @@ class CrossValidator:
         L.seed_everything(self.cfg.seed + k, verbose=False)
         task = self.competition.task
         return build_model(self.cfg.model, pre.n_features_out_, task.n_outputs,
-                           self.competition.frame_dim)  # fmt: skip
+                           self.competition.frame_dim, embed=pre.embed)  # fmt: skip
 
     def _callbacks(self, fold: int | None) -> list:
         out = []

@@ -204,6 +204,8 @@ class Stacked(nn.Module):
             self.convs = _stack_module([m.convs for m in models], conv=True)
             self.mlp_body = _stack_module([m.mlp.body for m in models])
             self.head = _stack_module([m.mlp.head for m in models])
+        elif type(first).__name__ == "EmbeddingInput":
+            raise NotStackable("category embeddings (features.encode/high_cardinality=embed)")
         elif isinstance(first, MLP):
             self.convs = None
             self.mlp_body = _stack_module([m.body for m in models])
