@@ -196,10 +196,12 @@ def repair_leftovers(target: Path, say: Callable[[str], None] = _say) -> None:
                 )
             if not target.exists() and (kind == "old" or (folder / MARKER).is_file()):
                 os.rename(folder, target)
-                what = "a finished run" if kind == "partial" else "the run it was replacing"
                 say(
-                    f"moved {folder} to {target}: {what}, left there by process {pid} (gone) "
-                    "between the two renames that move a run into place."
+                    f"moved {folder} to {target}: the finished run of process {pid}, which "
+                    "stopped before it was in place."
+                    if kind == "partial"
+                    else f"moved {folder} back to {target}: the run that process {pid} was "
+                    "replacing when it stopped."
                 )
                 continue
             shutil.rmtree(folder, ignore_errors=True)

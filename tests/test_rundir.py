@@ -186,7 +186,7 @@ def test_a_crash_between_the_two_renames_is_repaired_by_the_next_run(tmp_path):
         pass
     assert (out / "submission.csv").read_text() == "new\n" and (out / MARKER).is_file()
     assert leftovers(out) == [] and len(said) == 2
-    assert said[0].startswith("moved ") and "a finished run" in said[0]
+    assert said[0].startswith("moved ") and "the finished run of process" in said[0]
     assert said[1].startswith("removed ") and ".run.old-" in said[1]
 
 
@@ -197,7 +197,7 @@ def test_an_old_run_moved_aside_by_a_run_that_never_finished_is_moved_back(tmp_p
     said = []
     rundir.repair_leftovers(out, say=said.append)
     assert sorted(snapshot(out)) == [MARKER, "submission.csv"] and leftovers(out) == []
-    assert "the run it was replacing" in said[-1]
+    assert said[-1].startswith(f"moved {tmp_path / f'.run.old-{pid}'} back to {out}")
 
 
 def test_a_failing_second_rename_puts_the_old_run_back(tmp_path, monkeypatch):
