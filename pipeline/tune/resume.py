@@ -114,18 +114,19 @@ def opened(
             storage = open_storage(url, heartbeat)
         yield storage, aside is not None
     except BaseException:
-        if made:
-            _remove_made(out_dir)
-        if aside is not None:
+        if aside is not None:  # the folder is this process's own since the old one moved aside
+            shutil.rmtree(out_dir, ignore_errors=True)
             os.rename(aside, out_dir)
+        elif made:
+            _remove_made(out_dir)
         raise
     if aside is not None:
         shutil.rmtree(aside, ignore_errors=True)
 
 
 def _remove_made(out_dir: Path) -> None:
-    """The folder `opened` made, with the SQLite file it may have begun (nobody else's files)."""
-    for name in ("study.db", "study.db-wal", "study.db-shm", "study.db-journal"):
+    """The folder `opened` made, with the files it may have begun (nobody else's)."""
+    for name in ("tune.json", "study.db", "study.db-wal", "study.db-shm", "study.db-journal"):
         (out_dir / name).unlink(missing_ok=True)
     with contextlib.suppress(OSError):  # not empty: a second worker's files, its folder now
         out_dir.rmdir()
