@@ -14,12 +14,20 @@ What a folder at --out holds decides what happens (`run_state`):
   version), replaced without --overwrite, with one line saying so;
 - any other file: not a run's folder, never replaced (--overwrite must not empty a folder of
   your own files).
-Sibling `.a.partial-<pid>` / `.a.old-<pid>` folders of processes that are gone (kill -9, power
-loss) are removed by the next run of the same --out, with one line each.
+Moving in: where the system swaps two folders in one step (Linux renameat2 RENAME_EXCHANGE),
+the new run and the old one trade places and the old one is deleted. Elsewhere it takes two
+renames (the old run to `.a.old-<pid>`, the new one to `a`) and --out is missing between them;
+the old run is deleted only after the new one is in place, a failed second rename puts it back,
+and what a crash between them leaves (a finished `.a.partial-<pid>` and `.a.old-<pid>`, no
+`a`) is put together by the next run of the same --out: the finished run is moved in
+(`repair_leftovers`). Other sibling `.a.partial-<pid>` / `.a.old-<pid>` folders of processes
+that are gone (kill -9, power loss) are removed by that run, or an `.a.old-<pid>` with no `a`
+moved back, with one line each.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
@@ -109,8 +117,9 @@ def run_folder(
     mark it complete and move it to `path` (replacing what was there). On an error or an
     interrupt it is removed and `path` stays as it was."""
     target = Path(path)
+    check_out_dir(target, overwrite=True)  # a file, not a folder, is refused there
+    repair_leftovers(target, say)  # first: a repaired --out is judged like any other
     state = check_run_dir(target, overwrite)
-    remove_leftovers(target, say)
     if state == "unfinished":
         say(f"--out {target} holds an unfinished run (no {MARKER}); this run replaces it.")
     work = sibling(target, "partial")
@@ -135,23 +144,49 @@ def run_folder(
 
 
 def _move_in(work: Path, target: Path) -> None:
-    if target.exists():
-        old = sibling(target, "old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.rename(target, old)
+    """`work` (finished, with its marker) becomes `target`; the old run is deleted only after
+    the new one is in place (the module's first comment)."""
+    if not target.exists():
         os.rename(work, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
+        return
+    if _exchange(work, target):  # one step: no moment without a run at --out
+        shutil.rmtree(work, ignore_errors=True)  # the old run now
+        return
+    old = sibling(target, "old")
+    shutil.rmtree(old, ignore_errors=True)
+    os.rename(target, old)
+    try:
         os.rename(work, target)
+    except BaseException:
+        os.rename(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
-def remove_leftovers(target: Path, say: Callable[[str], None] = _say) -> None:
-    """Remove the temporary folders of earlier runs of `target` whose process is gone; refuse
-    while another live process writes one."""
+RENAME_EXCHANGE = 2  # linux/fs.h
+AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders atomically (Linux renameat2); False where the C library, the kernel or
+    the filesystem cannot (then nothing was changed)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # glibc before 2.28, musl
+        return False
+    done = renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE)
+    return done == 0
+
+
+def repair_leftovers(target: Path, say: Callable[[str], None] = _say) -> None:
+    """Put back together, or remove, the temporary folders of earlier runs of `target` whose
+    process is gone; refuse while another live process writes one."""
     for kind in ("partial", "old"):
-        for folder in target.parent.glob(f".{target.name}.{kind}-*"):
+        for folder in sorted(target.parent.glob(f".{target.name}.{kind}-*")):
             pid = folder.name.rsplit("-", 1)[-1]
-            if not pid.isdigit():
+            if not pid.isdigit() or not folder.exists():
                 continue
             if int(pid) != os.getpid() and _alive(int(pid)):
                 raise UserError(
@@ -159,6 +194,16 @@ def remove_leftovers(target: Path, say: Callable[[str], None] = _say) -> None:
                     "it to finish or choose another folder (delete that folder if no such run "
                     "is going on)."
                 )
+            if not target.exists() and (kind == "old" or (folder / MARKER).is_file()):
+                os.rename(folder, target)
+                say(
+                    f"moved {folder} to {target}: the finished run of process {pid}, which "
+                    "stopped before it was in place."
+                    if kind == "partial"
+                    else f"moved {folder} back to {target}: the run that process {pid} was "
+                    "replacing when it stopped."
+                )
+                continue
             shutil.rmtree(folder, ignore_errors=True)
             say(f"removed {folder}: what an unfinished run (process {pid}, gone) left behind.")
 

@@ -46,63 +46,46 @@ def assert_one_line_and_nothing_written(code, err, out_dir, message):
     assert not out_dir.exists()
 
 
-@pytest.mark.parametrize(
-    ("file", "change", "message"),
-    [
-        (
-            "covid.train.csv",
-            _repeat(4),
-            r"covid.train.csv line 2,702 repeats id 4 of line 6 \(column 'id'\)",
-        ),
-        ("covid.test.csv", _repeat(0), r"covid.test.csv line 895 repeats id 0 of line 2"),
-        (
-            "sampleSubmission.csv",
-            _set(3, "id", "2"),
-            r"sampleSubmission.csv line 5 repeats id 2 of line 4",
-        ),
-        (
-            "sampleSubmission.csv",
-            _set(7, "id", "5000"),
-            r"sampleSubmission.csv line 9 has id 5000, which covid.test.csv does not hold",
-        ),
-        (
-            "sampleSubmission.csv",
-            lambda f: f.drop(index=10),
-            r"sampleSubmission.csv lacks id 10 of covid.test.csv line 12",
-        ),
-        (
-            "covid.train.csv",
-            _set(6, "cli", "1e300"),
-            r"covid.train.csv line 8, column 'cli' holds 1e\+300, beyond the float32 range",
-        ),
-        (
-            "covid.test.csv",
-            _set(2, "shop.1", "3.5e38"),
-            r"covid.test.csv line 4, column 'shop.1' holds 3.5e\+38, beyond the float32 range",
-        ),
-        (
-            "covid.train.csv",
-            _set(0, "tested_positive.2", "-3.5e38"),
-            r"line 2, column 'tested_positive.2' holds -3.5e\+38, beyond the float32 range",
-        ),
-        (
-            "covid.test.csv",
-            _set(5, "ili", "inf"),
-            r"line 7, column 'ili' holds '?inf'?, not a finite number",
-        ),
-        (
-            "covid.train.csv",
-            _set(1, "ili", "NaN"),
-            r"line 3, column 'ili' holds '?(NaN|nan)'?, not a finite",
-        ),
-        ("covid.test.csv", _set(1, "id", "1.5"), r"line 3, column 'id' holds 1.5; ids must be"),
-    ],
-)
-def test_bad_files_are_found_before_training(covid_copy, tmp_path, capsys, file, change, message):
+def _bad_covid_file(covid_copy, tmp_path, capsys, file, change, message):
     _edit(covid_copy / file, change)
     out = tmp_path / "run"
     code, _, err = _train(["covid", "--data-dir", covid_copy, "--out", out], capsys)
-    assert_one_line_and_nothing_written(code, err, out, message)
+    assert_one_line_and_nothing_written(code, err, out, re.escape(file) + " " + message)
+
+
+@pytest.mark.parametrize(
+    ("file", "change", "message"),
+    [
+        ("covid.train.csv", _repeat(4), r"line 2,702 repeats id 4 of line 6 \(column 'id'\)"),
+        ("covid.test.csv", _repeat(0), r"line 895 repeats id 0 of line 2"),
+        ("sampleSubmission.csv", _set(3, "id", "2"), r"line 5 repeats id 2 of line 4"),
+        ("sampleSubmission.csv", _set(7, "id", "5000"),
+         r"line 9 has id 5000, which covid.test.csv does not hold"),
+        ("sampleSubmission.csv", lambda f: f.drop(index=10),
+         r"lacks id 10 of covid.test.csv line 12"),
+    ],
+)  # fmt: skip
+def test_bad_ids_are_found_before_training(covid_copy, tmp_path, capsys, file, change, message):
+    _bad_covid_file(covid_copy, tmp_path, capsys, file, change, message)
+
+
+@pytest.mark.parametrize(
+    ("file", "row", "column", "value", "holds"),
+    [
+        ("covid.train.csv", 6, "cli", "1e300", r"1e\+300, beyond the float32 range"),
+        ("covid.test.csv", 2, "shop.1", "3.5e38", r"3.5e\+38, beyond the float32 range"),
+        ("covid.train.csv", 0, "tested_positive.2", "-3.5e38", r"-3.5e\+38, beyond the float32"),
+        ("covid.test.csv", 5, "ili", "inf", r"'?inf'?, not a finite number"),
+        ("covid.train.csv", 1, "ili", "NaN", r"'?(NaN|nan)'?, not a finite"),
+        ("covid.test.csv", 1, "id", "1.5", r"1.5; ids must be"),
+    ],
+)
+def test_bad_cells_are_found_before_training(
+    covid_copy, tmp_path, capsys, file, row, column, value, holds
+):
+    """The message names the file, its line (the header is line 1), the column and the value."""
+    message = rf"line {row + 2}, column '{re.escape(column)}' holds {holds}"
+    _bad_covid_file(covid_copy, tmp_path, capsys, file, _set(row, column, value), message)
 
 
 @pytest.mark.parametrize(

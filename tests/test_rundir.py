@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline import rundir
 from pipeline.errors import UserError
 from pipeline.interrupts import Interrupted
 from pipeline.progress import RunProgress
@@ -140,6 +141,79 @@ def test_an_interrupt_says_what_was_kept(names, kept, tmp_path):
         raise Interrupted(signal.SIGTERM)
     assert caught.value.kept == f"nothing written; {out} {kept}"
     assert caught.value.exit_code == 143 and leftovers(out) == []
+
+
+# -- moving a finished run into place ------------------------------------------------------------
+CRASH_BETWEEN_RENAMES = """
+import os, sys
+from pathlib import Path
+from pipeline import rundir
+rundir._exchange = lambda a, b: False  # no atomic swap: the two renames
+real = os.rename
+def rename(src, dst):
+    if ".partial-" in str(src):  # the second rename: the new run into place
+        os._exit(9)  # power loss
+    real(src, dst)
+os.rename = rename
+with rundir.run_folder(Path(sys.argv[1]), overwrite=True) as work:
+    (work / "submission.csv").write_text("new\\n")
+"""
+
+
+@pytest.mark.parametrize("swap", [True, False], ids=["exchange", "two-renames"])
+def test_overwrite_moves_the_new_run_in_and_deletes_the_old_one(swap, tmp_path, monkeypatch):
+    if not swap:
+        monkeypatch.setattr(rundir, "_exchange", lambda a, b: False)
+    out = make(tmp_path / "run", MARKER, "submission.csv", "oof.csv")
+    with run_folder(out, overwrite=True) as work:
+        (work / "submission.csv").write_text("new\n")
+    assert sorted(snapshot(out)) == [MARKER, "submission.csv"] and leftovers(out) == []
+    assert (out / "submission.csv").read_text() == "new\n"
+
+
+def test_a_crash_between_the_two_renames_is_repaired_by_the_next_run(tmp_path):
+    out = make(tmp_path / "run", MARKER, "submission.csv")
+    child = subprocess.run([sys.executable, "-c", CRASH_BETWEEN_RENAMES, str(out)],
+                           cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    assert child.returncode == 9
+    # the moment between the renames: no run at --out, the old one and the finished new one beside
+    left = [n.split("-")[0] for n in leftovers(out)]
+    assert not out.exists() and left == [".run.old", ".run.partial"]
+    said = []
+    # the same command without --overwrite: the repaired run at --out is a finished one
+    refused = pytest.raises(UserError, match="already holds a finished run")
+    with refused, run_folder(out, overwrite=False, say=said.append):
+        pass
+    assert (out / "submission.csv").read_text() == "new\n" and (out / MARKER).is_file()
+    assert leftovers(out) == [] and len(said) == 2
+    assert said[0].startswith("moved ") and "the finished run of process" in said[0]
+    assert said[1].startswith("removed ") and ".run.old-" in said[1]
+
+
+def test_an_old_run_moved_aside_by_a_run_that_never_finished_is_moved_back(tmp_path):
+    out, pid = tmp_path / "run", dead_pid()
+    make(tmp_path / f".run.old-{pid}", MARKER, "submission.csv")
+    make(tmp_path / f".run.partial-{pid}", "logs/")  # no marker: that run had not finished
+    said = []
+    rundir.repair_leftovers(out, say=said.append)
+    assert sorted(snapshot(out)) == [MARKER, "submission.csv"] and leftovers(out) == []
+    assert said[-1].startswith(f"moved {tmp_path / f'.run.old-{pid}'} back to {out}")
+
+
+def test_a_failing_second_rename_puts_the_old_run_back(tmp_path, monkeypatch):
+    monkeypatch.setattr(rundir, "_exchange", lambda a, b: False)
+    out = make(tmp_path / "run", MARKER, "submission.csv")
+    before, real = snapshot(out), os.rename
+
+    def rename(src, dst):
+        if ".partial-" in str(src):
+            raise OSError(28, "No space left on device")
+        real(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(OSError), run_folder(out, overwrite=True) as work:
+        (work / "submission.csv").write_text("new\n")
+    assert snapshot(out) == before and leftovers(out) == []
 
 
 # -- python -m pipeline.train, in-process -----------------------------------------------------

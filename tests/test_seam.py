@@ -123,6 +123,30 @@ def test_a_preprocessing_that_mixes_columns_has_no_affine_map_and_runs_on_host_i
     assert small.engine == "plain" and "memory budget" in small.reason
 
 
+@pytest.mark.parametrize(
+    ("accelerator", "cuda", "device"),
+    [("cpu", True, "cpu"), ("auto", True, "cuda"), ("gpu", True, "cuda"), ("auto", False, "cpu"),
+     ("mps", True, "cpu")],
+)  # fmt: skip
+def test_the_memory_budget_is_the_one_of_the_device_the_run_trains_on(
+    accelerator, cuda, device, monkeypatch
+):
+    """train.accelerator=cpu on a CUDA machine: the host inputs are budgeted in RAM."""
+    import torch
+
+    from pipeline.engine import seam
+
+    X = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)
+    pres = [Preprocessor(Pipeline([("pca", PCA(2))])).fit(X, X[:, 0]) for _ in range(2)]
+    cfg = small_config(_demo(), "train.engine=auto", f"train.accelerator={accelerator}")
+    models = [build_model(cfg.model, 2, 10) for _ in pres]
+    asked = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(seam, "memory_budget", lambda d: asked.append(d.type) or 1 << 20)
+    assert choose_engine(cfg, pres, models, n_rows=60).engine == "fast"
+    assert asked == [device]
+
+
 def _demo():
     from pipeline.competition import load_competition
 

@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 from pipeline.config import TrainConfig
 from pipeline.train import main as train_main
 from pipeline.tune import main
+from pipeline.tune.plots import PLOTS
 from pipeline.tune.pruners import FOLD_MEAN, FOLD_SCORES, PER_FOLD, list_pruners
 from pipeline.tune.storage import default_url
 
@@ -129,7 +130,7 @@ def test_the_run_ends_in_a_submission_an_ensemble_plots_and_a_summary(study_run,
     for path in (out / "submission.csv", out / "ensemble" / "submission.csv"):
         sub = pd.read_csv(path)
         assert list(sub.columns) == ["id", "label"] and sub["id"].equals(sample["id"])
-    for name in ("optimization_history.png", "param_importances.png", "parallel_coordinate.png"):
+    for name in PLOTS:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = json.loads((out / "tune.json").read_text())
     assert summary["pruner"] == {"kind": "median", "n_startup": 2, "warmup": 1,

@@ -4,13 +4,16 @@ finished trials."""
 
 import contextlib
 import io
+import re
 import signal
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
-from pipeline.tune import main
+from pipeline.errors import UserError
+from pipeline.interrupts import Interrupted
+from pipeline.tune import main, resume
 from pipeline.tune.report import TuneProgress
 from pipeline.tune.storage import default_url
 
@@ -102,3 +105,51 @@ def test_ctrl_c_keeps_the_finished_trials_and_the_same_command_resumes(
     monkeypatch.setattr(TuneProgress, "epoch", real_epoch)
     assert tune(demo_dir, space, *argv)[0] == 0
     assert len(trials(out, TrialState.COMPLETE)) == 3 and not trials(out, TrialState.RUNNING)
+
+
+def old_study(out):
+    """A tuning run's folder: its SQLite study with one trial, tune.json, saved predictions."""
+    out.mkdir()
+    study = optuna.create_study(storage=default_url(out), study_name="demo")
+    study.tell(study.ask(), 0.5)
+    (out / "tune.json").write_text('{"competition": "demo", "study": "demo"}\n')
+    (out / "trials" / "00000").mkdir(parents=True)
+    (out / "trials" / "00000" / "oof.npy").write_bytes(b"old")
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+
+def _fails_to_open(exc):
+    def open_storage(url, heartbeat):
+        raise exc
+
+    return open_storage
+
+
+@pytest.mark.parametrize(
+    ("storage", "fault", "code", "message"),
+    [
+        ("garbage", None, 2, r"error: Cannot open --storage journal:.*garbage\.log as an Optuna "
+                             r"journal file \(line 1 is not a journal entry: 'garbage'\)"),
+        (None, UserError("Cannot open --storage sqlite:///x: disk I/O error"), 2,
+         r"error: Cannot open --storage sqlite:///x: disk I/O error"),
+        (None, Interrupted(signal.SIGINT), 130, r"interrupted \(Ctrl-C\)"),
+    ],
+    ids=["bad-storage", "default-storage-fails", "ctrl-c"],
+)  # fmt: skip
+def test_an_overwrite_whose_storage_does_not_open_keeps_the_old_study_whole(
+    demo_dir, space, tmp_path, monkeypatch, storage, fault, code, message
+):
+    out = tmp_path / "tune"
+    before = old_study(out)
+    extra = []
+    if storage:
+        (tmp_path / "garbage.log").write_text("garbage\n")
+        extra = ["--storage", f"journal:{tmp_path / 'garbage.log'}"]
+    if fault is not None:  # the fresh SQLite file in --out, after the old folder was moved aside
+        monkeypatch.setattr(resume, "open_storage", _fails_to_open(fault))
+    got, err = tune(demo_dir, space, "--out", out, "--trials", 1, "--overwrite", *extra)
+    assert got == code and err.count("\n") == 1 and re.match(message, err), err
+    after = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tune.")] == []
+    assert len(trials(out)) == 1

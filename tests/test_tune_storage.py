@@ -3,6 +3,7 @@
 import contextlib
 import re
 import sqlite3
+import threading
 import time
 
 import optuna
@@ -11,6 +12,7 @@ import sqlalchemy.exc
 from optuna.trial import TrialState
 
 from pipeline.errors import UserError
+from pipeline.tune import journal
 from pipeline.tune import storage as tune_storage
 from pipeline.tune.storage import fail_stale_trials, open_storage
 
@@ -105,26 +107,79 @@ def _not_a_database(tmp_path):
     )
 
 
-@pytest.mark.parametrize(
-    "storage",
-    [
-        _not_a_database,
-        lambda tmp: (f"sqlite:///{tmp}", r"Cannot open --storage sqlite:///.* as an SQLite database"),
-        lambda tmp: (f"journal:{tmp}", r"Cannot open --storage journal:.* as an Optuna journal file"),
-        lambda tmp: ((tmp / "j.log").write_text("{not json\n" * 3) and f"journal:{tmp / 'j.log'}",
-                     r"as an Optuna journal file"),
-    ],
-)  # fmt: skip
-def test_a_storage_that_is_not_a_database_is_one_line(tmp_path, storage):
+def _journal(text: bytes, message: str):
+    """A journal file holding `text`, and the reason its error names."""
+
+    def make(tmp_path):
+        (tmp_path / "j.log").write_bytes(text)
+        return (
+            f"journal:{tmp_path / 'j.log'}",
+            r"Cannot open --storage journal:.*j\.log as an "
+            rf"Optuna journal file \({message}\); give another path",
+        )
+
+    return make
+
+
+ENTRY = b'{"op_code":0,"worker_id":"w","study_name":"s","directions":[1]}\n'
+GARBAGE_LINE = _journal(b"garbage\n", "line 1 is not a journal entry: 'garbage'")
+UNFINISHED = _journal(b"garbage", "line 1 was left unfinished: 'garbage'")  # nobody finishes it
+BAD_STORAGES = {
+    "sqlite-text": _not_a_database,
+    "sqlite-folder": lambda tmp: (
+        f"sqlite:///{tmp}",
+        r"Cannot open --storage sqlite:///.* as an SQLite database",
+    ),
+    "journal-folder": lambda tmp: (
+        f"journal:{tmp}",
+        r"Cannot open --storage journal:.* as an Optuna journal file",
+    ),
+    "journal-text": _journal(b"{not json\n" * 3, "line 1 is not a journal entry: '{not json'"),
+    # one garbage line: Optuna takes it for a line another worker is writing, and opens the file
+    "journal-garbage-line": GARBAGE_LINE,
+    "journal-unfinished-line": UNFINISHED,
+    "journal-empty-line": _journal(ENTRY + b"\n", "line 2 is not a journal entry: ''"),
+    "journal-json-list": _journal(ENTRY + b"[1]\n", r"line 2 is not a journal entry: '\[1\]'"),
+    "journal-not-utf8": _journal(b"\xff\xfe\n", "line 1 is not a journal entry: '.*'"),
+    "journal-unknown-op": _journal(
+        b'{"op_code": 99}\n', r"an entry Optuna cannot replay: AssertionError Should not reach\."
+    ),
+    "journal-bad-entry": _journal(
+        b'{"op_code": 4}\n', "an entry Optuna cannot replay: KeyError 'study_id'"
+    ),
+}
+
+
+@pytest.mark.parametrize("storage", BAD_STORAGES.values(), ids=BAD_STORAGES)
+def test_a_storage_that_is_not_a_database_is_one_line(tmp_path, storage, monkeypatch):
+    monkeypatch.setattr(journal, "WAIT", 0.01)
     url, message = storage(tmp_path)
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(UserError, match=message) as caught:
         open_storage(url, heartbeat=60)
+    assert "\n" not in str(caught.value)
 
 
-def test_tune_with_a_corrupt_sqlite_file_exits_2_with_one_line(demo_dir, tmp_path, capsys):
+def test_a_journal_line_another_worker_is_writing_is_waited_for(tmp_path, monkeypatch):
+    monkeypatch.setattr(journal, "WAIT", 0.5)
+    path = tmp_path / "j.log"
+    path.write_bytes(ENTRY + ENTRY[:20])  # the second entry half written
+    rest = threading.Timer(0.1, lambda: path.open("ab").write(ENTRY[20:]))
+    rest.start()
+    storage = open_storage(f"journal:{path}", heartbeat=60)
+    rest.join()
+    assert [s.study_name for s in storage.get_all_studies()] == ["s"]
+
+
+@pytest.mark.parametrize(
+    "storage", [_not_a_database, GARBAGE_LINE, UNFINISHED], ids=["sqlite", "garbage", "unfinished"]
+)
+def test_tune_with_a_bad_storage_exits_2_before_it_creates_out(
+    demo_dir, tmp_path, capsys, storage, monkeypatch
+):
     from pipeline.tune.cli import main
 
-    url, message = _not_a_database(tmp_path)
+    monkeypatch.setattr(journal, "WAIT", 0.01)
+    url, message = storage(tmp_path)
     space = tmp_path / "space.yaml"
     space.write_text("optim.lr: {low: 1.0e-3, high: 1.0e-2, log: true}\n")
     argv = ["demo", "--data-dir", demo_dir, "--out", tmp_path / "run", "--space", space,
@@ -133,3 +188,4 @@ def test_tune_with_a_corrupt_sqlite_file_exits_2_with_one_line(demo_dir, tmp_pat
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
     assert re.search(message, err), err
+    assert not (tmp_path / "run").exists()  # no folder, no tune.json

@@ -55,8 +55,12 @@ def host_bytes(preprocessors: list[Preprocessor], n_rows: int) -> int:
     return sum(p.n_features_out_ for p in preprocessors) * n_rows * 4
 
 
-def _device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def run_device(accelerator: str) -> torch.device:
+    """The device `train.accelerator` trains on, as Lightning resolves it: CUDA for auto, gpu
+    or cuda when there is a GPU; otherwise the CPU (also for mps: memory shared with the host,
+    the host's budget)."""
+    gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    return torch.device("cuda" if gpu else "cpu")
 
 
 def choose_engine(
@@ -78,7 +82,7 @@ def choose_engine(
     if not reasons and any(m is None for m in maps):
         maps = None
         need = host_bytes(preprocessors, n_rows)
-        budget = memory_budget(_device()) if budget is None else budget
+        budget = memory_budget(run_device(cfg.train.accelerator)) if budget is None else budget
         if need > budget:
             reasons.append(
                 "preprocessing that is not a column selection with per-column scaling, whose "

@@ -10,7 +10,9 @@ Reading order, top down (a module imports only modules below it):
                 none) and what each pruner sees with either engine
 - space.py      the search space: config paths -> Optuna distributions
 - storage.py    where a study lives, how workers share it, crashed trials retried, exact totals
-- report.py     what a person sees: progress while tuning, the summary table, the plots
+- journal.py    --storage journal:PATH, each line checked before a study uses the file
+- report.py     what a person sees: progress while tuning, the summary table
+- plots.py      the study's plots as PNG (intermediate values one panel per step layout)
 """
 
 from pipeline.tune.cli import main

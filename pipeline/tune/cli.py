@@ -29,17 +29,17 @@ from pipeline.faults import check_writable
 from pipeline.inputs import load_inputs
 from pipeline.interrupts import keeping
 from pipeline.io import write_json
+from pipeline.rundir import repair_leftovers
 from pipeline.tune.final import finish
 from pipeline.tune.objective import TuneSetup
 from pipeline.tune.pruners import Pruning, list_pruners
 from pipeline.tune.report import TuneProgress, print_tune_summary
-from pipeline.tune.resume import check_overwritable, choose_dir, clear_dir, drop_study
+from pipeline.tune.resume import check_overwritable, choose_dir, drop_study, opened
 from pipeline.tune.space import load_space
 from pipeline.tune.storage import (
     default_url,
     n_finished,
     native_heartbeat,
-    open_storage,
     shown_url,
 )
 from pipeline.tune.study import open_study, run_trials, writes_final
@@ -187,17 +187,18 @@ def tune(args: argparse.Namespace) -> int:
     out_dir = choose_dir(
         args.out, competition.name, name, args.storage, args.trials, args.overwrite
     )
+    repair_leftovers(out_dir)  # an --overwrite killed before its first trial: the old run back
     check_tune_dir(out_dir, args.overwrite)
-    cleared = args.overwrite and clear_dir(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     url = args.storage or default_url(out_dir)
-    if not (out_dir / "tune.json").exists():  # first, so that a second worker sees a tune folder
-        write_json(
-            out_dir / "tune.json",
-            {"competition": competition.name, "study": name, "storage": shown_url(url)},
-        )
-    storage = open_storage(url, args.heartbeat)
-    if args.overwrite and (drop_study(storage, name) or cleared):
+    with opened(out_dir, url, bool(args.storage), args.heartbeat, args.overwrite) as ready:
+        storage, replaced = ready
+        dropped = args.overwrite and drop_study(storage, name)
+        if not (out_dir / "tune.json").exists():  # so that a second worker sees a tune folder
+            write_json(
+                out_dir / "tune.json",
+                {"competition": competition.name, "study": name, "storage": shown_url(url)},
+            )
+    if args.overwrite and (dropped or replaced):
         print(
             f"--overwrite: a fresh study {name!r} in {shown_url(url)}; the old study and the "
             f"files in {out_dir} were deleted.",

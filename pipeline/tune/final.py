@@ -21,7 +21,8 @@ from pipeline.report import plot_learning_curves
 from pipeline.run import fit_and_write
 from pipeline.submission import build_submission, write_submission
 from pipeline.tune.objective import SURPLUS, TuneSetup, ranked, trial_dir, trial_inputs
-from pipeline.tune.report import reason_counts, save_plots, trials_per_10_min
+from pipeline.tune.plots import save_plots
+from pipeline.tune.report import reason_counts, trials_per_10_min
 from pipeline.tune.storage import counts
 
 

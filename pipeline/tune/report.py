@@ -1,28 +1,18 @@
 """What a person sees while tuning and at the end: a progress bar (or one line per trial in logs),
-a summary table of the best trials, and the study's plots saved as PNG. In a log, a trial that
+a summary table of the best trials (the plots: pipeline/tune/plots.py). In a log, a trial that
 runs long prints a line at least every minute (pipeline.progress.HEARTBEAT_SECONDS)."""
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections import Counter
-from pathlib import Path
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.io import atomic_write
 from pipeline.progress import LogPulse, bar
-
-PLOTS = {
-    "optimization_history.png": "plot_optimization_history",
-    "param_importances.png": "plot_param_importances",
-    "parallel_coordinate.png": "plot_parallel_coordinate",
-    "intermediate_values.png": "plot_intermediate_values",
-}
 
 
 class TuneProgress:
@@ -106,40 +96,6 @@ def reason_counts(study: optuna.Study) -> Counter:
             continue
         kinds["pruned" if kind.startswith("pruned") else kind] += 1
     return kinds
-
-
-def save_plots(study: optuna.Study, out_dir: Path, metric: str) -> dict[str, str]:
-    """PNG plots of the study; {file: 'ok' or why it was skipped}."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from optuna.visualization import matplotlib as ovm
-
-    done = {}
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    for name, fn in PLOTS.items():
-        if len(complete) < 2 and name != "optimization_history.png":
-            done[name] = "skipped: fewer than 2 completed trials"
-            continue
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                kwargs = {} if name == "intermediate_values.png" else {"target_name": metric}
-                ax = getattr(ovm, fn)(study, **kwargs)
-                first = ax.flat[0] if hasattr(ax, "flat") else ax
-                if name == "intermediate_values.png" and first.get_legend() is not None:
-                    first.get_legend().remove()  # one entry per trial: hundreds of them
-                fig = first.get_figure()
-                fig.set_size_inches(10, 6)
-                fig.tight_layout()
-            atomic_write(out_dir / name, lambda tmp, f=fig: f.savefig(tmp, dpi=100, format="png"))
-            plt.close(fig)
-            done[name] = "ok"
-        except Exception as exc:  # a plot must never cost the results of a whole study
-            plt.close("all")
-            done[name] = f"skipped: {exc}".splitlines()[0]
-    return done
 
 
 def print_tune_summary(summary: dict, console: Console | None = None) -> None:

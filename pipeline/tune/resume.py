@@ -7,23 +7,32 @@ fit was written) with at least --trials finished trials; then, and when there is
 `--trials 100` after a finished 50-trial study extends it, its files all in one folder.
 
 --overwrite starts a fresh study: the old study (in the folder's SQLite file, or the --study in
---storage) and the folder's files are deleted before the first trial. Without --out it starts a
-new folder and continues none. Extra workers of that study join without --overwrite.
+--storage) and the folder's files are deleted before the first trial, once the new storage has
+opened: until then they are only moved aside (`.<name>.old-<pid>`, moved back if anything
+fails, and by the next run if the process was killed there). Without --out it starts a new
+folder and continues none. Extra workers of that study join without --overwrite.
+
+A storage that can't be opened (a corrupt SQLite file, a journal of garbage) fails before --out
+is created or changed: a --storage first of all, the default SQLite file in --out as soon as
+the folder is there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
 from optuna.storages import BaseStorage
 
 from pipeline.io import default_run_dir
-from pipeline.rundir import RUN_NAMES, not_a_run
-from pipeline.tune.storage import default_url, shown_url
+from pipeline.rundir import RUN_NAMES, not_a_run, sibling
+from pipeline.tune.storage import default_url, open_storage, shown_url
 
 TUNE_NAMES = frozenset({"tune.json", "study.db", "trials"})  # only a tuning run writes these
 RUNS = Path("runs")  # the default folder of every run, as in pipeline.train
@@ -85,12 +94,42 @@ def check_overwritable(out_dir: Path) -> None:
         raise not_a_run(out_dir)
 
 
-def clear_dir(out_dir: Path) -> bool:
-    """--overwrite: delete the folder's files (the default SQLite study with them)."""
-    if not out_dir.is_dir() or not any(out_dir.iterdir()):
-        return False
-    shutil.rmtree(out_dir)
-    return True
+@contextlib.contextmanager
+def opened(
+    out_dir: Path, url: str, explicit: bool, heartbeat: int, overwrite: bool
+) -> Iterator[tuple[BaseStorage, bool]]:
+    """(storage, replaced) for the block that writes the first files of a tuning run; the
+    storage is opened before --out is created or changed, the old folder (--overwrite) deleted
+    only when the block ends well (the module's first comment). `replaced`: there was one."""
+    storage = open_storage(url, heartbeat) if explicit else None
+    aside = None
+    if overwrite and out_dir.is_dir() and any(out_dir.iterdir()):
+        aside = sibling(out_dir, "old")
+        shutil.rmtree(aside, ignore_errors=True)
+        os.rename(out_dir, aside)
+    made = not out_dir.exists()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if storage is None:
+            storage = open_storage(url, heartbeat)
+        yield storage, aside is not None
+    except BaseException:
+        if aside is not None:  # the folder is this process's own since the old one moved aside
+            shutil.rmtree(out_dir, ignore_errors=True)
+            os.rename(aside, out_dir)
+        elif made:
+            _remove_made(out_dir)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _remove_made(out_dir: Path) -> None:
+    """The folder `opened` made, with the files it may have begun (nobody else's)."""
+    for name in ("tune.json", "study.db", "study.db-wal", "study.db-shm", "study.db-journal"):
+        (out_dir / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # not empty: a second worker's files, its folder now
+        out_dir.rmdir()
 
 
 def drop_study(storage: BaseStorage, name: str) -> bool:

@@ -6,7 +6,7 @@ Storages (`--storage`):
 - any Optuna RDB URL (`postgresql+psycopg2://...`, `mysql+pymysql://...`): workers on many
   machines share one database;
 - `journal:PATH`: Optuna's append-only journal file, for many processes on one filesystem
-  (also NFS, where SQLite's locking is unreliable).
+  (also NFS, where SQLite's locking is unreliable); checked line by line (journal.py).
 
 Crashes: a worker killed mid-trial leaves it RUNNING. RDB storages record a heartbeat for each
 running trial (Optuna's own); the journal storage has none in this Optuna version, so each trial
@@ -36,10 +36,10 @@ from pathlib import Path
 
 import optuna
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from pipeline.errors import UserError
+from pipeline.tune.journal import open_journal
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 MAX_RETRY = 3  # a trial whose worker dies this often is given up
@@ -68,23 +68,7 @@ def open_storage(url: str, heartbeat: int) -> BaseStorage:
     """An Optuna storage for `url`; ConfigError-like UserError with a fix when it cannot open."""
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     if url.startswith("journal:"):
-        path = Path(url.removeprefix("journal:")).expanduser()
-        if not path.parent.is_dir():
-            raise UserError(f"--storage {url}: the folder {path.parent} does not exist.")
-        if path.is_dir():
-            raise UserError(
-                f"Cannot open --storage {url} as an Optuna journal file (it is a folder); give "
-                "the path of a file, e.g. journal:study.log."
-            )
-        try:
-            storage = JournalStorage(JournalFileBackend(str(path)))
-            storage.get_all_studies()  # reads the file: a broken one fails here, not mid-study
-            return storage
-        except (OSError, ValueError) as exc:  # no permission, not a journal (JSON)
-            raise UserError(
-                f"Cannot open --storage {url} as an Optuna journal file ({_first(exc)}); give "
-                "another path."
-            ) from None
+        return open_journal(url)
     if "://" not in url:
         raise UserError(
             f"--storage {url!r} is not a storage URL; use sqlite:///PATH.db, "
