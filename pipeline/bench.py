@@ -38,8 +38,8 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
+from pipeline.catalog import load_competition
 from pipeline.cli import run_cli
-from pipeline.competition import load_competition
 from pipeline.config import COMPILE_MODES
 from pipeline.engine.cv import CrossValidator
 from pipeline.engine.trainer import quiet_lightning

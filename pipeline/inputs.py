@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.competition import Competition, TestData, TrainData, load_competition
+from pipeline.catalog import load_competition
+from pipeline.competition import Competition, TestData, TrainData
 from pipeline.config import Config, build_config, load_yaml
 from pipeline.errors import ConfigError, DataError, UserError
 from pipeline.ids import check_same_ids, checked_ids

@@ -12,7 +12,6 @@ writing and before sending a file to Kaggle (`check_file`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,26 +20,9 @@ import pandas as pd
 from pipeline.competition import Competition
 from pipeline.errors import DataError
 from pipeline.io import write_csv
-from pipeline.submission_checks import check_values, label_key
+from pipeline.submission_checks import SubmissionFormat, check_values, label_key
 
 KINDS = ("values", "labels", "proba", "class_proba")
-
-
-@dataclass(frozen=True)
-class SubmissionFormat:
-    kind: str  # one of KINDS
-    columns: tuple[str, ...]  # the whole header, the id column first
-    classes: tuple = ()  # classification: the competition's labels in class-number order
-    # class_proba: the class number each value column holds; proba: (the submitted class,)
-    class_of_column: tuple[int, ...] = ()
-
-    @property
-    def id_column(self) -> str:
-        return self.columns[0]
-
-    @property
-    def value_columns(self) -> tuple[str, ...]:
-        return self.columns[1:]
 
 
 def _listing(items) -> str:

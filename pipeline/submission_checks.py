@@ -9,6 +9,7 @@ per-class probabilities whose rows sum to 1; values: finite numbers.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -18,7 +19,24 @@ from pipeline.errors import DataError
 
 if TYPE_CHECKING:
     from pipeline.competition import Competition
-    from pipeline.submission import SubmissionFormat
+
+
+@dataclass(frozen=True)
+class SubmissionFormat:
+    kind: str  # one of KINDS (pipeline.submission)
+    columns: tuple[str, ...]  # the whole header, the id column first
+    classes: tuple = ()  # classification: the competition's labels in class-number order
+    # class_proba: the class number each value column holds; proba: (the submitted class,)
+    class_of_column: tuple[int, ...] = ()
+
+    @property
+    def id_column(self) -> str:
+        return self.columns[0]
+
+    @property
+    def value_columns(self) -> tuple[str, ...]:
+        return self.columns[1:]
+
 
 ROW_SUM_TOLERANCE = 1e-3  # CSV round-trips of float32 probabilities stay far inside this
 

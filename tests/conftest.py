@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.competition import load_competition
+from pipeline.catalog import load_competition
 from pipeline.inputs import resolve_config
 
 ROOT = Path(__file__).resolve().parents[1]

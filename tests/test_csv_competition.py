@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.competition import load_competition
+from pipeline.catalog import load_competition
 from pipeline.config import build_config
 from pipeline.errors import UserError
 from pipeline.train import main as train_main

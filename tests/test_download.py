@@ -20,7 +20,8 @@ import pytest
 import requests
 
 from pipeline import download
-from pipeline.competition import Competition, load_competition
+from pipeline.catalog import load_competition
+from pipeline.competition import Competition
 from pipeline.download import main
 from tests.conftest import use_fake_kaggle
 

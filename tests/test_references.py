@@ -70,7 +70,7 @@ def toy_data(task: Task, n: int = 600, seed: int = 0, offset: float = 0.0) -> Tr
 
 
 def config(*overrides):
-    return build_config(overrides=["cv.folds=3", *overrides])
+    return build_config(overrides=["cv.folds=3", "cv.references=[linear,hgb]", *overrides])
 
 
 REG = Task("regression")
@@ -183,6 +183,7 @@ def test_baseline_scores_keep_their_keys_and_numbers(task, metric):
 
 
 def test_cv_references_choose_and_cv_baseline_turns_them_all_off():
+    assert reference_names(build_config()) == ["linear"]  # CSV competitions add hgb
     assert reference_names(config()) == ["linear", "hgb"]
     assert reference_names(config("cv.references=[HGB]")) == ["hgb"]
     assert reference_names(config("cv.references=[]")) == []

@@ -148,14 +148,14 @@ def test_the_memory_budget_is_the_one_of_the_device_the_run_trains_on(
 
 
 def _demo():
-    from pipeline.competition import load_competition
+    from pipeline.catalog import load_competition
 
     return load_competition("demo")
 
 
 def test_raw_scale_columns_standardised_train_on_the_fast_engine(rawtab):
     name, data = rawtab
-    from pipeline.competition import load_competition
+    from pipeline.catalog import load_competition
 
     competition = load_competition(name)
     cfg = small_config(competition, "train.epochs=2")

@@ -8,7 +8,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from pipeline.competition import load_competition
+from pipeline.catalog import load_competition
 from pipeline.io import write_json
 from pipeline.provenance import collect, recorded_data_dir
 from pipeline.submit import main as submit

@@ -17,7 +17,7 @@ from tests.conftest import ROOT, small_config
 
 @pytest.fixture(scope="module")
 def timit():
-    from pipeline.competition import load_competition
+    from pipeline.catalog import load_competition
 
     return load_competition("timit")
 
@@ -104,7 +104,7 @@ def test_loading_keeps_peak_memory_near_the_array_size(tmp_path):
     size = (tmp_path / "timit_11" / "train_11.npy").stat().st_size
     probe = (
         "import resource, sys\n"
-        "from pipeline.competition import load_competition\n"
+        "from pipeline.catalog import load_competition\n"
         "c = load_competition('timit')\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         f"d = c.load_train({str(tmp_path)!r})\n"

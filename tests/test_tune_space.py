@@ -4,7 +4,7 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from pipeline.competition import load_competition
+from pipeline.catalog import load_competition
 from pipeline.config import get_path, nest, parse_overrides
 from pipeline.errors import ConfigError
 from pipeline.inputs import resolve_config

@@ -3,7 +3,7 @@ their --pruner on the steps the study was created with."""
 
 import pytest
 
-from pipeline.competition import load_competition
+from pipeline.catalog import load_competition
 from pipeline.errors import UserError
 from pipeline.inputs import resolve_config
 from pipeline.tune.pruners import Pruning, list_pruners, make_pruner
