@@ -77,3 +77,9 @@ def use_fake_kaggle(monkeypatch, home: Path, fake, key: str):
     monkeypatch.setenv("KAGGLE_KEY", key)
     monkeypatch.setattr(kaggle_io, "get_api", lambda: fake)
     return fake
+
+
+def fake_kaggle_fixture(monkeypatch, home: Path, fake, key: str):
+    """use_fake_kaggle for a yield fixture: the fake's hung calls are released at teardown."""
+    yield use_fake_kaggle(monkeypatch, home, fake, key)
+    fake.hang.set()

@@ -48,6 +48,18 @@ def loaded(path):
     return competition
 
 
+def fitted(folder, features: str = "", rows: int | None = None):
+    """(train data, model config, a preprocessor fitted on the first `rows` rows) of a zoo
+    competition whose yaml sets the given features: lines."""
+    yaml = "metric: accuracy\n" + (f"defaults:\n  features:\n{features}" if features else "")
+    path = write_files(folder, yaml=yaml)
+    competition = loaded(path)
+    train = competition.load_train(path.parent)
+    cfg = build_config(competition.features_cls(), [("yaml", competition.defaults())], [])
+    pre = competition.make_preprocessor(cfg, train).fit(train.X[:rows], train.y[:rows])
+    return train, cfg, pre
+
+
 def test_types_codes_and_labels(tmp_path):
     path = write_files(tmp_path / "zoo", yaml="metric: accuracy\ncategorical: [legs]\n")
     competition = loaded(path)
@@ -68,11 +80,7 @@ def test_types_codes_and_labels(tmp_path):
 
 
 def test_preprocessor_fitted_per_fold_with_equal_widths(tmp_path):
-    path = write_files(tmp_path / "zoo")
-    competition = loaded(path)
-    train = competition.load_train(path.parent)
-    cfg = build_config(competition.features_cls(), [("yaml", competition.defaults())], [])
-    pre = competition.make_preprocessor(cfg, train).fit(train.X[:40], train.y[:40])
+    train, _, pre = fitted(tmp_path / "zoo", rows=40)
     out = pre.transform(train.X)
     assert np.isfinite(out).all() and out.dtype == np.float32
     # size: 1 scaled column + 1 missing indicator; colour/legs/flag one-hot (rare -> one column)
@@ -84,12 +92,7 @@ def test_preprocessor_fitted_per_fold_with_equal_widths(tmp_path):
 
 
 def test_target_encoder_cross_fits_training_rows(tmp_path):
-    path = write_files(tmp_path / "zoo", yaml="metric: accuracy\ndefaults:\n  features:\n"
-                       "    encode: target\n")  # fmt: skip
-    competition = loaded(path)
-    train = competition.load_train(path.parent)
-    cfg = build_config(competition.features_cls(), [("yaml", competition.defaults())], [])
-    pre = competition.make_preprocessor(cfg, train).fit(train.X, train.y)
+    train, _, pre = fitted(tmp_path / "zoo", "    encode: target\n")
     on_train = pre.transform(train.X)
     encoder = pre.features.named_steps["columns"].named_transformers_["target"]
     plain = super(type(encoder["encode"]), encoder["encode"]).transform(
@@ -156,12 +159,8 @@ def test_missing_yaml_and_found_by_folder(tmp_path):
 def test_high_cardinality_columns_can_be_embedded(tmp_path):
     from pipeline.models import EmbeddingInput, build_model
 
-    path = write_files(tmp_path / "zoo", yaml="metric: accuracy\ndefaults:\n  features:\n"
-                       "    high_cardinality: embed\n    max_onehot: 3\n")  # fmt: skip
-    competition = loaded(path)
-    train = competition.load_train(path.parent)
-    cfg = build_config(competition.features_cls(), [("yaml", competition.defaults())], [])
-    pre = competition.make_preprocessor(cfg, train).fit(train.X[:60], train.y[:60])
+    train, cfg, pre = fitted(tmp_path / "zoo", "    high_cardinality: embed\n    max_onehot: 3\n",
+                             rows=60)  # fmt: skip
     assert [n for n, _ in pre.embed] == [4 + 2]  # colour: 4 categories + unknown + rare
     out = pre.transform(train.X)
     codes = out[:, -1]

@@ -23,7 +23,7 @@ from pipeline import download
 from pipeline.catalog import load_competition
 from pipeline.competition import Competition
 from pipeline.download import main
-from tests.conftest import use_fake_kaggle
+from tests.conftest import fake_kaggle_fixture
 
 KEY = "FAKEKEY-d41d8cd98f00b204e980"  # recognisable: must never reach the terminal
 
@@ -64,9 +64,7 @@ class FakeApi:
 @pytest.fixture
 def api(monkeypatch, tmp_path):
     """A fake client behind kaggle_io.get_api, and credentials in the environment only."""
-    fake = use_fake_kaggle(monkeypatch, tmp_path, FakeApi(), KEY)
-    yield fake
-    fake.hang.set()
+    yield from fake_kaggle_fixture(monkeypatch, tmp_path, FakeApi(), KEY)
 
 
 @pytest.fixture

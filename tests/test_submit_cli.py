@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from pipeline.submit import main
-from tests.conftest import use_fake_kaggle
+from tests.conftest import fake_kaggle_fixture
 
 KEY = "FAKEKEY-5eb63bbbe01eeed093cb"  # recognisable: must never reach the terminal
 
@@ -39,9 +39,7 @@ class FakeApi:
 @pytest.fixture
 def api(monkeypatch, tmp_path):
     """A fake client behind kaggle_io.get_api, and credentials in the environment only."""
-    fake = use_fake_kaggle(monkeypatch, tmp_path, FakeApi(), KEY)
-    yield fake
-    fake.hang.set()
+    yield from fake_kaggle_fixture(monkeypatch, tmp_path, FakeApi(), KEY)
 
 
 @pytest.fixture
