@@ -134,6 +134,16 @@ BAD = [
         "beyond the float32 range",
     ),
     ("metric: accuracy\ntask: regression\n", None, "holds text"),
+    (
+        "metric: logloss\n",
+        lambda tr, te, s: (tr, te, s[["key"]].assign(cat=0.5, dog=0.3, yak=0.2)),
+        "yak",
+    ),
+    (
+        "metric: accuracy\n",
+        lambda tr, te, s: (tr, te, s[["key"]].assign(foo=1, bar=2)),
+        "match neither",
+    ),
     ("metric: accuracy\npositive: yak\ntask: multiclass\n", None, "'yak' is not a class"),
 ]
 
