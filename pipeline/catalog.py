@@ -34,7 +34,7 @@ def load_competition(name: str) -> Competition:
     if path is not None:
         from pipeline.csv_competition import CsvCompetition
 
-        return CsvCompetition(load_spec(path))
+        return CsvCompetition(load_spec(path), command=name)
     module_name = name if "." in name else f"competitions.{name}"
     if "." not in name and name not in list_competitions():
         raise UserError(

@@ -68,6 +68,16 @@ class Competition:
     def metric(self) -> Metric:
         return get_metric(self.metric_name)
 
+    @property
+    def command_name(self) -> str:
+        """How commands name this competition (a CSV competition: the path it was given)."""
+        return getattr(self, "_command", None) or self.name
+
+    @property
+    def defaults_source(self) -> str:
+        """Where the defaults and the search: block come from, for messages."""
+        return f"competitions/{self.name}/defaults.yaml"
+
     def to_target_scale(self, values: np.ndarray) -> np.ndarray:
         """Regression values on the scale the submission holds; the engine may learn another
         (a CSV competition scored by rmsle learns log1p of the target)."""

@@ -28,8 +28,9 @@ REGRESSION_METRIC_DEFAULT = "rmse"
 class CsvCompetition(Competition):
     features_cls = TableFeatures
 
-    def __init__(self, spec: CompetitionSpec):
+    def __init__(self, spec: CompetitionSpec, command: str | None = None):
         self.spec = spec
+        self._command = command  # how the user named it (a path), for replay lines
         self.name = spec.name
         self.slug = spec.slug or ""
         self.title = spec.title or spec.name
@@ -76,6 +77,10 @@ class CsvCompetition(Competition):
 
     def search_space(self) -> dict:
         return dict(self.spec.search)
+
+    @property
+    def defaults_source(self) -> str:
+        return str(self.spec.path)
 
     @property
     def log_target(self) -> bool:

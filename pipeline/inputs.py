@@ -26,7 +26,7 @@ from pipeline.submission import submission_format
 def resolve_config(
     competition: Competition, config_file: Path | None, overrides: Sequence[str]
 ) -> Config:
-    layers = [(f"competitions/{competition.name}/defaults.yaml", competition.defaults())]
+    layers = [(competition.defaults_source, competition.defaults())]
     if config_file is not None:
         layers.append((f"--config {config_file}", load_yaml(config_file, "Config file")))
     return build_config(competition.features_cls(), layers, list(overrides))

@@ -29,7 +29,7 @@ def write_config(inputs: Inputs, out_dir: Path, final_dir: Path | None = None) -
     shown = (final_dir or out_dir) / "config.yaml"  # where the file lives once the run is done
     header = (
         f"# resolved config of a {inputs.competition.name} run; replay with\n"
-        f"# python -m pipeline.train {inputs.competition.name} --config {shown}"
+        f"# python -m pipeline.train {inputs.competition.command_name} --config {shown}"
     )
     write_text(out_dir / "config.yaml", to_yaml(inputs.cfg, header))
 

@@ -36,7 +36,7 @@ def best_config_mapping(setup: TuneSetup, values: dict) -> dict:
 
 
 def write_best_yaml(setup: TuneSetup, trial: optuna.trial.FrozenTrial, metric: str) -> Path:
-    name = setup.inputs.competition.name
+    name = setup.inputs.competition.command_name
     path = setup.out_dir / "best.yaml"
     values = setup.space.decode(trial.params)
     header = (
@@ -79,6 +79,7 @@ def finish(
 
     summary = {
         "competition": competition.name,
+        "command_name": competition.command_name,
         "study": study.study_name,
         "storage": storage_shown,
         "metric": metric.name,

@@ -147,7 +147,8 @@ def print_tune_summary(summary: dict, console: Console | None = None) -> None:
     plots = [n for n, s in summary.get("plots", {}).items() if s == "ok"]
     console.print(f"files: {out}/ best.yaml submission.csv tune.json {' '.join(plots)}")
     console.print(
-        f"replay: python -m pipeline.train {summary['competition']} --config {out}/best.yaml"
+        f"replay: python -m pipeline.train {summary.get('command_name', summary['competition'])} "
+        f"--config {out}/best.yaml"
     )
     if summary["storage"].startswith(("sqlite", "postgresql", "mysql")):
         console.print(

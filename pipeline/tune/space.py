@@ -115,7 +115,7 @@ def load_space(competition, space_file: Path | None, cfg: Config) -> SearchSpace
         source = f"--space {space_file}"
     else:
         raw = competition.search_space()
-        source = f"the search: block of competitions/{competition.name}/defaults.yaml"
+        source = f"the search: block of {competition.defaults_source}"
     if not raw:
         raise ConfigError(
             f"No search space: {source} is empty. Add config keys to search, e.g. "
