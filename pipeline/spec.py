@@ -60,14 +60,18 @@ KEYS = [f.name for f in fields(CompetitionSpec) if f.name != "folder"]
 
 def spec_path(name: str) -> Path | None:
     """The competition.yaml that `name` points at: a file, a folder holding one, or a folder
-    of that name under competitions/; None when `name` is none of these."""
+    of that name under competitions/ (of the current folder, or of this repository); None
+    when `name` is none of these."""
     path = Path(name)
     if path.suffix in (".yaml", ".yml"):
         return path
     if (path / SPEC_FILE).is_file():
         return path / SPEC_FILE
+    if "/" in name:
+        return None
+    here = Path("competitions") / name / SPEC_FILE  # where pipeline.new writes by default
     bundled = Path(__file__).resolve().parent.parent / "competitions" / name / SPEC_FILE
-    return bundled if "/" not in name and bundled.is_file() else None
+    return next((p for p in (here, bundled) if p.is_file()), None)
 
 
 def load_spec(path: Path) -> CompetitionSpec:

@@ -99,3 +99,18 @@ def test_new_writes_a_yaml_that_trains(tmp_path, name, capsys):
         line = next(x for x in ours.splitlines() if x.startswith(f"{key}:"))
         assert line in printed
     assert "# column types inferred" in printed
+
+
+def test_a_competition_written_by_new_is_found_by_name(tmp_path, monkeypatch):
+    from pipeline.catalog import load_competition
+    from pipeline.new import main as new_main
+
+    folder = tmp_path / "files"
+    shutil.copytree(DATA / "titanic", folder, ignore=shutil.ignore_patterns("competition.yaml"))
+    monkeypatch.chdir(tmp_path)
+    assert new_main(["ship", "--data-dir", str(folder)]) == 0
+    assert (tmp_path / "competitions" / "ship" / "competition.yaml").is_file()
+    competition = load_competition("ship")
+    competition.prepare_data(folder)
+    assert competition.metric.name == "auc" and competition.task.is_binary
+    assert competition.command_name == "ship"
