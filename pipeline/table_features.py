@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import sklearn
 from sklearn.compose import ColumnTransformer
 from sklearn.feature_selection import SelectKBest, f_classif, f_regression
 from sklearn.impute import MissingIndicator, SimpleImputer
@@ -82,6 +83,15 @@ class CrossFitTargetEncoder(TargetEncoder):
         return super().transform(X)
 
 
+def _cross_fit(task_kind: str, seed: int) -> dict:
+    """TargetEncoder's seeded 5-fold cross fitting: scikit-learn 1.9 takes the splitter (and
+    deprecates shuffle/random_state), older releases take the options."""
+    if tuple(int(p) for p in sklearn.__version__.split(".")[:2]) < (1, 9):
+        return {"cv": 5, "shuffle": True, "random_state": seed}
+    splitter = KFold if task_kind == "regression" else StratifiedKFold
+    return {"cv": splitter(5, shuffle=True, random_state=seed)}
+
+
 def _plus_one(X):
     return np.asarray(X, dtype=np.float64) + 1.0
 
@@ -135,10 +145,7 @@ def _encoder(encoding: str, cfg: TableFeatures, task_kind: str, seed: int):
                                 min_frequency=cfg.min_frequency, sparse_output=False)  # fmt: skip
     elif encoding == "target":
         target_type = "continuous" if task_kind == "regression" else "auto"
-        folds = (KFold if task_kind == "regression" else StratifiedKFold)(
-            5, shuffle=True, random_state=seed
-        )
-        encoder = CrossFitTargetEncoder(target_type=target_type, cv=folds)
+        encoder = CrossFitTargetEncoder(target_type=target_type, **_cross_fit(task_kind, seed))
     elif encoding == "embed":  # codes 1..n of the fold's categories; 0 unknown/missing/rare
         encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
                                  min_frequency=cfg.min_frequency)  # fmt: skip
