@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.ensemble import blend, nested_score, weight_fitter
+from pipeline.ensemble import fit_blend
 from pipeline.references import Reference, reference_predictions
 
 BLEND_CELLS = 20_000_000  # rows x outputs above which the blend is skipped (memory, time)
@@ -29,19 +29,7 @@ def compare(
     members = [np.asarray(cv.oof_, dtype=np.float64), *(r.oof for r in usable)]
     fold_of_row = np.where(np.isfinite(members[0]).reshape(len(train.y), -1).all(axis=1),
                            cv.fold_of_row_, -1)  # fmt: skip
-    result = nested_score(members, train.y, fold_of_row, weight_fitter("nnls", task, metric),
-                          metric)  # fmt: skip
-    weights = result["weights"]
-    test_blend = blend([np.asarray(test_pred, dtype=np.float64), *(r.test for r in usable)],
-                       weights)  # fmt: skip
-    entry = {
-        "method": "nnls",
-        "members": names,
-        "weights": dict(zip(names, [round(float(w), 4) for w in weights])),
-        "nested_fold_scores": result["fold_scores"],
-        "nested_mean": result["mean"],
-        "nested_std": result["std"],
-        "nested_oof_score": result["oof_score"],
-        "in_sample_oof_score": result["in_sample_score"],
-    }
+    tests = [np.asarray(test_pred, dtype=np.float64), *(r.test for r in usable)]
+    entry, _, test_blend = fit_blend(names, members, tests, train.y, fold_of_row, "nnls", task,
+                                     metric)  # fmt: skip
     return refs, entry, test_blend

@@ -7,7 +7,8 @@ blend of probabilities stays a probability. Two ways to choose them:
 - nnls_weights: least squares of the target (the one-hot target for classes) on the members,
   over the simplex (scipy's NNLS with a heavily weighted row asking the weights to sum to 1);
 - caruana_weights: Caruana et al. (2004) greedy ensemble selection with replacement on the
-  competition's own metric, optionally bagged over random subsets of the members.
+  competition's own metric, optionally bagged (random subsets of the members, or bootstrap
+  samples of the rows).
 
 Weights chosen on the rows they are scored on flatter the blend; nested_score fits them on the
 other folds' rows and scores each fold with weights that never saw it. scikit-learn has no
@@ -87,22 +88,32 @@ def caruana_weights(
     bags: int = 1,
     bag_fraction: float = 0.5,
     seed: int = 0,
+    bag: str = "members",
 ) -> np.ndarray:
     """Greedy selection with replacement: start empty, add (again) the member whose addition
-    scores best, `iterations` times; weights are the counts. bags > 1 repeats this on random
-    subsets of bag_fraction of the members and averages the weights (Caruana et al.'s guard
-    against overfitting the out-of-fold rows)."""
+    scores best, `iterations` times; weights are the counts. bags > 1 repeats this and
+    averages the weights, each time on a random subset of bag_fraction of the members
+    (bag="members", Caruana et al.'s guard against overfitting the out-of-fold rows, made
+    for libraries of hundreds of models) or on a bootstrap sample of the rows (bag="rows":
+    with a handful of members, a subset without the good ones would weight the bad)."""
     arrays = _stack(members)
     if iterations < 1 or bags < 1:
         raise ValueError(f"iterations and bags must be >= 1; got {iterations} and {bags}.")
+    if bag not in ("members", "rows"):
+        raise ValueError(f"bag must be 'members' or 'rows'; got {bag!r}.")
+    y = np.asarray(y)
     if bags == 1:
-        return _greedy(arrays, np.asarray(y), metric, iterations)
+        return _greedy(arrays, y, metric, iterations)
     rng = np.random.default_rng(seed)
     size = min(len(arrays), max(1, round(bag_fraction * len(arrays))))
     total = np.zeros(len(arrays))
     for _ in range(bags):
+        if bag == "rows":
+            rows = rng.integers(0, len(y), size=len(y))
+            total += _greedy([a[rows] for a in arrays], y[rows], metric, iterations)
+            continue
         chosen = np.sort(rng.choice(len(arrays), size=size, replace=False))
-        total[chosen] += _greedy([arrays[i] for i in chosen], np.asarray(y), metric, iterations)
+        total[chosen] += _greedy([arrays[i] for i in chosen], y, metric, iterations)
     return _normalised(total / bags)
 
 
@@ -167,3 +178,45 @@ def nested_score(
         "weights": weights.tolist(),
         "in_sample_score": in_sample,
     }
+
+
+def fold_scores(metric: Metric, y: np.ndarray, pred: np.ndarray, fold_of_row: np.ndarray) -> dict:
+    """Per-fold scores, their mean and std, and the score over all validated rows."""
+    folds = np.unique(fold_of_row[fold_of_row >= 0])
+    scores = [metric(y[fold_of_row == k], pred[fold_of_row == k]) for k in folds]
+    covered = fold_of_row >= 0
+    return {
+        "fold_scores": scores,
+        "mean": float(np.mean(scores)),
+        "std": float(np.std(scores)),
+        "oof_score": metric(y[covered], pred[covered]),
+    }
+
+
+def fit_blend(
+    names: Sequence[str],
+    oofs: Sequence[np.ndarray],
+    tests: Sequence[np.ndarray],
+    y: np.ndarray,
+    fold_of_row: np.ndarray,
+    method: str,
+    task: Task,
+    metric: Metric,
+    **options,
+) -> tuple[dict, dict, np.ndarray]:
+    """Weights fitted on all out-of-fold rows and scored nested (nested_score), applied to the
+    test predictions: (the metrics.json entry, nested_score's result, the blended test)."""
+    fit = weight_fitter(method, task, metric, **options)
+    result = nested_score(oofs, y, fold_of_row, fit, metric)
+    weights = result["weights"]
+    entry = {
+        "method": method,
+        "members": list(names),
+        "weights": dict(zip(names, [round(float(w), 4) for w in weights], strict=True)),
+        "nested_fold_scores": result["fold_scores"],
+        "nested_mean": result["mean"],
+        "nested_std": result["std"],
+        "nested_oof_score": result["oof_score"],
+        "in_sample_oof_score": result["in_sample_score"],
+    }
+    return entry, result, blend(tests, weights)

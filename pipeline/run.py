@@ -1,7 +1,9 @@
 """One K-fold run from checked inputs to the files of a run folder.
 
-Writes (each atomically): config.yaml, oof.csv, submission.csv, metrics.json, and for
-classification oof_proba.npy / test_proba.npy; Lightning writes checkpoints/ and logs/.
+Writes (each atomically): config.yaml, oof.csv, submission.csv, metrics.json, and the
+predictions pipeline.blend reads: oof_proba.npy / test_proba.npy (classification) or
+oof_pred.npy / test_pred.npy (regression, the model's target scale); Lightning writes
+checkpoints/ and logs/.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pipeline.config import to_yaml
 from pipeline.engine.cv import CrossValidator
 from pipeline.inputs import Inputs
 from pipeline.io import write_csv, write_json, write_npy, write_text
+from pipeline.members import run_info
 from pipeline.postprocess import postprocess, postprocess_oof
 from pipeline.provenance import collect
 from pipeline.submission import build_submission, write_submission
@@ -111,9 +114,10 @@ def fit_and_write(
                 }
             ),
         )
-    if task.is_classification:
-        write_npy(out_dir / "oof_proba.npy", cv.oof_)
-        write_npy(out_dir / "test_proba.npy", test_pred)
+    # the prediction space, for pipeline.blend: probabilities, or values on the model's scale
+    kind = "proba" if task.is_classification else "pred"
+    write_npy(out_dir / f"oof_{kind}.npy", cv.oof_)
+    write_npy(out_dir / f"test_{kind}.npy", test_pred)
     write_submission(out_dir / "submission.csv", submission)
     if test_blend is not None:
         write_submission(
@@ -122,12 +126,9 @@ def fit_and_write(
         )
 
     metrics = {
-        "competition": competition.name,
-        "metric": metric.name,
-        "greater_is_better": metric.greater_is_better,
+        **run_info(competition, cfg, len(train.y), len(test.ids)),
         # what early stopping and checkpoints watched (train.monitor): the metric or the loss
         "monitor": cv.stop_.name,
-        "cv": {"strategy": cfg.cv.strategy, "folds": cfg.cv.folds, "gap": cfg.cv.gap},
         "engine": cv.engine_,
         "engine_note": cv.engine_note_,
         "fold_scores": cv.fold_scores_,
@@ -140,9 +141,6 @@ def fit_and_write(
         "references": [r.summary() for r in refs],
         "blend": blended,
         "post": post,
-        "n_train": int(len(train.y)),
-        "n_test": int(len(test.ids)),
-        "seed": cfg.seed,
         "seconds": {
             "total": round(time.perf_counter() - started, 3),
             "cv_fit": round(fit_seconds, 3),

@@ -176,3 +176,15 @@ def test_blend_is_the_weighted_sum_and_checks_its_inputs():
         blend([a, a, b], [0.5, 0.5])
     with pytest.raises(ValueError, match="Unknown blend method 'best'"):
         weight_fitter("best", REGRESSION, RMSE)
+
+
+def test_bootstrap_bags_keep_noise_out_where_bags_of_members_cannot():
+    """With two members, a bag of half the members may hold only the noise, which it must
+    then choose; bags of bootstrapped rows always see the good member."""
+    members, y = regression_case()
+    rows = caruana_weights(members, y, RMSE, iterations=20, bags=10, bag="rows", seed=1)
+    assert rows[1] < 0.05 and rows.sum() == pytest.approx(1.0)
+    halves = caruana_weights(members, y, RMSE, iterations=20, bags=10, bag_fraction=0.5, seed=1)
+    assert halves[1] > 0.2
+    with pytest.raises(ValueError, match="bag must be 'members' or 'rows'; got 'cols'"):
+        caruana_weights(members, y, RMSE, bags=2, bag="cols")

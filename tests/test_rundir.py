@@ -71,6 +71,8 @@ def dead_pid() -> int:
         ((), "new"),
         ((MARKER, "submission.csv", "logs/"), "complete"),
         (("metrics.json", "submission.csv"), "complete"),  # finished before the marker existed
+        ((MARKER, "submission_blend.csv", "oof_pred.npy", "test_pred.npy"), "complete"),
+        ((MARKER, "oof.csv", "blend.png"), "complete"),  # a pipeline.blend run
         (("config.yaml", "provenance.json", "logs/"), "unfinished"),  # what Ctrl-C used to leave
         ((".submission.csv.abc.tmp",), "new"),  # an atomic write that never finished
         (("config.yaml", "notes.txt"), "foreign"),

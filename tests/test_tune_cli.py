@@ -4,6 +4,7 @@ import contextlib
 import io
 import json
 import re
+import shutil
 
 import numpy as np
 import optuna
@@ -148,6 +149,53 @@ def test_the_run_ends_in_a_submission_an_ensemble_plots_and_a_summary(study_run,
     assert re.search(r"best trial \d+: accuracy 0\.\d{4}\s+optim\.lr=", stdout)
     assert "top-" in stdout and "ensemble" in stdout and "best single trial" in stdout
     assert f"optuna-dashboard sqlite:///{out.resolve()}/study.db" in stdout.replace("\n", "")
+
+
+def test_the_saved_trials_are_blend_members(study_run, demo_dir):
+    """A tune folder's best saved trials (or one trial folder) blend with pipeline.blend: each
+    trial saved its folds and trial.json, and the blend reads its predictions back."""
+    from pipeline.blend import main as blend_main
+
+    out, study = study_run["out"], study_run["study"]
+    best = sorted((t for t in study.trials if t.state == TrialState.COMPLETE),
+                  key=lambda t: (-t.value, t.number))  # fmt: skip
+    trial = json.loads((out / "trials" / f"{best[0].number:05d}" / "trial.json").read_text())
+    assert trial["value"] == best[0].value and trial["cv"]["folds"] == 3
+    blended = study_run["root"] / "blend"
+    picked = best[:2] + best[2:3]  # the 2 best from the tune folder, a third by its folder
+    one = [out / "trials" / str(t.number) for t in best[2:3]]  # names trials/0000<n>
+    argv = ["demo", out, *one, "--top-k", 2, "--data-dir", demo_dir, "--out", blended, "--quiet"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert blend_main([str(a) for a in argv]) == 0
+    metrics = json.loads((blended / "metrics.json").read_text())
+    assert [m["name"] for m in metrics["members"]] == [f"run/trial {t.number}" for t in picked]
+    for member, t in zip(metrics["members"], picked, strict=True):
+        assert member["oof_score"] == pytest.approx(t.value, abs=1e-9)
+    assert metrics["oof_score"] <= metrics["in_sample_oof_score"] + 1e-12  # accuracy: higher
+    assert pd.read_csv(blended / "submission.csv").columns.tolist() == ["id", "label"]
+
+
+def test_trials_saved_before_trial_json_borrow_the_final_fits_folds(study_run, demo_dir, tmp_path):
+    from pipeline.blend import main as blend_main
+
+    old = tmp_path / "old"
+    shutil.copytree(study_run["out"], old)
+    for name in ("trial.json", "folds.npy"):
+        for path in old.glob(f"trials/*/{name}"):
+            path.unlink()
+    argv = ["demo", old, "--top-k", 2, "--data-dir", demo_dir, "--out", tmp_path / "b", "--quiet"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert blend_main([str(a) for a in argv]) == 0
+    best = study_run["study"].best_trial
+    metrics = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert metrics["members"][0]["name"] == f"old/trial {best.number}"
+    assert metrics["members"][0]["oof_score"] == pytest.approx(best.value, abs=1e-9)
+    tune = json.loads((old / "tune.json").read_text())
+    (old / "tune.json").write_text(json.dumps({**tune, "params": ["seed"]}))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert blend_main([str(a) for a in argv[:-1] + ["--overwrite"]]) == 2
+    assert "has no folds.npy (saved by an older pipeline.tune)" in err.getvalue()
 
 
 def test_a_finished_study_is_not_run_again(study_run, demo_dir):

@@ -29,7 +29,8 @@ from pipeline.engine.cv import CrossValidator
 from pipeline.errors import ConfigError, TrainingDiverged
 from pipeline.inputs import Inputs, check_buildable, resolve_config
 from pipeline.interrupts import Interrupted
-from pipeline.io import write_npy
+from pipeline.io import write_json, write_npy
+from pipeline.members import ids_digest, run_info
 from pipeline.metrics import stop_metric
 from pipeline.tune.hooks import Reporter
 from pipeline.tune.pruners import Pruning
@@ -94,6 +95,21 @@ def ranked(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
     return sorted(complete, key=lambda t: (sign * t.value, t.number))
+
+
+def save_trial(setup: TuneSetup, inputs: Inputs, cv, number: int, value: float, values) -> None:
+    """trials/<n>/: the OOF and test predictions, the fold of each row, and trial.json (what
+    pipeline.members reads to check the rows and folds), written last."""
+    train, test = inputs.train, inputs.test
+    test_pred, _ = cv.predict(test.X)
+    folder = trial_dir(setup.out_dir, number)
+    write_npy(folder / "oof.npy", cv.oof_)
+    write_npy(folder / "test.npy", test_pred)
+    write_npy(folder / "folds.npy", cv.fold_of_row_)
+    info = run_info(inputs.competition, inputs.cfg, len(train.y), len(test.ids))
+    write_json(folder / "trial.json", {**info, "number": number, "value": value,
+               "fold_scores": [float(s) for s in cv.fold_scores_], "params": values,
+               "ids_sha256": ids_digest(train.ids)})  # fmt: skip
 
 
 def keep_top_k(study: optuna.Study, out_dir: Path, k: int) -> None:
@@ -172,11 +188,8 @@ class Objective:
         value = float(cv.oof_score_)
         if not math.isfinite(value):
             raise TrainingDiverged(f"the out-of-fold score is {value}")
-        if setup.top_k > 0:  # for the top-k ensemble at the end
-            test_pred, _ = cv.predict(inputs.test.X)
-            folder = trial_dir(setup.out_dir, trial.number)
-            write_npy(folder / "oof.npy", cv.oof_)
-            write_npy(folder / "test.npy", test_pred)
+        if setup.top_k > 0:  # for the top-k ensemble at the end, and pipeline.blend
+            save_trial(setup, inputs, cv, trial.number, value, values)
         trial.set_user_attr("fold_scores", [float(s) for s in cv.fold_scores_])
         trial.set_user_attr("mean", float(np.mean(cv.fold_scores_)))
         trial.set_user_attr("best_epochs", [e + 1 for e in cv.best_epochs_])
