@@ -122,8 +122,13 @@ def _greedy(arrays: list[np.ndarray], y: np.ndarray, metric: Metric, iterations:
     counts = np.zeros(len(arrays))
     running = np.zeros_like(arrays[0])
     for t in range(iterations):
-        scores = [sign * metric(y, (running + a) / (t + 1)) for a in arrays]
-        best = int(np.nanargmax(scores)) if not np.all(np.isnan(scores)) else 0
+        scores = np.array([sign * metric(y, (running + a) / (t + 1)) for a in arrays])
+        if np.all(np.isnan(scores)):
+            best = 0
+        else:  # ties (a flat metric such as accuracy): the member chosen most so far, so a
+            # step that changes no score adds no weight to a member that helps nothing
+            tied = np.flatnonzero(scores == np.nanmax(scores))
+            best = int(tied[np.argmax(counts[tied])])
         counts[best] += 1
         running += arrays[best]
     return counts / iterations

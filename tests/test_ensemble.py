@@ -188,3 +188,13 @@ def test_bootstrap_bags_keep_noise_out_where_bags_of_members_cannot():
     assert halves[1] > 0.2
     with pytest.raises(ValueError, match="bag must be 'members' or 'rows'; got 'cols'"):
         caruana_weights(members, y, RMSE, bags=2, bag="cols")
+
+
+def test_a_step_that_changes_no_score_repeats_the_member_chosen_most():
+    """Accuracy is flat: once the good member is in, adding a uniform one (first in the list)
+    changes no label, and must not take the weight."""
+    members, y = classification_case()
+    k = members[0].shape[1]
+    uniform = np.full_like(members[0], 1.0 / k)
+    weights = caruana_weights([uniform, members[0]], y, ACCURACY, iterations=20)
+    assert weights.tolist() == [0.0, 1.0]
