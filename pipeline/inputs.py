@@ -96,6 +96,11 @@ def check_buildable(competition: Competition, cfg: Config, train: TrainData) -> 
             f"post.smooth and post.viterbi use the order of rows; {competition.name}'s rows are "
             "not consecutive frames of a classification task. Leave them off."
         )
+    if models.MODELS.info(cfg.model.name)["sequence"] and not competition.ordered_rows:
+        raise ConfigError(
+            f"model.name={cfg.model.name} reads windows of consecutive rows; "
+            f"{competition.name}'s rows are not in time order. Use model.name=mlp."
+        )
     make_splits(cfg.cv, train, cfg.seed, competition.task.is_classification)  # enough rows
     pre = competition.make_preprocessor(cfg, train)
     rows = min(len(train.y), 64)

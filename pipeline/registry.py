@@ -172,7 +172,7 @@ def canonical(table: Mapping[str, Any], kind: str, name: str | None) -> str:
 
 # --- the pipeline's registries ------------------------------------------------------------------
 # models: builder(cfg.model, in_features, out_features, frame_dim) -> nn.Module (pipeline.models)
-MODELS = Registry("model", builtins="pipeline.models", info={"frame": False})
+MODELS = Registry("model", builtins="pipeline.models", info={"frame": False, "sequence": False})
 # activations: factory(leaky_slope) -> nn.Module; gain: torch.nn.init.calculate_gain's name
 ACTIVATIONS = Registry("activation", builtins="pipeline.layers", info={"gain": "linear"})
 # norms: factory(num_features, groups, channel_axis) -> nn.Module

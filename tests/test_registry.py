@@ -131,7 +131,9 @@ def test_frame_models_need_frames():
         models.build_model(ModelConfig(name="conv"), 6, 2, frame_dim=0)
     with pytest.raises(ConfigError, match="needs whole frames of 4 features"):
         models.build_model(ModelConfig(name="gru"), 6, 2, frame_dim=4)
-    with pytest.raises(ConfigError, match="model.channels applies to the frame models"):
+    with pytest.raises(
+        ConfigError, match="model.channels applies to the frame and sequence models"
+    ):
         build_config(overrides=["model.channels=64"])
 
 
@@ -284,9 +286,13 @@ def test_a_registered_model_is_selected_by_name_and_built():
         assert isinstance(model, Tiny) and model.given == ("mine", 6, 2, 3)
         assert model(torch.randn(4, 6)).shape == (4, 2)
         assert "mine" in models.list_models()
-        with pytest.raises(ConfigError, match="model.channels applies to the frame models"):
+        with pytest.raises(
+            ConfigError, match="model.channels applies to the frame and sequence models"
+        ):
             build_config(overrides=["model.name=mine", "model.channels=8"])
-    with pytest.raises(ConfigError, match=r"model.name must be one of: mlp, conv, gru .*'mine'"):
+    with pytest.raises(
+        ConfigError, match=r"model.name must be one of: mlp, conv, gru, seq .*'mine'"
+    ):
         build_config(overrides=["model.name=mine"])
 
 
@@ -297,12 +303,16 @@ def test_frame_keys_follow_the_registration_of_a_frame_model():
         assert models.frame_models() == ["conv", "gru", "myframes"]
         assert models.FRAME_MODELS == ("conv", "gru", "myframes")
         with pytest.raises(ConfigError, match=r"frame models \(conv, gru, myframes\), not to"):
+            build_config(overrides=["model.name=mlp", "model.kernel=5"])
+        with pytest.raises(ConfigError, match=r"sequence models \(conv, gru, myframes, seq\)"):
             build_config(overrides=["model.name=mlp", "model.layers=3"])
 
 
 def test_an_unknown_model_lists_the_registered_ones():
     with registered(registry.MODELS, "mine", build_tiny):
-        with pytest.raises(ConfigError, match=r"must be one of: mlp, conv, gru, mine .*'nope'"):
+        with pytest.raises(
+            ConfigError, match=r"must be one of: mlp, conv, gru, seq, mine .*'nope'"
+        ):
             build_config(overrides=["model.name=nope"])
         with pytest.raises(ValueError, match="Unknown model 'nope'; choose one of: mlp, conv"):
             models.build_model(ModelConfig(name="nope"), 4, 1)

@@ -12,16 +12,33 @@ from pipeline.errors import ConfigError
 from pipeline.registry import MODELS, OPTIMIZERS, SCHEDULERS
 
 FRAME_KEYS = ("channels", "kernel", "layers", "frame_dropout")  # model.* read by frame models
+SEQUENCE_KEYS = ("window", "stride", "cell")  # model.* read by sequence models only
+# frame keys a sequence model reads too (its recurrent layers: units, depth, dropout between)
+SEQUENCE_SHARED = ("channels", "layers", "frame_dropout")
 
 
-def check_frame_keys(cfg) -> None:
-    """Refuse the frame keys for a model not registered with frame=True."""
-    if not MODELS.info(cfg.name)["frame"]:
-        for key in _changed(cfg, FRAME_KEYS):
-            raise ConfigError(
-                f"model.{key} applies to the frame models "
-                f"({', '.join(MODELS.names(frame=True))}), not to model.name={cfg.name}."
-            )
+def check_model_keys(cfg) -> None:
+    """Refuse the frame keys for a model registered with neither frame=True nor sequence=True
+    (and model.kernel for a sequence model), and the window keys for a non-sequence model."""
+    info = MODELS.info(cfg.name)
+    allowed = set(FRAME_KEYS) if info["frame"] else set()
+    if info["sequence"]:
+        allowed |= set(SEQUENCE_SHARED) | set(SEQUENCE_KEYS)
+    for key in _changed(cfg, FRAME_KEYS + SEQUENCE_KEYS):
+        if key in allowed:
+            continue
+        if key in SEQUENCE_KEYS:
+            takers = MODELS.names(sequence=True)
+            kind = "the sequence models"
+        elif key in SEQUENCE_SHARED:
+            takers = sorted(set(MODELS.names(frame=True)) | set(MODELS.names(sequence=True)))
+            kind = "the frame and sequence models"
+        else:
+            takers = MODELS.names(frame=True)
+            kind = "the frame models"
+        raise ConfigError(
+            f"model.{key} applies to {kind} ({', '.join(takers)}), not to model.name={cfg.name}."
+        )
 
 
 def check_optimizer_options(cfg) -> None:

@@ -17,7 +17,8 @@ from typing import Annotated, Any, Literal
 from pipeline.config.hints import check_choices
 from pipeline.config.rules import (
     FRAME_KEYS,
-    check_frame_keys,
+    SEQUENCE_KEYS,
+    check_model_keys,
     check_optimizer_options,
     check_scheduler_options,
 )
@@ -76,8 +77,14 @@ class ModelConfig:
     kernel: int = 3  # conv kernel size over frames (odd)
     layers: int = 2  # conv or GRU layers
     frame_dropout: float = 0.0  # dropout after each conv/GRU layer
+    # Sequence models (registered with sequence=True: seq) read windows of consecutive rows
+    # and label every row; they take model.channels, layers, frame_dropout too.
+    window: int = 64  # rows per window
+    stride: int = 32  # rows between window starts; overlapping outputs are averaged
+    cell: str = "gru"  # gru | lstm (bidirectional)
 
     FRAME_KEYS = FRAME_KEYS  # the model.* keys only frame models take (config.rules)
+    SEQUENCE_KEYS = SEQUENCE_KEYS  # the model.* keys only sequence models take
 
     def check_ranges(self) -> None:
         _require(all(h >= 1 for h in self.hidden), "model.hidden", "widths >= 1", self.hidden)
@@ -94,6 +101,10 @@ class ModelConfig:
         _require(self.layers >= 1, "model.layers", "an int >= 1", self.layers)
         ok = 0.0 <= self.frame_dropout < 1.0
         _require(ok, "model.frame_dropout", "a rate in [0, 1)", self.frame_dropout)
+        _require(self.window >= 1, "model.window", "an int >= 1", self.window)
+        ok = 1 <= self.stride <= self.window
+        _require(ok, "model.stride", f"an int in [1, model.window={self.window}]", self.stride)
+        _require(self.cell in ("gru", "lstm"), "model.cell", "gru or lstm", self.cell)
 
     def check(self) -> None:
         self.check_ranges()
@@ -102,7 +113,7 @@ class ModelConfig:
                 f"model.dropout lists {len(self.dropout)} rates for {len(self.hidden)} hidden "
                 "layers; give one rate per layer or a single number."
             )
-        check_frame_keys(self)
+        check_model_keys(self)
 
 
 @dataclass

@@ -162,6 +162,20 @@ class LitModel(FoldModule):
         mean returned; the spread is the std over passes (regression) or of the predicted class's
         probability (classification).
         """
+
+        def one_pass(device: torch.device) -> torch.Tensor:
+            chunks = []
+            for start in range(0, len(x), batch_size):
+                xb = x[start : start + batch_size].to(device)
+                ob = offset[start : start + batch_size].to(device)
+                chunks.append(self.to_prediction(self.model(xb), ob).cpu())
+            return torch.cat(chunks)
+
+        return self.passes(one_pass, mc_samples, seed)
+
+    def passes(self, one_pass, mc_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Run `one_pass(device)` once in eval mode, or mc_samples times with dropout on (seeded,
+        the global generator restored after); the mean and, for MC dropout, the spread."""
         was_training = self.model.training
         self.model.eval()
         dropouts = [
@@ -174,14 +188,7 @@ class LitModel(FoldModule):
         generator_state = torch.random.get_rng_state()
         torch.manual_seed(seed)
         try:
-            runs = []
-            for _ in range(passes):
-                chunks = []
-                for start in range(0, len(x), batch_size):
-                    xb = x[start : start + batch_size].to(device)
-                    ob = offset[start : start + batch_size].to(device)
-                    chunks.append(self.to_prediction(self.model(xb), ob).cpu())
-                runs.append(torch.cat(chunks))
+            runs = [one_pass(device) for _ in range(passes)]
         finally:
             torch.random.set_rng_state(generator_state)
             self.model.train(was_training)

@@ -1,6 +1,8 @@
 """The plain engine (train.engine=plain): one Lightning fit per fold, Lightning's own loops,
 EarlyStopping and ModelCheckpoint. It trains every config, also those the fast engine cannot
-(recurrent models, sched=plateau, several devices). Returns one FoldResult per call.
+(recurrent models, sched=plateau, several devices), and sequence models (model.name=seq),
+whose batches are windows of consecutive rows cut inside the fold's training runs. Returns
+one FoldResult per call.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from lightning.pytorch.loggers import CSVLogger
 
 from pipeline.engine.batches import TensorBatches, to_tensor
 from pipeline.engine.lit import LitModel
+from pipeline.engine.lit_sequence import SequenceModule
 from pipeline.engine.results import FoldResult
 from pipeline.engine.stopping import FiniteGuard
 from pipeline.engine.trainer import diverged, make_trainer
+from pipeline.engine.windows import WindowBatches, row_runs
 
 
 def fit_fold(spec, k: int, train, tr, va, pre, model, callbacks: list, root: Path,
@@ -28,25 +32,28 @@ def fit_fold(spec, k: int, train, tr, va, pre, model, callbacks: list, root: Pat
     seed = cfg.seed + k
     X_tr, X_va = train.X[tr], train.X[va]
     y_dtype = torch.long if task.is_classification else torch.float32
-    batches = TensorBatches(
-        to_tensor(pre.transform(X_tr)),
-        to_tensor(train.y[tr]).to(y_dtype),
-        to_tensor(pre.offset(X_tr)),
-        batch_size=cfg.train.batch_size,
-        shuffle=True,
-        seed=seed,
-        drop_last="single",
-        shard=True,
-    )
-    x_va, off_va = to_tensor(pre.transform(X_va)), to_tensor(pre.offset(X_va))
-    val_batches = TensorBatches(
-        x_va,
-        to_tensor(train.y[va]).to(y_dtype),
-        off_va,
-        batch_size=max(cfg.train.batch_size, 4096),
-    )
-    module = LitModel(model, task, stop, cfg, steps_per_epoch=len(batches),
-                      target_shift=pre.shift_, target_scale=pre.scale_)  # fmt: skip
+    x_tr, y_tr = to_tensor(pre.transform(X_tr)), to_tensor(train.y[tr]).to(y_dtype)
+    x_va, y_va = to_tensor(pre.transform(X_va)), to_tensor(train.y[va]).to(y_dtype)
+    off_tr, off_va = to_tensor(pre.offset(X_tr)), to_tensor(pre.offset(X_va))
+    extra = {}
+    if getattr(model, "window", None):  # a sequence model: batches are windows of rows
+        window, stride = model.window, model.stride
+        per_batch = max(1, round(cfg.train.batch_size / window))  # batch_size counts rows
+        batches = WindowBatches(x_tr, y_tr, off_tr, row_runs(tr), window, stride, per_batch,
+                                seed=seed)  # fmt: skip
+        extra["runs"] = row_runs(va)
+        val_batches = WindowBatches(x_va, y_va, off_va, extra["runs"], window, stride,
+                                    max(1, 4096 // window), shuffle=False)  # fmt: skip
+        module = SequenceModule(model, task, stop, cfg, steps_per_epoch=len(batches),
+                                target_shift=pre.shift_, target_scale=pre.scale_,
+                                n_val_rows=len(va))  # fmt: skip
+    else:
+        batches = TensorBatches(x_tr, y_tr, off_tr, batch_size=cfg.train.batch_size, shuffle=True,
+                                seed=seed, drop_last="single", shard=True)  # fmt: skip
+        val_batches = TensorBatches(x_va, y_va, off_va,
+                                    batch_size=max(cfg.train.batch_size, 4096))  # fmt: skip
+        module = LitModel(model, task, stop, cfg, steps_per_epoch=len(batches),
+                          target_shift=pre.shift_, target_scale=pre.scale_)  # fmt: skip
     monitor = module.monitor
     checkpoint = ModelCheckpoint(
         dirpath=root / "checkpoints",
@@ -71,6 +78,7 @@ def fit_fold(spec, k: int, train, tr, va, pre, model, callbacks: list, root: Pat
     state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
     module.load_state_dict(state["state_dict"])
     module.cpu()
-    pred, spread = module.predict_array(x_va, off_va, mc_samples=cfg.predict.mc_samples, seed=seed)
+    pred, spread = module.predict_array(x_va, off_va, mc_samples=cfg.predict.mc_samples, seed=seed,
+                                        **extra)  # fmt: skip
     return FoldResult(k, va, module, pre, pred, spread, state["epoch"], trainer.current_epoch,
                       time.perf_counter() - start)  # fmt: skip

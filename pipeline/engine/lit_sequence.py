@@ -1,0 +1,85 @@
+"""The per-fold module of sequence models (model.name=seq): batches are windows of
+consecutive rows (engine/windows.py), the loss is taken at every real row of a window, and
+validation and prediction average each row's outputs over the overlapping windows that hold it
+before scoring, exactly as the submission is made.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from pipeline.engine.lit import LitModel
+from pipeline.engine.windows import average_windows, cut_windows
+
+
+class SequenceModule(LitModel):
+    """LitModel for a model mapping (windows, W, features) -> (windows, W, out)."""
+
+    def __init__(self, *args, n_val_rows: int = 0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.n_val_rows = n_val_rows
+        self._val_windows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def _masked_loss(self, x, y, offset, mask) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.model(x)
+        keep = mask.reshape(-1).to(out.device)
+        flat = out.reshape(-1, out.shape[-1])[keep]
+        target = self.model_target(y.reshape(-1)[keep], offset.reshape(-1)[keep])
+        return out, self.task.loss(flat, target)
+
+    def training_step(self, batch, batch_idx):
+        x, y, offset, mask, _ = batch
+        return self.regularised(self._masked_loss(x, y, offset, mask)[1])
+
+    def validation_step(self, batch, batch_idx):
+        x, y, offset, mask, windows = batch
+        out, loss = self._masked_loss(x, y, offset, mask)
+        n = int(mask.sum())
+        pred = self.to_prediction(out, offset)
+        self._val_windows.append((pred.detach(), windows, mask, y))
+        self._val_outputs.append((pred.new_zeros(0), y.new_zeros(0), loss * n))
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_windows:
+            return
+        preds, windows, masks, ys = zip(*self._val_windows, strict=True)
+        self._val_windows.clear()
+        losses = [loss for _, _, loss in self._val_outputs]
+        self._val_outputs.clear()
+        windows, masks = torch.cat(windows), torch.cat(masks)
+        pred = average_windows(torch.cat(preds).float(), windows, masks, self.n_val_rows)
+        y = torch.zeros(self.n_val_rows, dtype=ys[0].dtype, device=windows.device)
+        y[windows.reshape(-1)[masks.reshape(-1)]] = torch.cat(ys).reshape(-1)[masks.reshape(-1)]
+        self.log("val/loss", torch.stack(losses).sum() / int(masks.sum()))
+        pred = pred.cpu().numpy()
+        score = self.metric(y.cpu().numpy(), pred) if np.isfinite(pred).all() else float("nan")
+        self.log(self.monitor, score)
+
+    @torch.no_grad()
+    def predict_array(
+        self,
+        x: torch.Tensor,
+        offset: torch.Tensor,
+        batch_size: int = 8192,
+        mc_samples: int = 0,
+        seed: int = 0,
+        runs: list[tuple[int, int]] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Predictions for rows that are consecutive within each of `runs` ((start, stop)
+        positions; default: all rows are one run), averaged over overlapping windows; MC dropout
+        and the spread as in LitModel.predict_array."""
+        model = self.model
+        windows, mask = cut_windows(runs or [(0, len(x))], model.window, model.stride)
+        windows, mask = torch.from_numpy(windows), torch.from_numpy(mask)
+        per_batch = max(1, batch_size // model.window)
+
+        def one_pass(device: torch.device) -> torch.Tensor:
+            chunks = []
+            for start in range(0, len(windows), per_batch):
+                w = windows[start : start + per_batch]
+                out = model(x[w].to(device))
+                chunks.append(self.to_prediction(out, offset[w].to(device)).float().cpu())
+            return average_windows(torch.cat(chunks), windows, mask, len(x))
+
+        return self.passes(one_pass, mc_samples, seed)
