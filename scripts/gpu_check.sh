@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The speed engine's GPU checks in one command, for a machine with a CUDA GPU (Colab, Kaggle, a
 # workstation): the CUDA-only tests, the benchmark at full TIMIT size with and without CUDA
-# graphs, and one epoch of the default TIMIT recipe (5 folds) on generated full-size arrays.
+# graphs, one epoch of the default TIMIT recipe (5 folds) and of the frame MLP on generated
+# full-size arrays, and the sequence model's seconds per epoch and peak GPU memory.
 # Every step runs even if one before it failed; all output is kept in runs/gpu_check/<time>.log
 # and the script exits non-zero if any step failed.
 #
@@ -47,5 +48,10 @@ fi
 step "the default TIMIT recipe: one epoch of 5 folds" \
   python -m pipeline.train timit --data-dir "$data" --out "runs/gpu_check/timit-$stamp" \
   train.epochs=1
+step "the frame MLP recipe (model.name=mlp): one epoch of 5 folds" \
+  python -m pipeline.train timit --data-dir "$data" --out "runs/gpu_check/timit-mlp-$stamp" \
+  train.epochs=1 model.name=mlp "model.hidden=[1024,1024,512,256]" features.context=11
+step "the sequence model (model.name=seq): seconds per epoch and peak GPU memory, one fold" \
+  python -m competitions.timit.epoch_time "$data" --folds 5 --epochs 1 model.name=seq
 echo "saved: $log"
 exit "$failed"

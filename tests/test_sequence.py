@@ -211,3 +211,27 @@ def test_train_command_with_a_sequence_model(tmp_path, capsys):
     assert 0.05 < metrics["oof_score"] <= 1.0
     sub = (out / "submission.csv").read_text().splitlines()
     assert sub[0] == "Id,Class" and len(sub) == 601
+
+
+@pytest.mark.slow
+def test_tuning_searches_the_window_and_the_recurrent_layers(tmp_path):
+    import optuna
+
+    from competitions.timit.generate import generate
+    from pipeline.tune import main as tune_main
+    from pipeline.tune.storage import default_url
+
+    generate(tmp_path / "data", train_rows=3000, test_rows=300, seed=2)
+    space = tmp_path / "space.yaml"
+    space.write_text("model.window: [16, 32]\nmodel.channels: [8, 16]\n"
+                     "model.frame_dropout: {low: 0.0, high: 0.3}\n")  # fmt: skip
+    out = tmp_path / "study"
+    argv = ["timit", "--data-dir", tmp_path / "data", "--out", out, "--space", space,
+            "--trials", 2, "model.name=seq", "model.hidden=[16]", "model.stride=8",
+            "train.epochs=1", "train.batch_size=64", "cv.folds=2", "model.layers=2"]  # fmt: skip
+    assert tune_main([str(a) for a in argv]) == 0
+    study = optuna.load_study(study_name="timit", storage=default_url(out))
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 2 and all(t.params["model.window"] in (16, 32) for t in done)
+    best = (out / "best.yaml").read_text()
+    assert "window:" in best and "name: seq" in best

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from pipeline.engine.lit import LitModel
+from pipeline.engine.seam import run_device
 from pipeline.engine.windows import average_windows, cut_windows
 
 
@@ -68,7 +69,17 @@ class SequenceModule(LitModel):
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Predictions for rows that are consecutive within each of `runs` ((start, stop)
         positions; default: all rows are one run), averaged over overlapping windows; MC dropout
-        and the spread as in LitModel.predict_array."""
+        and the spread as in LitModel.predict_array. Runs on the training device (the GPU when
+        train.accelerator finds one), whichever device the module sits on."""
+        model = self.model
+        home = next(model.parameters()).device
+        model.to(run_device(self.cfg.train.accelerator))  # a recurrent pass wants the GPU
+        try:
+            return self._predict(x, offset, batch_size, mc_samples, seed, runs)
+        finally:
+            model.to(home)
+
+    def _predict(self, x, offset, batch_size, mc_samples, seed, runs):
         model = self.model
         windows, mask = cut_windows(runs or [(0, len(x))], model.window, model.stride)
         windows, mask = torch.from_numpy(windows), torch.from_numpy(mask)

@@ -206,6 +206,10 @@ class Stacked(nn.Module):
             self.head = _stack_module([m.mlp.head for m in models])
         elif type(first).__name__ == "EmbeddingInput":
             raise NotStackable("category embeddings (features.encode/high_cardinality=embed)")
+        elif getattr(first, "window", None):
+            raise NotStackable(
+                "a sequence model (windows of consecutive rows train one fold at a time)"
+            )
         elif isinstance(first, MLP):
             self.convs = None
             self.mlp_body = _stack_module([m.body for m in models])
