@@ -235,3 +235,32 @@ def test_tuning_searches_the_window_and_the_recurrent_layers(tmp_path):
     assert len(done) == 2 and all(t.params["model.window"] in (16, 32) for t in done)
     best = (out / "best.yaml").read_text()
     assert "window:" in best and "name: seq" in best
+
+
+def test_naming_another_model_drops_the_keys_only_the_old_one_read(tmp_path):
+    from competitions.timit import competition
+    from pipeline.inputs import resolve_config
+
+    cfg = resolve_config(competition, None, [])
+    assert cfg.model.name == "seq" and cfg.model.window == 64 and cfg.features.context == 1
+    mlp = resolve_config(competition, None, ["model.name=mlp"])  # no error about model.window
+    assert (
+        mlp.model.window == ModelConfig().window and mlp.model.channels == ModelConfig().channels
+    )
+    gru = resolve_config(competition, None, ["model.name=gru"])  # keeps what a GRU reads
+    assert gru.model.channels == cfg.model.channels and gru.model.layers == cfg.model.layers
+    with pytest.raises(ConfigError, match="model.window applies to the sequence models"):
+        resolve_config(competition, None, ["model.name=mlp", "model.window=48",
+                                           "model.stride=16"])  # fmt: skip
+    conv = tmp_path / "conv.yaml"
+    conv.write_text("model:\n  name: conv\n  kernel: 5\n")
+    assert resolve_config(competition, conv, []).model.kernel == 5
+    assert resolve_config(competition, conv, ["model.name=mlp"]).model.kernel == 3
+
+
+def test_every_epoch_has_the_promised_number_of_steps():
+    runs = [(0, 1000), (1020, 1500), (1520, 1530)]
+    batches = WindowBatches(torch.zeros(1530, 1), torch.zeros(1530), torch.zeros(1530), runs,
+                            window=64, stride=32, per_batch=3, seed=0)  # fmt: skip
+    for _ in range(20):  # phases differ per epoch; the step count does not
+        assert sum(1 for _ in batches) == len(batches)

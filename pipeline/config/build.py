@@ -18,6 +18,7 @@ import yaml
 
 from pipeline.config.hints import coerce, hints
 from pipeline.config.keys import nest
+from pipeline.config.rules import forget_model_keys
 from pipeline.config.sections import Config, NoFeatures
 from pipeline.errors import ConfigError
 
@@ -29,9 +30,11 @@ def build_config(
 ) -> Config:
     """Defaults, then each (source name, mapping) layer, then `key=value` overrides; checked."""
     cfg = Config(features=features if features is not None else NoFeatures())
-    for source, mapping in layers:
+    for source, mapping in [*layers, ("the command line", parse_overrides(overrides))]:
+        model = mapping.get("model") if isinstance(mapping, dict) else None
+        if isinstance(model, dict) and "name" in model:
+            forget_model_keys(cfg.model, model)
         apply_mapping(cfg, mapping, source)
-    apply_mapping(cfg, parse_overrides(overrides), "the command line")
     cfg.check()
     return cfg
 

@@ -17,13 +17,34 @@ SEQUENCE_KEYS = ("window", "stride", "cell")  # model.* read by sequence models 
 SEQUENCE_SHARED = ("channels", "layers", "frame_dropout")
 
 
-def check_model_keys(cfg) -> None:
-    """Refuse the frame keys for a model registered with neither frame=True nor sequence=True
-    (and model.kernel for a sequence model), and the window keys for a non-sequence model."""
-    info = MODELS.info(cfg.name)
+def model_keys(name: str) -> set[str]:
+    """The frame and window keys (FRAME_KEYS, SEQUENCE_KEYS) model `name` reads."""
+    info = MODELS.info(name)
     allowed = set(FRAME_KEYS) if info["frame"] else set()
     if info["sequence"]:
         allowed |= set(SEQUENCE_SHARED) | set(SEQUENCE_KEYS)
+    return allowed
+
+
+def forget_model_keys(cfg, layer: dict) -> None:
+    """Before a config layer that names another model is applied: reset the keys an earlier
+    layer set for the previous model that the new one does not read (a competition's
+    defaults for its sequence model must not block `model.name=mlp` on the command line)."""
+    try:
+        name = MODELS.canonical(layer["name"])
+    except (ValueError, TypeError):
+        return  # an unknown name: applying the layer reports it
+    if name == cfg.name:
+        return
+    defaults = type(cfg)()
+    for key in set(FRAME_KEYS + SEQUENCE_KEYS) - model_keys(name) - set(layer):
+        setattr(cfg, key, getattr(defaults, key))
+
+
+def check_model_keys(cfg) -> None:
+    """Refuse the frame keys for a model registered with neither frame=True nor sequence=True
+    (and model.kernel for a sequence model), and the window keys for a non-sequence model."""
+    allowed = model_keys(cfg.name)
     for key in _changed(cfg, FRAME_KEYS + SEQUENCE_KEYS):
         if key in allowed:
             continue

@@ -63,8 +63,9 @@ def cut_windows(
 
 class WindowBatches:
     """Training batches of windows for Lightning's fit loop: per epoch new window phases and a
-    new order, `per_batch` windows per step; each item is (x, y, offset, mask) with x of shape
-    (windows, W, features) and y, offset, mask of shape (windows, W)."""
+    new order, `per_batch` windows per step, the same number of steps every epoch; each item is
+    (x, y, offset, mask, windows) with x of shape (windows, W, features), y, offset, mask and
+    the window positions of shape (windows, W)."""
 
     def __init__(self, x, y, offset, runs, window: int, stride: int, per_batch: int,
                  seed: int = 0, shuffle: bool = True):  # fmt: skip
@@ -84,7 +85,13 @@ class WindowBatches:
             return self.windows, self.mask
         phases = self.rng.integers(0, self.stride, size=len(self.runs))
         windows, mask = cut_windows(self.runs, self.window, self.stride, phases)
+        # as many windows as len() promises (schedules and Lightning count the steps): the
+        # shifted cut may give a few fewer, topped up with random repeats, or a few more
+        n = len(self.windows)
         order = self.rng.permutation(len(windows))
+        if len(order) < n:
+            order = np.concatenate([order, self.rng.integers(0, len(windows), n - len(order))])
+        order = order[:n]
         return windows[order], mask[order]
 
     def __iter__(self):
