@@ -25,17 +25,20 @@ import pandas as pd
 from pipeline.postprocess import postprocess, postprocess_oof
 from pipeline.splits import blocked_splits
 
-# name -> (what it is, overrides on top of the TIMIT defaults)
+# name -> (what it is, overrides on top of the TIMIT defaults): each recipe sets every key it
+# depends on, so it stays the same recipe when the defaults change. "seq1" is the default.
 RECIPES: dict[str, tuple[str, list[str]]] = {
     "mlp": ("frame MLP 1024-1024-512-256, batch norm, dropout 0.25 (11 frames)",
             ["model.name=mlp", "model.hidden=[1024,1024,512,256]", "model.norm=batch",
-             "model.dropout=0.25", "features.context=11"]),
+             "model.dropout=0.25", "train.grad_clip=0.0", "features.context=11"]),
     "conv": ("conv over the 11 frames, 128 channels, head [512]",
              ["model.name=conv", "model.channels=128", "model.hidden=[512]",
-              "model.norm=batch", "model.dropout=0.25", "features.context=11"]),
+              "model.norm=batch", "model.dropout=0.25", "model.layers=2",
+              "model.frame_dropout=0.0", "train.grad_clip=0.0", "features.context=11"]),
     "gru": ("bidirectional GRU over the 11 frames, 128 units, head [256]",
             ["model.name=gru", "model.channels=128", "model.hidden=[256]", "model.norm=batch",
-             "model.dropout=0.25", "train.grad_clip=1.0", "features.context=11"]),
+             "model.dropout=0.25", "model.layers=2", "model.frame_dropout=0.0",
+             "train.grad_clip=1.0", "features.context=11"]),
     "seq": ("sequence BiGRU over 64-row windows (stride 32), 2 x 128 units, 11-frame rows",
             ["model.name=seq", "model.window=64", "model.stride=32", "model.channels=128",
              "model.layers=2", "model.hidden=[256]", "model.norm=batch", "model.dropout=0.25",
