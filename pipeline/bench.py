@@ -197,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
             "gpu" if torch.cuda.is_available() else "cpu"
         )  # fmt: skip
         competition = load_competition(args.data)
-        overrides = [f"cv.folds={args.folds}", f"train.accelerator={accelerator}"]
+        overrides = [*competition.bench_overrides, f"cv.folds={args.folds}",
+                     f"train.accelerator={accelerator}"]  # fmt: skip
         if args.batch:
             overrides.append(f"train.batch_size={args.batch}")
         early_stop = args.data_dir is not None and args.epochs is None

@@ -99,6 +99,10 @@ class Competition:
 
     # (train rows, test rows) of the real files, for plug-ins that can generate look-alike data
     full_size: tuple[int, int] | None = None
+    # key=value overrides `python -m pipeline.bench` adds to the defaults: the recipe it times
+    # (both paths must train it, so it must stack; e.g. a frame MLP where the default is a
+    # sequence model)
+    bench_overrides: tuple[str, ...] = ()
 
     def generate(self, data_dir: Path, train_rows: int, test_rows: int, seed: int = 0) -> None:
         """Write generated files of the real ones' shapes into data_dir (benchmarks, tests)."""

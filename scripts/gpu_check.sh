@@ -50,7 +50,8 @@ step "the default TIMIT recipe: one epoch of 5 folds" \
   train.epochs=1
 step "the frame MLP recipe (model.name=mlp): one epoch of 5 folds" \
   python -m pipeline.train timit --data-dir "$data" --out "runs/gpu_check/timit-mlp-$stamp" \
-  train.epochs=1 model.name=mlp "model.hidden=[1024,1024,512,256]" features.context=11
+  train.epochs=1 model.name=mlp "model.hidden=[1024,1024,512,256]" features.context=11 \
+  train.grad_clip=0.0
 step "the sequence model (model.name=seq): seconds per epoch and peak GPU memory, one fold" \
   python -m competitions.timit.epoch_time "$data" --folds 5 --epochs 1 model.name=seq
 echo "saved: $log"

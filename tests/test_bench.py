@@ -59,3 +59,14 @@ def test_the_gpu_check_script_refuses_a_machine_without_cuda():
     assert done.stderr.strip() == (
         "scripts/gpu_check.sh needs a CUDA GPU: torch.cuda.is_available() is False here."
     )
+
+
+def test_bench_times_the_competitions_bench_recipe(tmp_path, capsys):
+    from competitions.timit.generate import generate
+
+    generate(tmp_path, train_rows=2000, test_rows=100, seed=0)
+    argv = ["--data", "timit", "--data-dir", str(tmp_path), "--folds", "2", "--epochs", "1",
+            "--repeats", "1", "--device", "cpu", "--batch", "256"]  # fmt: skip
+    assert bench.main(argv) == 0  # the default sequence model does not stack; the MLP does
+    out = capsys.readouterr().out
+    assert "model mlp [1024, 1024, 512, 256]" in out and "project (engine=fast)" in out
