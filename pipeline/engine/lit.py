@@ -142,7 +142,11 @@ class LitModel(FoldModule):
         self._val_outputs.clear()
         pred = torch.cat(preds).detach().float().cpu().numpy()
         y = torch.cat(ys).cpu().numpy()
-        self.log("val/loss", torch.stack(losses).sum() / len(y))
+        self.log_validation(torch.stack(losses).sum() / len(y), y, pred)
+
+    def log_validation(self, loss: torch.Tensor, y: np.ndarray, pred: np.ndarray) -> None:
+        """val/loss and the watched metric of one validation epoch."""
+        self.log("val/loss", loss)
         # an epoch whose outputs are not finite has no score (checkpointing then skips it)
         score = self.metric(y, pred) if np.isfinite(pred).all() else float("nan")
         self.log(self.monitor, score)

@@ -52,10 +52,8 @@ class SequenceModule(LitModel):
         pred = average_windows(torch.cat(preds).float(), windows, masks, self.n_val_rows)
         y = torch.zeros(self.n_val_rows, dtype=ys[0].dtype, device=windows.device)
         y[windows.reshape(-1)[masks.reshape(-1)]] = torch.cat(ys).reshape(-1)[masks.reshape(-1)]
-        self.log("val/loss", torch.stack(losses).sum() / int(masks.sum()))
-        pred = pred.cpu().numpy()
-        score = self.metric(y.cpu().numpy(), pred) if np.isfinite(pred).all() else float("nan")
-        self.log(self.monitor, score)
+        loss = torch.stack(losses).sum() / int(masks.sum())
+        self.log_validation(loss, y.cpu().numpy(), pred.cpu().numpy())
 
     @torch.no_grad()
     def predict_array(
