@@ -101,6 +101,11 @@ def check_buildable(competition: Competition, cfg: Config, train: TrainData) -> 
             f"model.name={cfg.model.name} reads windows of consecutive rows; "
             f"{competition.name}'s rows are not in time order. Use model.name=mlp."
         )
+    if models.MODELS.info(cfg.model.name)["sequence"] and cfg.train.devices not in ("auto", 1):
+        raise ConfigError(
+            f"model.name={cfg.model.name} trains on one device (its window batches are not "
+            f"sharded across processes); set train.devices=1 (got {cfg.train.devices})."
+        )
     make_splits(cfg.cv, train, cfg.seed, competition.task.is_classification)  # enough rows
     pre = competition.make_preprocessor(cfg, train)
     rows = min(len(train.y), 64)

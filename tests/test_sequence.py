@@ -196,6 +196,15 @@ def test_a_competition_whose_rows_are_not_ordered_refuses_sequence_models(covid_
     assert "model.name=seq reads windows of consecutive rows" in err and "Traceback" not in err
 
 
+def test_sequence_models_train_on_one_device(small_timit, capsys):
+    from pipeline.inputs import check_buildable
+
+    competition, train = small_timit
+    cfg = small_config(competition, *SEQ, "train.devices=2", "train.strategy=ddp")
+    with pytest.raises(ConfigError, match="model.name=seq trains on one device"):
+        check_buildable(competition, cfg, train)
+
+
 @pytest.mark.slow
 def test_train_command_with_a_sequence_model(tmp_path, capsys):
     from competitions.timit.generate import generate
