@@ -37,10 +37,14 @@ def study():
         (FOLD_MEAN, 1, 0.7),
         (FOLD_MEAN, 1, None),
     ]
+    choices = ["[a]", "[tested_positive, illness, behaviour]"]
     for i, (layout, folds, value) in enumerate(runs):
+        # fixed parameters: a sampled study could draw one choice for all six trials
+        study.enqueue_trial({"optim.lr": 10 ** -(1 + i / 2), "features.groups": choices[i % 2],
+                             "sched.warmup_fraction": i / 20})  # fmt: skip
         t = study.ask()
         t.suggest_float("optim.lr", 1e-4, 1e-1, log=True)
-        t.suggest_categorical("features.groups", ["[a]", "[tested_positive, illness, behaviour]"])
+        t.suggest_categorical("features.groups", choices)
         t.suggest_float("sched.warmup_fraction", 0.0, 0.3)
         t.set_user_attr("steps", layout)
         for k in range(folds):
