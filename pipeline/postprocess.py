@@ -59,11 +59,21 @@ def postprocess(proba: np.ndarray, train_labels: np.ndarray, cfg) -> np.ndarray:
     return viterbi(log_emit, cfg.transition_weight * log_trans)
 
 
+def row_runs(index: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) positions in `index` of its runs of consecutive row numbers."""
+    index = np.asarray(index)
+    if len(index) == 0:
+        return []
+    cuts = np.flatnonzero(np.diff(index) != 1) + 1
+    starts = np.concatenate([[0], cuts])
+    stops = np.concatenate([cuts, [len(index)]])
+    return [(int(a), int(b)) for a, b in zip(starts, stops, strict=True)]
+
+
 def runs(index: np.ndarray) -> list[np.ndarray]:
     """Split sorted row indices into runs of consecutive rows (each run is one sequence)."""
     index = np.sort(index)
-    cuts = np.flatnonzero(np.diff(index) != 1) + 1
-    return np.split(index, cuts)
+    return [index[a:b] for a, b in row_runs(index)]
 
 
 def postprocess_oof(oof: np.ndarray, y: np.ndarray, splits, cfg) -> np.ndarray:

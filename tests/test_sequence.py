@@ -13,10 +13,11 @@ from pipeline.engine import plain
 from pipeline.engine.cv import CrossValidator
 from pipeline.engine.lit_sequence import SequenceModule
 from pipeline.engine.stacked import NotStackable
-from pipeline.engine.windows import WindowBatches, average_windows, cut_windows, row_runs
+from pipeline.engine.windows import WindowBatches, average_windows, cut_windows
 from pipeline.errors import ConfigError
 from pipeline.metrics import get_metric, stop_metric
 from pipeline.models import SequenceRNN, build_model
+from pipeline.postprocess import row_runs
 from pipeline.splits import blocked_splits
 from tests.conftest import small_config
 

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from pipeline.config import PostConfig
 from pipeline.postprocess import postprocess, postprocess_oof
 from pipeline.splits import blocked_splits
 
@@ -53,17 +53,9 @@ GRID_PRIOR = (0.0, 0.25, 0.5, 0.75, 1.0)
 GRID_TRANSITION = (0.5, 1.0, 2.0, 3.0, 5.0)
 
 
-@dataclass
-class Post:
-    smooth: int = 0
-    viterbi: bool = False
-    transition_weight: float = 2.0
-    prior_weight: float = 0.5
-
-
-def scores(oof, y, splits, test, answers, post: Post) -> tuple[float, float | None]:
+def scores(oof, y, splits, test, answers, post: PostConfig) -> tuple[float, float | None]:
     """(out-of-fold accuracy, test accuracy or None) after `post`."""
-    if post.smooth > 1 or post.viterbi:
+    if post.enabled:
         oof_labels = postprocess_oof(oof, y, splits, post)
         test_labels = postprocess(test, y, post) if answers is not None else None
     else:
@@ -79,16 +71,18 @@ def evaluate(run: Path, y: np.ndarray, answers: np.ndarray | None, grid: bool) -
     test = np.load(run / "test_proba.npy")
     cv = metrics["cv"]
     splits = blocked_splits(len(y), cv["folds"], cv["gap"])
-    viterbi = Post(viterbi=True, transition_weight=metrics["post"].get("transition_weight", 2.0),
-                   prior_weight=metrics["post"].get("prior_weight", 0.5))  # fmt: skip
+    ran = metrics["post"]
+    viterbi = PostConfig(viterbi=True, transition_weight=ran.get("transition_weight", 2.0),
+                         prior_weight=ran.get("prior_weight", 0.5))  # fmt: skip
     out = {"seconds": metrics["seconds"], "epochs": metrics["epochs_run"]}
-    for name, post in (("raw", Post()), ("smooth5", Post(smooth=5)), ("viterbi", viterbi)):
+    posts = (("raw", PostConfig()), ("smooth5", PostConfig(smooth=5)), ("viterbi", viterbi))
+    for name, post in posts:
         out[name] = scores(oof, y, splits, test, answers, post)
     if grid:
         table = {}
         for p in GRID_PRIOR:
             for t in GRID_TRANSITION:
-                post = Post(viterbi=True, transition_weight=t, prior_weight=p)
+                post = PostConfig(viterbi=True, transition_weight=t, prior_weight=p)
                 table[(p, t)] = scores(oof, y, splits, test, answers, post)
         best = max(table, key=lambda key: table[key][0])
         out["grid"] = {"best": best, "scores": table[best], "all": table}

@@ -20,7 +20,8 @@ class SequenceModule(LitModel):
     def __init__(self, *args, n_val_rows: int = 0, **kwargs):
         super().__init__(*args, **kwargs)
         self.n_val_rows = n_val_rows
-        self._val_windows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        # per validation batch: (predictions, windows, mask, labels, summed loss)
+        self._val_windows: list[tuple[torch.Tensor, ...]] = []
 
     def _masked_loss(self, x, y, offset, mask) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.model(x)
@@ -36,18 +37,14 @@ class SequenceModule(LitModel):
     def validation_step(self, batch, batch_idx):
         x, y, offset, mask, windows = batch
         out, loss = self._masked_loss(x, y, offset, mask)
-        n = int(mask.sum())
-        pred = self.to_prediction(out, offset)
-        self._val_windows.append((pred.detach(), windows, mask, y))
-        self._val_outputs.append((pred.new_zeros(0), y.new_zeros(0), loss * n))
+        pred = self.to_prediction(out, offset).detach()
+        self._val_windows.append((pred, windows, mask, y, loss * mask.sum()))
 
     def on_validation_epoch_end(self) -> None:
         if not self._val_windows:
             return
-        preds, windows, masks, ys = zip(*self._val_windows, strict=True)
+        preds, windows, masks, ys, losses = zip(*self._val_windows, strict=True)
         self._val_windows.clear()
-        losses = [loss for _, _, loss in self._val_outputs]
-        self._val_outputs.clear()
         windows, masks = torch.cat(windows), torch.cat(masks)
         pred = average_windows(torch.cat(preds).float(), windows, masks, self.n_val_rows)
         y = torch.zeros(self.n_val_rows, dtype=ys[0].dtype, device=windows.device)

@@ -16,17 +16,6 @@ import numpy as np
 import torch
 
 
-def row_runs(index: np.ndarray) -> list[tuple[int, int]]:
-    """(start, stop) positions in `index` of its runs of consecutive row numbers."""
-    index = np.asarray(index)
-    if len(index) == 0:
-        return []
-    cuts = np.flatnonzero(np.diff(index) != 1) + 1
-    starts = np.concatenate([[0], cuts])
-    stops = np.concatenate([cuts, [len(index)]])
-    return [(int(a), int(b)) for a, b in zip(starts, stops, strict=True)]
-
-
 def cut_windows(
     runs: list[tuple[int, int]], window: int, stride: int, phases: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
