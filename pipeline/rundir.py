@@ -141,15 +141,16 @@ def run_folder(
         with keeping(f"the run had finished; its files are in {target}"), deferred():
             stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
             write_text(work / MARKER, json.dumps({"complete": True, "finished": stamp}) + "\n")
-            _move_in(work, target)
+            move_in(work, target)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
 
 
-def _move_in(work: Path, target: Path) -> None:
+def move_in(work: Path, target: Path) -> None:
     """`work` (finished, with its marker) becomes `target`; the old run is deleted only after
-    the new one is in place (the module's first comment)."""
+    the new one is in place (the module's first comment). Also for other folders written
+    whole beside their place (competitions.timit.synth)."""
     if not target.exists():
         os.rename(work, target)
         return

@@ -56,7 +56,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import re
 import shlex
 import shutil
@@ -71,9 +70,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy.io import wavfile
 
 from competitions.timit import speech
+from pipeline.io import write_csv
+from pipeline.rundir import move_in, sibling
 
 VOICES = ("kal_diphone", "cmu_us_slt_arctic_hts")
 DEFAULT_TEXT = Path("/usr/share/dictd/devil.dict.dz")
@@ -570,10 +572,9 @@ def generate(
     say = progress or (lambda line: None)
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; OUT should look like any folder
+    tmp = sibling(out, "partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
     processes = _Processes()
     try:
         results: dict[int, SpeakerAudio] = {}
@@ -637,29 +638,17 @@ def generate(
                 {**asdict(spk), "measured_f0": audio.f0, "rows": len(audio.labels)}
             )
         ids = np.arange(len(test_labels))
-        _write_csv(tmp / "answers.csv", ids, test_labels)
-        _write_csv(tmp / "sampleSubmission.csv", ids, np.zeros(len(ids), dtype=np.int64))
+        write_csv(tmp / "answers.csv", pd.DataFrame({"Id": ids, "Class": test_labels}))
+        write_csv(tmp / "sampleSubmission.csv", pd.DataFrame({"Id": ids, "Class": 0}))
         info["seconds"] = round(time.perf_counter() - started, 1)
         (tmp / "synth.json").write_text(json.dumps(info, indent=1) + "\n")
         (tmp / "SOURCE.md").write_text(_source_md(info))
 
-        if out.exists():  # force: swap the old folder out, the new one in, then drop the old
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-            out.rename(old / out.name)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
+        move_in(tmp, out)  # force: the old folder goes only once the new one is in place
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return info
-
-
-def _write_csv(path: Path, ids: np.ndarray, classes: np.ndarray) -> None:
-    with path.open("w") as f:
-        f.write("Id,Class\n")
-        f.writelines(f"{i},{c}\n" for i, c in zip(ids.tolist(), classes.tolist()))
 
 
 def main(argv: list[str] | None = None) -> int:
