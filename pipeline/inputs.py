@@ -96,12 +96,13 @@ def check_buildable(competition: Competition, cfg: Config, train: TrainData) -> 
             f"post.smooth and post.viterbi use the order of rows; {competition.name}'s rows are "
             "not consecutive frames of a classification task. Leave them off."
         )
-    if models.MODELS.info(cfg.model.name)["sequence"] and not competition.ordered_rows:
+    sequence = models.MODELS.info(cfg.model.name)["sequence"]
+    if sequence and not competition.ordered_rows:
         raise ConfigError(
             f"model.name={cfg.model.name} reads windows of consecutive rows; "
             f"{competition.name}'s rows are not in time order. Use model.name=mlp."
         )
-    if models.MODELS.info(cfg.model.name)["sequence"] and cfg.train.devices not in ("auto", 1):
+    if sequence and cfg.train.devices not in ("auto", 1):
         raise ConfigError(
             f"model.name={cfg.model.name} trains on one device (its window batches are not "
             f"sharded across processes); set train.devices=1 (got {cfg.train.devices})."
