@@ -1,12 +1,12 @@
-"""The linear yardstick as metrics.json has always held it (pipeline.references has the
+"""The linear yardstick as metrics.json has always held it (pipeline.ensemble.references has the
 others): ridge regression (alpha chosen per fold by RidgeCV) or multinomial logistic regression
 on the same folds and per-fold preprocessing as the network. If the network cannot beat it,
 the network is not earning its keep."""
 
 from __future__ import annotations
 
-from pipeline.competition import Competition, TrainData
-from pipeline.references import reference_predictions
+from pipeline.competition.base import Competition, TrainData
+from pipeline.ensemble.references import reference_predictions
 
 
 def baseline_scores(competition: Competition, cfg, train: TrainData, splits) -> dict:

@@ -38,15 +38,15 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
-from pipeline.catalog import load_competition
+from pipeline.competition.catalog import load_competition
 from pipeline.cli import run_cli
 from pipeline.config import COMPILE_MODES
 from pipeline.engine.cv import CrossValidator
 from pipeline.engine.trainer import quiet_lightning
 from pipeline.errors import UserError
-from pipeline.inputs import resolve_config
-from pipeline.models import build_model
-from pipeline.splits import make_splits
+from pipeline.run.inputs import resolve_config
+from pipeline.model.models import build_model
+from pipeline.engine.splits import make_splits
 
 
 class TemplateModule(L.LightningModule):

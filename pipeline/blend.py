@@ -2,11 +2,11 @@
 [--bags N] [--top-k K] [--references] [--data-dir DIR] [--overwrite]
 
 Ensemble selection over finished runs: reads each run's out-of-fold and test predictions
-(pipeline/members.py: train runs, tune trials, a tune folder's best trials, earlier blends),
-refuses runs whose competition, task, rows, ids or folds differ (pipeline/member_checks.py),
+(pipeline/ensemble/members.py: train runs, tune trials, a tune folder's best trials, earlier blends),
+refuses runs whose competition, task, rows, ids or folds differ (pipeline/ensemble/checks.py),
 fits non-negative weights summing to 1 on the out-of-fold predictions with the competition's
-metric (pipeline/ensemble.py) and writes a run folder like pipeline.train does
-(pipeline/rundir.py): submission.csv, oof.csv, metrics.json, blend.png. The score it leads
+metric (pipeline/ensemble/weights.py) and writes a run folder like pipeline.train does
+(pipeline/run/folder.py): submission.csv, oof.csv, metrics.json, blend.png. The score it leads
 with is nested: each fold's rows blended with weights fitted on the other folds only.
 """
 
@@ -19,29 +19,29 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.blend_report import plot_blend, print_blend_summary
-from pipeline.catalog import load_competition
+from pipeline.ensemble.report import plot_blend, print_blend_summary
+from pipeline.competition.catalog import load_competition
 from pipeline.cli import ArgumentParser, run_cli
-from pipeline.ensemble import blend, fit_blend, fold_scores
+from pipeline.ensemble.weights import blend, fit_blend, fold_scores
 from pipeline.errors import DataError, UserError
 from pipeline.faults import check_writable
-from pipeline.inputs import load_inputs
+from pipeline.run.inputs import load_inputs
 from pipeline.interrupts import keeping
 from pipeline.io import default_run_dir, write_csv, write_json, write_npy
-from pipeline.member_checks import check_members, where
-from pipeline.members import Member, load_members, run_info
-from pipeline.provenance import collect
-from pipeline.references import reference_predictions
-from pipeline.rundir import run_folder
-from pipeline.splits import make_splits
-from pipeline.submission import build_submission, write_submission
+from pipeline.ensemble.checks import check_members, where
+from pipeline.ensemble.members import Member, load_members, run_info
+from pipeline.run.provenance import collect
+from pipeline.ensemble.references import reference_predictions
+from pipeline.run.folder import run_folder
+from pipeline.engine.splits import make_splits
+from pipeline.submission.format import build_submission, write_submission
 
 METHODS = ("caruana", "nnls", "mean")
 # bagged greedy selection: 20 bootstrap samples of the rows, 50 steps each (measured in the
 # README: bags of half the members, Caruana et al.'s way for libraries of hundreds of models,
 # blend worse than no bagging with a handful; bootstrap bags as well or better)
 CARUANA = {"iterations": 50, "bags": 20, "bag": "rows", "seed": 0}
-REFERENCES = ("linear", "hgb")  # --references: pipeline.references' models, on all columns
+REFERENCES = ("linear", "hgb")  # --references: pipeline.ensemble.references' models, on all columns
 
 
 def build_parser() -> ArgumentParser:

@@ -62,7 +62,7 @@ def add_timeout(parser: argparse.ArgumentParser, default: float, what: str) -> N
 
 def competition_of(args: argparse.Namespace):
     """(competition, data folder) named by a command's arguments; --timeout checked."""
-    from pipeline.catalog import load_competition
+    from pipeline.competition.catalog import load_competition
 
     if getattr(args, "timeout", None) is not None:
         check_timeout(args.timeout)

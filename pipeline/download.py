@@ -18,12 +18,12 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline import kaggle_io
+from pipeline.kaggle import client as kaggle_io
 from pipeline.cli import ArgumentParser, add_timeout, competition_of, run_cli
-from pipeline.competition import Competition
+from pipeline.competition.base import Competition
 from pipeline.errors import DataError
 from pipeline.interrupts import keeping
-from pipeline.provenance import sha256_of
+from pipeline.run.provenance import sha256_of
 
 STAGING_PREFIX = ".download-"  # hidden folder beside the data folder: renames stay on one disk
 MAX_ARCHIVE_DEPTH = 3  # zips inside zips inside zips

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 
 from pipeline.cli import ArgumentParser, run_cli
-from pipeline.columns import read_csv
+from pipeline.tabular.columns import read_csv
 from pipeline.errors import DataError, UserError
 from pipeline.io import write_text
-from pipeline.spec import SPEC_FILE
+from pipeline.tabular.spec import SPEC_FILE
 
 
 def build_parser() -> ArgumentParser:
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     def run() -> int:
         args = build_parser().parse_args(argv)
         if args.metric:
-            from pipeline.metrics import get_metric
+            from pipeline.model.metrics import get_metric
 
             get_metric(args.metric)
         out = args.out or Path("competitions") / args.name / SPEC_FILE

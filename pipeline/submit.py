@@ -1,6 +1,6 @@
 """python -m pipeline.submit <competition> FILE -m MESSAGE [--dry-run] [--data-dir DIR]
 
-Validates the file exactly as the run that wrote it did (pipeline.submission), then sends it
+Validates the file exactly as the run that wrote it did (pipeline.submission.format), then sends it
 with the Kaggle client; --dry-run only validates. Without --data-dir, a file inside a run folder
 is checked against the data folder that run read (its provenance.json).
 """
@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline import kaggle_io
+from pipeline.kaggle import client as kaggle_io
 from pipeline.cli import ArgumentParser, add_timeout, competition_of, run_cli
 from pipeline.download import is_builtin
 from pipeline.errors import UserError
 from pipeline.interrupts import keeping
-from pipeline.kaggle_io import SUBMIT_TIMEOUT
-from pipeline.provenance import recorded_data_dir
-from pipeline.submission import check_file
+from pipeline.kaggle.client import SUBMIT_TIMEOUT
+from pipeline.run.provenance import recorded_data_dir
+from pipeline.submission.format import check_file
 
 
 def build_parser() -> ArgumentParser:

@@ -3,7 +3,7 @@
 K-fold training with the competition's defaults (or your overrides), then a validated
 submission. Prints per-fold scores, mean ± std, a linear baseline on the same folds, the time,
 and where the files went. The run is written to a temporary folder beside --out and moved
-there when it has finished (pipeline/rundir.py).
+there when it has finished (pipeline/run/folder.py).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from pathlib import Path
 
 from pipeline.cli import ArgumentParser, add_common_args, run_cli
 from pipeline.faults import check_writable
-from pipeline.inputs import load_inputs
+from pipeline.run.inputs import load_inputs
 from pipeline.interrupts import keeping
 from pipeline.io import default_run_dir
-from pipeline.report import plot_learning_curves, print_summary
-from pipeline.run import RUN_DIR_ENV, fit_and_write, is_ddp_worker
-from pipeline.rundir import run_folder
+from pipeline.run.report import plot_learning_curves, print_summary
+from pipeline.run.fit import RUN_DIR_ENV, fit_and_write, is_ddp_worker
+from pipeline.run.folder import run_folder
 
 
 def build_parser() -> ArgumentParser:

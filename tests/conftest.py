@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.catalog import load_competition
-from pipeline.inputs import resolve_config
+from pipeline.competition.catalog import load_competition
+from pipeline.run.inputs import resolve_config
 
 ROOT = Path(__file__).resolve().parents[1]
 COVID_DIR = ROOT.parent / "shared" / "data" / "ml2021spring-hw1"
@@ -67,7 +67,7 @@ def small_config(competition, *overrides: str):
 def use_fake_kaggle(monkeypatch, home: Path, fake, key: str):
     """Put `fake` behind kaggle_io.get_api, with credentials in the environment only (a fresh
     HOME, no other KAGGLE_* variables)."""
-    from pipeline import kaggle_io
+    from pipeline.kaggle import client as kaggle_io
 
     monkeypatch.setenv("HOME", str(home / "home"))
     for name in list(os.environ):

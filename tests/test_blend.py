@@ -2,7 +2,7 @@
 member gets no weight, the nested score never beats the in-sample one, class probabilities
 blend into probabilities, and the folder is a run folder with a valid submission.
 
-The member runs here are written by hand (the files pipeline/run.py writes, predictions of
+The member runs here are written by hand (the files pipeline/run/fit.py writes, predictions of
 our choosing) so each test takes a second; test_tune_cli.py blends real trials and
 test_blend_end_to_end_of_two_train_runs real pipeline.train runs."""
 
@@ -20,10 +20,10 @@ import pandas as pd
 import pytest
 
 from pipeline.blend import main
-from pipeline.inputs import load_inputs
+from pipeline.run.inputs import load_inputs
 from pipeline.io import write_csv, write_json, write_npy
-from pipeline.members import run_info
-from pipeline.splits import make_splits
+from pipeline.ensemble.members import run_info
+from pipeline.engine.splits import make_splits
 from pipeline.train import main as train_main
 
 DATA = Path(__file__).parent / "data"

@@ -1,5 +1,5 @@
 """python -m pipeline.submit without --data-dir, on a file inside a run folder: the data folder
-comes from the run's provenance.json (pipeline.provenance.recorded_data_dir)."""
+comes from the run's provenance.json (pipeline.run.provenance.recorded_data_dir)."""
 
 import contextlib
 import io
@@ -8,9 +8,9 @@ import shutil
 import pandas as pd
 import pytest
 
-from pipeline.catalog import load_competition
+from pipeline.competition.catalog import load_competition
 from pipeline.io import write_json
-from pipeline.provenance import collect, recorded_data_dir
+from pipeline.run.provenance import collect, recorded_data_dir
 from pipeline.submit import main as submit
 from pipeline.train import main as train
 

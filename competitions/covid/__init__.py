@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.competition import Competition, TestData, TrainData
+from pipeline.competition.base import Competition, TestData, TrainData
 from pipeline.errors import DataError
-from pipeline.metrics import Task
-from pipeline.preprocess import TabularFeatures, tabular_preprocessor
-from pipeline.tabular import read_table
+from pipeline.model.metrics import Task
+from pipeline.competition.preprocess import TabularFeatures, tabular_preprocessor
+from pipeline.tabular.read import read_table
 
 STATES = (  # noqa: SIM905 (one line of 40 codes reads better than 40 lines)
     "AL AK AZ AR CA CO CT FL GA ID IL IN IA KS KY LA MD MA MI MN MS MO NE NV NJ NM NY NC OH OK OR "

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.competition import Competition, TestData, TrainData
+from pipeline.competition.base import Competition, TestData, TrainData
 from pipeline.io import write_csv
-from pipeline.metrics import Task
-from pipeline.preprocess import TabularFeatures, tabular_preprocessor
-from pipeline.tabular import class_labels, read_table
+from pipeline.model.metrics import Task
+from pipeline.competition.preprocess import TabularFeatures, tabular_preprocessor
+from pipeline.tabular.read import class_labels, read_table
 
 PIXELS = [f"pixel{i}" for i in range(64)]
 

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.competition import Competition, TestData, TrainData
+from pipeline.competition.base import Competition, TestData, TrainData
 from pipeline.errors import ConfigError, DataError
-from pipeline.metrics import Task
-from pipeline.preprocess import TabularFeatures, tabular_preprocessor
-from pipeline.tabular import read_table
+from pipeline.model.metrics import Task
+from pipeline.competition.preprocess import TabularFeatures, tabular_preprocessor
+from pipeline.tabular.read import read_table
 
 N_CLASSES = 39
 FRAME_DIM = 39

@@ -19,14 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.competition import TrainData
+from pipeline.competition.base import TrainData
 
 
 def main(argv: list[str] | None = None) -> int:
     from competitions.timit import competition
     from pipeline.engine.cv import CrossValidator
     from pipeline.errors import UserError
-    from pipeline.inputs import resolve_config
+    from pipeline.run.inputs import resolve_config
 
     parser = argparse.ArgumentParser(prog="python -m competitions.timit.epoch_time",
                                      description=__doc__.split("\n")[0])  # fmt: skip

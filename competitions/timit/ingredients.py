@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import PostConfig
-from pipeline.postprocess import postprocess, postprocess_oof
-from pipeline.splits import blocked_splits
+from pipeline.run.postprocess import postprocess, postprocess_oof
+from pipeline.engine.splits import blocked_splits
 
 # name -> (what it is, overrides on top of the TIMIT defaults): each recipe sets every key it
 # depends on, so it stays the same recipe when the defaults change. "seq1" is the default.

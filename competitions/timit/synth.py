@@ -75,7 +75,7 @@ from scipy.io import wavfile
 
 from competitions.timit import speech
 from pipeline.io import write_csv
-from pipeline.rundir import move_in, sibling
+from pipeline.run.folder import move_in, sibling
 
 VOICES = ("kal_diphone", "cmu_us_slt_arctic_hts")
 DEFAULT_TEXT = Path("/usr/share/dictd/devil.dict.dz")

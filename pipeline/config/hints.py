@@ -2,7 +2,7 @@
 
 A hint is the whole contract of a key: `int`, `float | None`, `list[int]`, a fixed choice
 `Literal["epoch", "step"]`, or a registry name `Annotated[str, MODELS]` (a `Registry` from
-pipeline.registry, read at check time, so entries registered by a plug-in are valid names and
+pipeline.model.registry, read at check time, so entries registered by a plug-in are valid names and
 the error lists them). Choices are stored in their canonical spelling (`LeakyReLU` ->
 `leaky_relu`); a wrong value gets "X must be one of: a, b, c; got 'y'." from the hint itself.
 """
@@ -15,7 +15,7 @@ import typing
 from typing import Annotated, Any, Literal
 
 from pipeline.errors import ConfigError
-from pipeline.registry import Registry
+from pipeline.model.registry import Registry
 
 
 def coerce(value: Any, hint: Any, path: str, source: str = "") -> Any:

@@ -9,7 +9,7 @@ import dataclasses
 from typing import Any
 
 from pipeline.errors import ConfigError
-from pipeline.registry import MODELS, OPTIMIZERS, SCHEDULERS
+from pipeline.model.registry import MODELS, OPTIMIZERS, SCHEDULERS
 
 FRAME_KEYS = ("channels", "kernel", "layers", "frame_dropout")  # model.* read by frame models
 SEQUENCE_KEYS = ("window", "stride", "cell")  # model.* read by sequence models only

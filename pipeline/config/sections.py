@@ -23,7 +23,7 @@ from pipeline.config.rules import (
     check_scheduler_options,
 )
 from pipeline.errors import ConfigError
-from pipeline.registry import (
+from pipeline.model.registry import (
     ACTIVATIONS,
     INITS,
     MODELS,
@@ -42,7 +42,7 @@ class CVConfig:
     gap: int = 0  # blocked: rows next to a validation block dropped from training (leak guard)
     shuffle: bool = True  # kfold/stratified: shuffle rows before splitting (seeded)
     baseline: bool = True  # also score reference models on the same folds, as yardsticks
-    # which references cv.baseline scores (pipeline.references): linear (ridge / logistic
+    # which references cv.baseline scores (pipeline.ensemble.references): linear (ridge / logistic
     # regression on the fold's preprocessing), hgb (HistGradientBoosting on the raw columns)
     # (CSV competitions from a competition.yaml add hgb by default)
     references: list[Annotated[str, REFERENCES]] = field(default_factory=lambda: ["linear"])
@@ -62,7 +62,7 @@ class CVConfig:
 
 @dataclass
 class ModelConfig:
-    name: Annotated[str, MODELS] = "mlp"  # pipeline.models.register_model adds your own
+    name: Annotated[str, MODELS] = "mlp"  # pipeline.model.models.register_model adds your own
     hidden: list[int] = field(default_factory=lambda: [64, 32])  # small: tabular data is small
     activation: Annotated[str, ACTIVATIONS] = "relu"  # robust default for MLPs
     leaky_slope: float = 0.01  # negative slope of leaky_relu (and its He/Xavier gain)

@@ -3,7 +3,7 @@
 CrossValidator follows scikit-learn's estimator contract: __init__ stores, fit validates and
 returns self, learned state ends in "_" (oof_, fold_scores_, ...), predict averages the fold
 models. fit: the splits; each fold's preprocessor fitted on its training rows and its model
-built (seeded per fold); the input checks and the engine choice (engine/seam.py), once, before
+built (seeded per fold); the input checks and the engine choice (engine/choice.py), once, before
 any training; then the engine trains and hands back one FoldResult per fold, which fit collects.
 """
 
@@ -17,20 +17,20 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 
-from pipeline.competition import Competition, TestData, TrainData
+from pipeline.competition.base import Competition, TestData, TrainData
 from pipeline.engine.batches import to_tensor
 from pipeline.engine.fast import fit_stacked
 from pipeline.engine.lit import LitModel
 from pipeline.engine.plain import fit_fold
 from pipeline.engine.results import FoldResult
-from pipeline.engine.seam import check_inputs, choose_engine
+from pipeline.engine.choice import check_inputs, choose_engine
 from pipeline.engine.stopping import EpochHook
 from pipeline.engine.trainer import quiet_lightning
-from pipeline.metrics import Metric, check_task, stop_metric
-from pipeline.models import build_model
-from pipeline.preprocess import Preprocessor
+from pipeline.model.metrics import Metric, check_task, stop_metric
+from pipeline.model.models import build_model
+from pipeline.competition.preprocess import Preprocessor
 from pipeline.progress import RunProgress
-from pipeline.splits import make_splits
+from pipeline.engine.splits import make_splits
 
 
 @dataclass

@@ -4,7 +4,7 @@
   training rows by index (one permutation per fold and epoch, fixed batch shapes).
 - Each fold's preprocessing (fitted on that fold's training rows, as on the plain engine) is
   either applied on the device as the affine map read from its fitted parameters, or applied
-  on the host once per fold (engine/seam.py decides, engine/device.py holds the rows).
+  on the host once per fold (engine/choice.py decides, engine/device.py holds the rows).
 - The K models are stacked (engine/stacked.py): one step costs about what one model's does.
 - Per-fold early stopping with Lightning's rule (engine/stopping.py); training ends when every
   fold has stopped.
@@ -28,7 +28,7 @@ from pipeline.engine.device import DeviceFolds
 from pipeline.engine.lit import LitModel
 from pipeline.engine.lit_stacked import StackedLitModel
 from pipeline.engine.results import FoldResult
-from pipeline.engine.seam import EngineChoice, as_tensors
+from pipeline.engine.choice import EngineChoice, as_tensors
 from pipeline.engine.stopping import FoldEarlyStopping
 from pipeline.engine.trainer import diverged, make_trainer
 

@@ -3,7 +3,7 @@ optimizer and schedule, and the per-fold module built on it (the stacked module 
 engine, engine/lit_stacked.py, is the other member).
 
 Batches are (x, y, offset) with y on the competition's scale; for regression the module trains
-on (y - offset - shift) / scale (see pipeline.preprocess) and maps predictions back, so
+on (y - offset - shift) / scale (see pipeline.competition.preprocess) and maps predictions back, so
 `val/<metric>` is on the competition's scale, comparable across configs and folds. `metric` is
 the quantity the module is watched on (engine/cv.py's FitSpec.stop: the competition's metric,
 or the loss as a Metric, e.g. logloss, per train.monitor).
@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline import optim
-from pipeline.metrics import Metric, Task
+from pipeline.model import optim
+from pipeline.model.metrics import Metric, Task
 
 
 class EpochMean:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from pipeline.engine.lit import LitModel
-from pipeline.engine.seam import run_device
+from pipeline.engine.choice import run_device
 from pipeline.engine.windows import average_windows, cut_windows
 
 

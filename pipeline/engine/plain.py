@@ -20,8 +20,7 @@ from pipeline.engine.lit_sequence import SequenceModule
 from pipeline.engine.results import FoldResult
 from pipeline.engine.stopping import FiniteGuard
 from pipeline.engine.trainer import diverged, make_trainer
-from pipeline.engine.windows import WindowBatches
-from pipeline.postprocess import row_runs
+from pipeline.engine.windows import WindowBatches, row_runs
 
 
 def fit_fold(spec, k: int, train, tr, va, pre, model, callbacks: list, root: Path,

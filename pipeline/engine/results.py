@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.engine.lit import LitModel
-from pipeline.preprocess import Preprocessor
+from pipeline.competition.preprocess import Preprocessor
 
 
 @dataclass

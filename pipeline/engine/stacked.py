@@ -25,7 +25,7 @@ from pipeline.errors import ConfigError
 
 class NotStackable(ConfigError):
     """A model or layer the fast engine cannot stack (train.engine=plain can train it); the
-    engine seam (engine/seam.py) puts the message into its reason."""
+    engine seam (engine/choice.py) puts the message into its reason."""
 
 
 STATELESS = (nn.Dropout, nn.Identity, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.SELU, nn.GELU, nn.SiLU,
@@ -187,11 +187,11 @@ def _unstack_module(stacked: nn.Module, target: nn.Module, k: int) -> None:
 
 
 class Stacked(nn.Module):
-    """K stacked copies of an MLP or FrameConv (see pipeline.models)."""
+    """K stacked copies of an MLP or FrameConv (see pipeline.model.models)."""
 
     def __init__(self, models: list[nn.Module]):
         super().__init__()
-        from pipeline.models import MLP, FrameConv
+        from pipeline.model.models import MLP, FrameConv
 
         self.K = len(models)
         self._flat: list[nn.Module] | None = None

@@ -50,6 +50,17 @@ def cut_windows(
     return np.concatenate(positions).astype(np.int64), np.concatenate(masks)
 
 
+def row_runs(index: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) positions in `index` of its runs of consecutive row numbers."""
+    index = np.asarray(index)
+    if len(index) == 0:
+        return []
+    cuts = np.flatnonzero(np.diff(index) != 1) + 1
+    starts = np.concatenate([[0], cuts])
+    stops = np.concatenate([cuts, [len(index)]])
+    return [(int(a), int(b)) for a, b in zip(starts, stops, strict=True)]
+
+
 class WindowBatches:
     """Training batches of windows for Lightning's fit loop: per epoch new window phases and a
     new order, `per_batch` windows per step, the same number of steps every epoch; each item is

@@ -17,9 +17,9 @@ from optuna.trial import TrialState
 from pipeline.config import load_yaml, merge, nest, parse_overrides
 from pipeline.errors import UserError
 from pipeline.io import write_csv, write_json, write_text
-from pipeline.report import plot_learning_curves
-from pipeline.run import fit_and_write
-from pipeline.submission import build_submission, write_submission
+from pipeline.run.report import plot_learning_curves
+from pipeline.run.fit import fit_and_write
+from pipeline.submission.format import build_submission, write_submission
 from pipeline.tune.objective import SURPLUS, TuneSetup, ranked, trial_dir, trial_inputs
 from pipeline.tune.plots import save_plots
 from pipeline.tune.report import reason_counts, trials_per_10_min

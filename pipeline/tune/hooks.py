@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import optuna
 
-from pipeline.metrics import Metric
+from pipeline.model.metrics import Metric
 from pipeline.tune.pruners import (
     FOLD_MEAN,
     FOLD_SCORES,

@@ -23,15 +23,15 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from pipeline.competition import TestData, TrainData
+from pipeline.competition.base import TestData, TrainData
 from pipeline.config import Config
 from pipeline.engine.cv import CrossValidator
 from pipeline.errors import ConfigError, TrainingDiverged
-from pipeline.inputs import Inputs, check_buildable, resolve_config
+from pipeline.run.inputs import Inputs, check_buildable, resolve_config
 from pipeline.interrupts import Interrupted
 from pipeline.io import write_json, write_npy
-from pipeline.members import ids_digest, run_info
-from pipeline.metrics import stop_metric
+from pipeline.ensemble.members import ids_digest, run_info
+from pipeline.model.metrics import stop_metric
 from pipeline.tune.hooks import Reporter
 from pipeline.tune.pruners import Pruning
 from pipeline.tune.space import SearchSpace, to_override
@@ -99,7 +99,7 @@ def ranked(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 def save_trial(setup: TuneSetup, inputs: Inputs, cv, number: int, value: float, values) -> None:
     """trials/<n>/: the OOF and test predictions, the fold of each row, and trial.json (what
-    pipeline.members reads to check the rows and folds), written last."""
+    pipeline.ensemble.members reads to check the rows and folds), written last."""
     train, test = inputs.train, inputs.test
     test_pred, _ = cv.predict(test.X)
     folder = trial_dir(setup.out_dir, number)

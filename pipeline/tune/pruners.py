@@ -53,7 +53,7 @@ import optuna
 from optuna.pruners import BasePruner, WilcoxonPruner
 from optuna.trial import TrialState
 
-from pipeline.registry import canonical, lookup
+from pipeline.model.registry import canonical, lookup
 
 PER_FOLD = "fold * stride + epoch"  # the trial's `steps` attribute: how its steps are numbered
 FOLD_MEAN = "epoch (mean over folds)"

@@ -31,7 +31,7 @@ import optuna
 from optuna.storages import BaseStorage
 
 from pipeline.io import default_run_dir
-from pipeline.rundir import RUN_NAMES, not_a_run, sibling
+from pipeline.run.folder import RUN_NAMES, not_a_run, sibling
 from pipeline.tune.storage import default_url, open_storage, shown_url
 
 TUNE_NAMES = frozenset({"tune.json", "study.db", "trials"})  # only a tuning run writes these

@@ -12,7 +12,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
-from pipeline.competition import Competition
+from pipeline.competition.base import Competition
 from pipeline.config import Config
 from pipeline.errors import ConfigError, UserError
 from pipeline.interrupts import Interrupted

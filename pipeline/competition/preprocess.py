@@ -1,0 +1,264 @@
+"""Per-fold preprocessing: fitted on a fold's training rows only, then applied to its validation
+rows and to the test rows. A new instance is made for every fold, so nothing learned from
+validation rows can reach training.
+
+A Preprocessor turns raw rows into model inputs and, for regression, describes the target the
+network learns: y_model = (y - offset(X) - shift) / scale, where offset is an optional raw column
+(predict the change from a known value) and shift/scale standardise the rest. Predictions are
+mapped back with the inverse, so metrics are always computed on the competition's own scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.feature_selection import SelectKBest, f_classif, f_regression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import (
+    MinMaxScaler,
+    QuantileTransformer,
+    RobustScaler,
+    StandardScaler,
+)
+
+from pipeline.errors import ConfigError, DataError
+
+SCALERS = {
+    "standard": StandardScaler,
+    "minmax": MinMaxScaler,
+    "robust": RobustScaler,
+    # ranks mapped to a normal distribution: heavy tails and outliers tamed
+    "quantile": lambda: QuantileTransformer(output_distribution="normal", subsample=100_000),
+    "none": None,
+}
+
+
+@dataclass
+class TabularFeatures:
+    """Feature options shared by tabular competitions; subclass to add a competition's own."""
+
+    select: str = "all"  # all | groups | kbest
+    groups: list[str] = field(default_factory=list)  # select=groups: named column groups
+    k: int = 16  # select=kbest: keep the k columns with the best univariate score on the fold
+    scale: str = "standard"  # standard | minmax | robust | quantile | none, fitted on the fold
+    scale_target: bool = False  # regression: standardise the target on the training fold
+
+    def group_names(self) -> list[str]:
+        """Names valid in `groups`; competitions with column groups override this."""
+        return []
+
+    def check(self) -> None:
+        if self.select not in ("all", "groups", "kbest"):
+            raise ConfigError(
+                f"features.select must be one of: all, groups, kbest; got {self.select!r}."
+            )
+        if self.scale not in SCALERS:
+            raise ConfigError(
+                f"features.scale must be one of: {', '.join(SCALERS)}; got {self.scale!r}."
+            )
+        if self.k < 1:
+            raise ConfigError(f"features.k must be an int >= 1; got {self.k!r}.")
+        valid = self.group_names()
+        if self.select == "groups":
+            if not self.groups:
+                raise ConfigError(
+                    "features.select=groups needs features.groups, a list from: "
+                    f"{', '.join(valid) or '(this competition has no groups)'}."
+                )
+            for name in self.groups:
+                if name not in valid:
+                    raise ConfigError(
+                        f"features.groups: unknown group {name!r}; choose from: "
+                        f"{', '.join(valid)}."
+                    )
+
+
+class SelectColumns(TransformerMixin, BaseEstimator):
+    """Keep the given column indices (a named feature group), as a pipeline step."""
+
+    def __init__(self, columns: list[int]):
+        self.columns = columns
+
+    def fit(self, X, y=None) -> SelectColumns:
+        return self
+
+    def transform(self, X):
+        return np.take(X, self.columns, axis=1)
+
+
+@dataclass
+class AffineMap:
+    """transform(X) == (X[:, columns] - center) * mult, read off a fitted preprocessing."""
+
+    columns: np.ndarray  # (F,) int64 raw column of each output feature
+    center: np.ndarray  # (F,) float64
+    mult: np.ndarray  # (F,) float64
+
+
+def _step_affine(step) -> tuple[np.ndarray | None, np.ndarray, np.ndarray] | None:
+    """(selected columns or None, center, mult) of one fitted step; None when the step is not
+    a selection or a per-column scaling. Scalars broadcast over the step's columns."""
+    if isinstance(step, SelectColumns):
+        return np.asarray(step.columns, dtype=np.int64), np.zeros(1), np.ones(1)
+    if isinstance(step, SelectKBest):
+        return step.get_support(indices=True).astype(np.int64), np.zeros(1), np.ones(1)
+    if isinstance(step, StandardScaler):
+        center = step.mean_ if step.with_mean else np.zeros(1)
+        mult = 1.0 / step.scale_ if step.with_std else np.ones(1)
+        return None, np.asarray(center, dtype=np.float64), np.asarray(mult, dtype=np.float64)
+    if isinstance(step, RobustScaler):
+        center = step.center_ if step.with_centering else np.zeros(1)
+        mult = 1.0 / step.scale_ if step.with_scaling else np.ones(1)
+        return None, np.asarray(center, dtype=np.float64), np.asarray(mult, dtype=np.float64)
+    if isinstance(step, MinMaxScaler):  # X * scale_ + min_ == (X - (-min_ / scale_)) * scale_
+        scale = np.asarray(step.scale_, dtype=np.float64)
+        if (scale == 0).any():
+            return None
+        return None, -np.asarray(step.min_, dtype=np.float64) / scale, scale
+    return None
+
+
+class Preprocessor:
+    """sklearn-style: fit(X, y) on training rows, then transform / offset / target maps."""
+
+    embed: tuple = ()  # see __init__; a subclass that skips it embeds nothing
+
+    def __init__(
+        self,
+        features: Pipeline | None,
+        offset_column: int | None = None,
+        scale_target: bool = False,
+        embed: list[tuple[int, int]] | None = None,
+    ):
+        self.features = features
+        self.offset_column = offset_column
+        self.scale_target = scale_target
+        # (categories, width) of the category-code columns the features end with, which the
+        # model embeds (pipeline.model.models.EmbeddingInput); padding goes before them
+        self.embed = list(embed or [])
+
+    def offset(self, X: np.ndarray) -> np.ndarray:
+        if self.offset_column is None:
+            return np.zeros(len(X), dtype=np.float32)
+        return np.asarray(X[:, self.offset_column], dtype=np.float32)
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> Preprocessor:
+        target = y
+        if y.dtype.kind == "f":
+            target = y - self.offset(X)
+            self.shift_ = float(target.mean()) if self.scale_target else 0.0
+            self.scale_ = (float(target.std()) or 1.0) if self.scale_target else 1.0
+        else:
+            self.shift_, self.scale_ = 0.0, 1.0
+        if self.features is not None:
+            self.features.fit(X, target)
+        self.n_features_in_ = X.shape[1]
+        self.pad_to_ = 0
+        self.n_features_out_ = self.transform(X[:2]).shape[1]
+        return self
+
+    def pad_to(self, width: int) -> None:
+        """Append zero columns up to `width`: folds whose encoders learned different numbers
+        of columns (one-hot categories) then feed models of one shape. A column that is zero
+        in every row changes no prediction."""
+        self.pad_to_ = width
+        self.n_features_out_ = max(self.n_features_out_, width)
+
+    def affine(self) -> AffineMap | None:
+        """The fitted preprocessing as a per-column affine map of raw columns, read from the
+        fitted parameters (a scaler's mean_/scale_, a selector's support); None when a step
+        is something else (an encoder, an imputer, a user's own transformer)."""
+        if self.pad_to_:
+            return None
+        columns = np.arange(self.n_features_in_, dtype=np.int64)
+        center = np.zeros(len(columns))
+        mult = np.ones(len(columns))
+        for _, step in self.features.steps if self.features is not None else []:
+            found = _step_affine(step)
+            if found is None:
+                return None
+            selected, c, m = found
+            if selected is not None:
+                columns, center, mult = columns[selected], center[selected], mult[selected]
+            else:  # ((x - center) * mult - c) * m == (x - (center + c / mult)) * (mult * m)
+                center = center + np.broadcast_to(c, center.shape) / mult
+                mult = mult * np.broadcast_to(m, mult.shape)
+        return AffineMap(columns, center, mult)
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        out = X if self.features is None else self.features.transform(X)
+        out = np.ascontiguousarray(out, dtype=np.float32)
+        if getattr(self, "pad_to_", 0) > out.shape[1]:
+            m = len(getattr(self, "embed", []))
+            zeros = np.zeros((len(out), self.pad_to_ - out.shape[1]), dtype=np.float32)
+            out = np.concatenate([out[:, : out.shape[1] - m], zeros, out[:, out.shape[1] - m :]],
+                                 axis=1)  # fmt: skip
+        return out
+
+    def model_target(self, y: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """The (regression) target in the space the model learns."""
+        return ((y - self.offset(X) - self.shift_) / self.scale_).astype(np.float32)
+
+    def inverse_target(self, z: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """Model-space predictions back on the competition's scale."""
+        return z * self.scale_ + self.shift_ + self.offset(X)
+
+
+def tabular_preprocessor(
+    cfg: TabularFeatures,
+    task_kind: str,
+    groups: dict[str, list[int]] | None = None,
+    offset_column: int | None = None,
+    n_columns: int | None = None,
+) -> Preprocessor:
+    """Column selection (named groups or SelectKBest) then scaling, fitted per fold."""
+    steps = []
+    if cfg.select == "groups":
+        columns = sorted({c for name in cfg.groups for c in (groups or {})[name]})
+        steps.append(("select", SelectColumns(columns)))
+    elif cfg.select == "kbest":
+        if n_columns is not None and cfg.k > n_columns:
+            raise ConfigError(f"features.k must be <= {n_columns} (the columns); got {cfg.k}.")
+        score = f_classif if task_kind == "classification" else f_regression
+        steps.append(("select", SelectKBest(score, k=cfg.k)))
+    scaler = SCALERS[cfg.scale]
+    if scaler is not None:
+        steps.append(("scale", scaler()))
+    features = Pipeline(steps) if steps else None
+    return Preprocessor(features, offset_column=offset_column, scale_target=cfg.scale_target)
+
+
+def check_finite(X: np.ndarray, pre: Preprocessor, source: str, names: list[str] | None) -> None:
+    """Non-finite raw values must be ones the fitted preprocessing fills in (an imputer);
+    otherwise DataError naming the file, the column and how many rows hold them.
+
+    Scans the whole array in chunks (a memory map stays a memory map), then transforms only
+    the rows that hold such values."""
+    bad_rows: list[np.ndarray] = []
+    counts = np.zeros(X.shape[1], dtype=np.int64)
+    for start in range(0, len(X), 1 << 16):
+        chunk = ~np.isfinite(np.asarray(X[start : start + (1 << 16)], dtype=np.float32))
+        counts += chunk.sum(axis=0)
+        bad_rows.append(start + np.flatnonzero(chunk.any(axis=1)))
+    if not counts.any():
+        return
+    rows = np.concatenate(bad_rows)
+    try:
+        out = pre.transform(np.asarray(X[rows[:4096]], dtype=np.float32))
+        if np.isfinite(out).all():
+            return  # the preprocessing fills them in
+    except ValueError:  # scikit-learn refuses infinite values
+        pass
+    column = int(np.argmax(counts))
+    name = names[column] if names is not None else f"#{column + 1}"
+    first = int(np.flatnonzero(~np.isfinite(np.asarray(X[rows, column], dtype=np.float32)))[0])
+    where = f"line {rows[first] + 2:,}" if source.endswith(".csv") else f"row {rows[first] + 1:,}"
+    others = int((counts > 0).sum()) - 1
+    more = f" ({others} other column(s) too)" if others else ""
+    raise DataError(
+        f"{source}: column {name!r} holds NaN or infinite values in {counts[column]:,} of "
+        f"{len(X):,} rows (first at {where}){more}; this competition's preprocessing does not "
+        "fill missing values: fix the file or drop the column."
+    )

@@ -1,0 +1,255 @@
+"""Same-folds references: models a Kaggler compares a network with, fitted on exactly the
+network's folds, each returning its out-of-fold and (fold-averaged) test predictions in the
+prediction space (values, or probabilities (n, K) with class k in column k), so they can be
+scored side by side and blended with it (pipeline.ensemble.weights).
+
+- linear: ridge (alpha chosen per fold by RidgeCV) or multinomial logistic regression on the
+  fold's own preprocessing, as the network sees the columns;
+- hgb: scikit-learn's HistGradientBoosting on the raw columns (NaN handled natively, category
+  code columns as native categoricals), the number a Kaggler expects to beat.
+
+REFERENCES (pipeline.model.registry) is open: `register_reference("mine", fit, title="mine")` with
+`fit(fold: Fold) -> (validation predictions, test predictions or None)` makes
+`cv.references=[linear, mine]` valid.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression, RidgeCV
+from threadpoolctl import threadpool_limits
+
+from pipeline.model.registry import REFERENCES, register_reference
+
+if TYPE_CHECKING:  # the config checks cv.references against this module's registrations
+    from pipeline.competition.base import Competition, TrainData
+    from pipeline.competition.preprocess import Preprocessor
+
+HGB_MAX_BINS = 255  # scikit-learn's most: a code column with more categories reads as numeric
+
+
+@dataclass
+class Reference:
+    """One reference's scores on the folds, and its predictions."""
+
+    key: str  # its REFERENCES name (cv.references): linear, hgb
+    name: str  # what the summary calls it: ridge, logistic_regression, hist_gradient_boosting
+    fold_scores: list[float]
+    mean: float
+    std: float
+    oof_score: float  # on the rows some fold validated
+    oof: np.ndarray  # (n,) or (n, K) float64; NaN on rows no fold validated
+    test: np.ndarray | None  # fold-averaged test predictions; None without test rows
+    seconds: float
+
+    def summary(self) -> dict:
+        """The metrics.json entry (the same keys as the linear baseline has always had)."""
+        return {
+            "name": self.name,
+            "fold_scores": self.fold_scores,
+            "mean": self.mean,
+            "std": self.std,
+            "oof_score": self.oof_score,
+            "seconds": self.seconds,
+        }
+
+
+@dataclass
+class Fold:
+    """What a reference fits on: fold k's training and validation rows, the test rows, and
+    the fold's preprocessing, fitted on the training rows when first asked for (and shared by
+    the references of the fold)."""
+
+    k: int
+    tr: np.ndarray
+    va: np.ndarray
+    competition: Competition
+    cfg: Any
+    train: TrainData
+    test_X: np.ndarray | None = None
+    shared: dict = field(default_factory=dict)  # one run's cache, the same for every fold
+    _pre: Preprocessor | None = field(default=None, repr=False)
+
+    @property
+    def seed(self) -> int:
+        return self.cfg.seed + self.k
+
+    def preprocessor(self) -> Preprocessor:
+        if self._pre is None:
+            pre = self.competition.make_preprocessor(self.cfg, self.train)
+            self._pre = pre.fit(self.train.X[self.tr], self.train.y[self.tr])
+        return self._pre
+
+
+def reference_names(cfg) -> list[str]:
+    """The references a run scores: cv.references, none when cv.baseline is false."""
+    return list(cfg.cv.references) if cfg.cv.baseline else []
+
+
+def reference_predictions(
+    competition: Competition,
+    cfg,
+    train: TrainData,
+    splits,
+    test_X: np.ndarray | None = None,
+    names: list[str] | None = None,
+) -> list[Reference]:
+    """Fit each reference (default: reference_names(cfg)) on every fold of `splits`."""
+    names = reference_names(cfg) if names is None else [REFERENCES.canonical(n) for n in names]
+    task, metric = competition.task, competition.metric
+    n = len(train.y)
+    shape = (n, task.n_classes) if task.is_classification else (n,)
+    oof = {name: np.full(shape, np.nan) for name in names}
+    test = {name: [] for name in names}
+    scores = {name: [] for name in names}
+    seconds = dict.fromkeys(names, 0.0)
+    covered = np.zeros(n, dtype=bool)
+    shared: dict = {}
+    for k, (tr, va) in enumerate(splits):
+        fold = Fold(k, tr, va, competition, cfg, train, test_X, shared)
+        covered[va] = True
+        for name in names:
+            start = time.perf_counter()
+            pred, pred_test = REFERENCES.lookup(name)(fold)
+            seconds[name] += time.perf_counter() - start
+            oof[name][va] = pred
+            scores[name].append(metric(train.y[va], pred))
+            if pred_test is not None:
+                test[name].append(pred_test)
+    refs = []
+    for name in names:
+        title = REFERENCES.info(name)["title"]
+        refs.append(
+            Reference(
+                key=name,
+                name=title(task) if callable(title) else (title or name),
+                fold_scores=scores[name],
+                mean=float(np.mean(scores[name])),
+                std=float(np.std(scores[name])),
+                oof_score=metric(train.y[covered], oof[name][covered]),
+                oof=oof[name],
+                test=np.mean(test[name], axis=0) if test[name] else None,
+                seconds=round(seconds[name], 3),
+            )
+        )
+    return refs
+
+
+def _class_columns(proba: np.ndarray, classes: np.ndarray, n_classes: int) -> np.ndarray:
+    """predict_proba's columns (the fold's classes) placed in class-number columns."""
+    out = np.zeros((len(proba), n_classes))
+    out[:, classes] = proba
+    return out
+
+
+def fit_linear(fold: Fold) -> tuple[np.ndarray, np.ndarray | None]:
+    """Ridge / logistic regression on the fold's preprocessing (without the category codes
+    a network embeds: codes are no linear feature)."""
+    task, train = fold.competition.task, fold.train
+    pre = fold.preprocessor()
+    X_tr, X_va = train.X[fold.tr], train.X[fold.va]
+    X_te = fold.test_X
+    codes = len(pre.embed)
+
+    def features(X):
+        out = pre.transform(X)
+        return out[:, : out.shape[1] - codes]
+
+    if task.is_classification:
+        model = LogisticRegression(max_iter=1000)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(features(X_tr), train.y[fold.tr])
+
+        def predict(X):
+            return _class_columns(model.predict_proba(features(X)), model.classes_,
+                                  task.n_classes)  # fmt: skip
+    else:
+        model = RidgeCV(alphas=np.logspace(-3, 3, 13))
+        model.fit(features(X_tr), pre.model_target(train.y[fold.tr], X_tr))
+
+        def predict(X):
+            return pre.inverse_target(model.predict(features(X)), X)
+
+    return predict(X_va), (None if X_te is None else predict(X_te))
+
+
+def hgb_categorical(train: TrainData, max_bins: int = HGB_MAX_BINS) -> np.ndarray | None:
+    """The code columns HistGradientBoosting takes as categorical: those with at most
+    max_bins distinct codes in train (more would be refused by it); the rest read as numbers."""
+    if train.categorical is None or not np.any(train.categorical):
+        return None
+    mask = np.asarray(train.categorical, dtype=bool).copy()
+    for j in np.flatnonzero(mask):
+        column = np.asarray(train.X[:, j], dtype=np.float64)
+        if len(np.unique(column[~np.isnan(column)])) > max_bins:
+            mask[j] = False
+    return mask if mask.any() else None
+
+
+def hgb_model(task, categorical: np.ndarray | None, seed: int):
+    """300 rounds at learning rate 0.06 (slower and steadier than scikit-learn's 100 x 0.1);
+    early stopping on an internal 10% split where scikit-learn's `auto` turns it on (more
+    than 10,000 rows), so small folds keep all their rows."""
+    cls = HistGradientBoostingClassifier if task.is_classification else (
+        HistGradientBoostingRegressor)  # fmt: skip
+    return cls(
+        learning_rate=0.06,
+        max_iter=300,
+        max_bins=HGB_MAX_BINS,
+        categorical_features=categorical,
+        early_stopping="auto",
+        n_iter_no_change=20,
+        random_state=seed,
+    )
+
+
+HGB_ONE_THREAD_ROWS = 50_000  # smaller folds fit on one thread (see fit_hgb)
+
+
+def fit_hgb(fold: Fold) -> tuple[np.ndarray, np.ndarray | None]:
+    """HistGradientBoosting on the raw columns; regression learns the preprocessing's model
+    target (an offset column taken off) and maps back. Folds under HGB_ONE_THREAD_ROWS rows
+    use one OpenMP thread: on small data the threads' start-up and spin-waiting cost more
+    than they save, many times more on a busy machine (measured 10x on 2 shared cores)."""
+    threads = 1 if len(fold.tr) < HGB_ONE_THREAD_ROWS else None
+    with threadpool_limits(limits=threads, user_api="openmp"):
+        return _fit_hgb(fold)
+
+
+def _fit_hgb(fold: Fold) -> tuple[np.ndarray, np.ndarray | None]:
+    task, train = fold.competition.task, fold.train
+    X_tr = np.asarray(train.X[fold.tr], dtype=np.float32)
+    X_va = np.asarray(train.X[fold.va], dtype=np.float32)
+    X_te = None if fold.test_X is None else np.asarray(fold.test_X, dtype=np.float32)
+    if "hgb_categorical" not in fold.shared:
+        fold.shared["hgb_categorical"] = hgb_categorical(train)
+    model = hgb_model(task, fold.shared["hgb_categorical"], fold.seed)
+    if task.is_classification:
+        model.fit(X_tr, train.y[fold.tr])
+
+        def predict(X):
+            return _class_columns(model.predict_proba(X), model.classes_, task.n_classes)
+    else:
+        pre = fold.preprocessor()
+        model.fit(X_tr, pre.model_target(train.y[fold.tr], X_tr))
+
+        def predict(X):
+            return pre.inverse_target(model.predict(X).astype(np.float64), X)
+
+    return predict(X_va), (None if X_te is None else predict(X_te))
+
+
+register_reference(
+    "linear",
+    fit_linear,
+    title=lambda task: "logistic_regression" if task.is_classification else "ridge",
+)
+register_reference("hgb", fit_hgb, title="hist_gradient_boosting")

@@ -1,0 +1,126 @@
+"""Everything a run reads, loaded and checked before any output is written.
+
+`load_inputs(args)` resolves the config, loads the competition's train/test arrays and the
+sample submission, checks their ids (pipeline.competition.ids) and the folds, and builds the model once so
+impossible combinations fail before training.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.competition.catalog import load_competition
+from pipeline.competition.base import Competition, TestData, TrainData
+from pipeline.config import Config, build_config, load_yaml
+from pipeline.errors import ConfigError, DataError, UserError
+from pipeline.competition.ids import check_same_ids, checked_ids
+from pipeline.model.metrics import check_target, check_task
+from pipeline.submission.format import submission_format
+
+
+def resolve_config(
+    competition: Competition, config_file: Path | None, overrides: Sequence[str]
+) -> Config:
+    layers = [(competition.defaults_source, competition.defaults())]
+    if config_file is not None:
+        layers.append((f"--config {config_file}", load_yaml(config_file, "Config file")))
+    return build_config(competition.features_cls(), layers, list(overrides))
+
+
+@dataclass
+class Inputs:
+    """Everything a run reads, loaded and checked before any output is written."""
+
+    competition: Competition
+    cfg: Config
+    data_dir: Path
+    train: TrainData
+    test: TestData
+    sample: pd.DataFrame | None
+
+
+def load_inputs(args: argparse.Namespace) -> Inputs:
+    competition = load_competition(args.competition)
+    cfg = resolve_config(competition, args.config, args.overrides)
+    data_dir = args.data_dir or competition.default_data_dir()
+    if args.data_dir is not None and not data_dir.is_dir():
+        raise DataError(f"--data-dir {data_dir} is not a folder.")
+    competition.prepare_data(data_dir)  # a CSV competition learns its task here
+    check_task(competition.metric, competition.task)  # a metric name or kind the task lacks
+    train = competition.load_train(data_dir)
+    check_target(competition.metric, train.y, train.source)
+    test = competition.load_test(data_dir)
+    if test.X.shape[1] != train.X.shape[1]:
+        raise DataError(
+            f"The test file has {test.X.shape[1]} feature columns and the train file "
+            f"{train.X.shape[1]}; both must come from the same competition download."
+        )
+    sample = competition.load_sample_submission(data_dir)
+    check_rows(competition, train, test, sample)
+    submission_format(competition, sample)  # a sample that fits neither target nor classes
+    train.X = competition.row_features(cfg, train.X)
+    test.X = competition.row_features(cfg, test.X)
+    check_buildable(competition, cfg, train)
+    return Inputs(competition, cfg, data_dir, train, test, sample)
+
+
+def check_rows(
+    competition: Competition, train: TrainData, test: TestData, sample: pd.DataFrame | None
+) -> None:
+    """Ids unique in each file and the same in the test file and the sample (normalised in
+    place: ids pandas read as whole floats become ints)."""
+    column = competition.id_column
+    train.ids = checked_ids(train.ids, train.source, column)
+    test.ids = checked_ids(test.ids, test.source, column)
+    if sample is not None:
+        source, first = sample.attrs.get("source", "the sample submission"), sample.columns[0]
+        sample[first] = checked_ids(sample[first].to_numpy(), source, str(first))
+        check_same_ids(test.ids, test.source, sample)
+
+
+def check_buildable(competition: Competition, cfg: Config, train: TrainData) -> None:
+    """Build the preprocessor, model and optimizer once, so that impossible combinations
+    (group norm that does not divide a width, ...) fail before training starts."""
+    import torch
+
+    from pipeline.model import models, optim
+    from pipeline.engine.splits import make_splits
+
+    if cfg.post.enabled and not (competition.ordered_rows and competition.task.is_classification):
+        raise ConfigError(
+            f"post.smooth and post.viterbi use the order of rows; {competition.name}'s rows are "
+            "not consecutive frames of a classification task. Leave them off."
+        )
+    sequence = models.MODELS.info(cfg.model.name)["sequence"]
+    if sequence and not competition.ordered_rows:
+        raise ConfigError(
+            f"model.name={cfg.model.name} reads windows of consecutive rows; "
+            f"{competition.name}'s rows are not in time order. Use model.name=mlp."
+        )
+    if sequence and cfg.train.devices not in ("auto", 1):
+        raise ConfigError(
+            f"model.name={cfg.model.name} trains on one device (its window batches are not "
+            f"sharded across processes); set train.devices=1 (got {cfg.train.devices})."
+        )
+    make_splits(cfg.cv, train, cfg.seed, competition.task.is_classification)  # enough rows
+    pre = competition.make_preprocessor(cfg, train)
+    rows = min(len(train.y), 64)
+    pre.fit(train.X[:rows], train.y[:rows])
+    try:
+        model = models.build_model(
+            cfg.model, pre.n_features_out_, competition.task.n_outputs, competition.frame_dim,
+            embed=pre.embed,
+        )  # fmt: skip
+        optimizer = optim.build_optimizer(model, cfg.optim)
+        optim.build_scheduler(optimizer, cfg.sched, cfg.train.epochs, 10, "val/x", "min")
+        model.train()
+        model(torch.zeros(2, pre.n_features_out_))
+    except ValueError as exc:
+        if isinstance(exc, UserError):
+            raise
+        raise ConfigError(str(exc)) from None

@@ -1,0 +1,159 @@
+"""Per-fold preprocessing of a CSV competition's columns, with scikit-learn's ColumnTransformer.
+
+Numeric columns: imputation (median by default) with a missing-value indicator, then scaling.
+Categorical columns (category codes, NaN where missing): one-hot, where rare categories share
+one column and categories the training fold never saw map to it too (OneHotEncoder's
+infrequent handling); columns with many categories are target-encoded instead (TargetEncoder,
+cross-fitted on the training rows) or ordinal-coded. Everything is fitted on the fold's
+training rows only; a fresh instance is made for every fold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import sklearn
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_selection import SelectKBest, f_classif, f_regression
+from sklearn.impute import MissingIndicator, SimpleImputer
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    OneHotEncoder,
+    OrdinalEncoder,
+    TargetEncoder,
+)
+
+from pipeline.errors import ConfigError
+from pipeline.competition.preprocess import SCALERS, Preprocessor, TabularFeatures
+
+Encoding = Literal["onehot", "target", "ordinal", "embed"]
+
+
+@dataclass
+class TableFeatures(TabularFeatures):
+    """features.* keys of a CSV competition (competition.yaml)."""
+
+    impute: Literal["median", "mean"] = "median"  # numeric columns, fitted on the fold
+    missing_indicator: bool = True  # one 0/1 column per numeric column that has missing cells
+    encode: Encoding = "onehot"  # categorical columns with at most max_onehot categories
+    high_cardinality: Encoding = "target"  # categorical columns with more categories
+    max_onehot: int = 30  # categories (in train and test) above which high_cardinality applies
+    min_frequency: int = 5  # one-hot: categories rarer than this in the fold share a column
+    embed_dim: int = 0  # embed: width of each column's embedding; 0: min(32, 1.6 n^0.56)
+
+    def check(self) -> None:
+        if self.select == "groups":
+            raise ConfigError("features.select=groups needs named column groups; a CSV "
+                              "competition has none: use all or kbest.")  # fmt: skip
+        super().check()
+        if self.max_onehot < 2:
+            raise ConfigError(f"features.max_onehot must be an int >= 2; got {self.max_onehot}.")
+        if self.embed_dim < 0:
+            raise ConfigError(f"features.embed_dim must be an int >= 0; got {self.embed_dim}.")
+        if self.select == "kbest" and "embed" in (self.encode, self.high_cardinality):
+            raise ConfigError("features.select=kbest would reorder the embedded code columns; "
+                              "use select=all with embed.")  # fmt: skip
+        if self.min_frequency < 1:
+            raise ConfigError(
+                f"features.min_frequency must be an int >= 1; got {self.min_frequency}."
+            )
+
+
+class CrossFitTargetEncoder(TargetEncoder):
+    """TargetEncoder whose training rows get the cross-fitted encoding of fit_transform also
+    when the engine asks for them through transform() (a row's own target never encodes it)."""
+
+    def fit_transform(self, X, y):
+        out = super().fit_transform(X, y)
+        self._train_key, self._train_out = _key(X), out
+        return out
+
+    def fit(self, X, y):
+        self.fit_transform(X, y)
+        return self
+
+    def transform(self, X):
+        if getattr(self, "_train_key", None) == _key(X):
+            return self._train_out
+        return super().transform(X)
+
+
+def _cross_fit(task_kind: str, seed: int) -> dict:
+    """TargetEncoder's seeded 5-fold cross fitting: scikit-learn 1.9 takes the splitter (and
+    deprecates shuffle/random_state), older releases take the options."""
+    if tuple(int(p) for p in sklearn.__version__.split(".")[:2]) < (1, 9):
+        return {"cv": 5, "shuffle": True, "random_state": seed}
+    splitter = KFold if task_kind == "regression" else StratifiedKFold
+    return {"cv": splitter(5, shuffle=True, random_state=seed)}
+
+
+def _plus_one(X):
+    return np.asarray(X, dtype=np.float64) + 1.0
+
+
+def _key(X) -> tuple:
+    data = np.ascontiguousarray(X)
+    return data.shape, hashlib.blake2b(data.tobytes(), digest_size=16).hexdigest()
+
+
+def table_preprocessor(cfg: TableFeatures, task_kind: str, categorical: np.ndarray,
+                       n_categories: list[int], has_missing: np.ndarray,
+                       seed: int = 0) -> Preprocessor:  # fmt: skip
+    """A fresh, unfitted Preprocessor for one fold of a CSV competition."""
+    numeric = np.flatnonzero(~categorical).tolist()
+    parts = []
+    if numeric:
+        steps = [("impute", SimpleImputer(strategy=cfg.impute, keep_empty_features=True))]
+        scaler = SCALERS[cfg.scale]
+        if scaler is not None:
+            steps.append(("scale", scaler()))
+        block = Pipeline(steps)
+        missing = [i for i, c in enumerate(numeric) if has_missing[c]]
+        if cfg.missing_indicator and missing:  # same columns in every fold: equal widths
+            indicator = ColumnTransformer(
+                [("cols", MissingIndicator(features="all"), missing)], sparse_threshold=0
+            )
+            block = FeatureUnion([("values", block), ("missing", indicator)])
+        parts.append(("numeric", block, numeric))
+    cats = np.flatnonzero(categorical).tolist()
+    by_encoding: dict[str, list[int]] = {}
+    for c, n in zip(cats, n_categories):
+        encoding = cfg.encode if n <= cfg.max_onehot else cfg.high_cardinality
+        by_encoding.setdefault(encoding, []).append(c)
+    embed = []
+    for encoding, columns in sorted(by_encoding.items(), key=lambda kv: kv[0] == "embed"):
+        parts.append((encoding, _encoder(encoding, cfg, task_kind, seed), columns))
+        if encoding == "embed":  # last: the model embeds the final columns
+            sizes = [n_categories[cats.index(c)] + 2 for c in columns]  # + unknown, rare
+            embed = [(n, cfg.embed_dim or min(32, round(1.6 * n**0.56))) for n in sizes]
+    steps = [("columns", ColumnTransformer(parts, sparse_threshold=0))]
+    if cfg.select == "kbest":
+        score = f_classif if task_kind == "classification" else f_regression
+        steps.append(("select", SelectKBest(score, k=cfg.k)))
+    return Preprocessor(Pipeline(steps), scale_target=cfg.scale_target, embed=embed)
+
+
+def _encoder(encoding: str, cfg: TableFeatures, task_kind: str, seed: int):
+    fill = SimpleImputer(strategy="constant", fill_value=-1.0)  # missing: a category of its own
+    if encoding == "onehot":
+        encoder = OneHotEncoder(handle_unknown="infrequent_if_exist",
+                                min_frequency=cfg.min_frequency, sparse_output=False)  # fmt: skip
+    elif encoding == "target":
+        target_type = "continuous" if task_kind == "regression" else "auto"
+        encoder = CrossFitTargetEncoder(target_type=target_type, **_cross_fit(task_kind, seed))
+    elif encoding == "embed":  # codes 1..n of the fold's categories; 0 unknown/missing/rare
+        encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
+                                 min_frequency=cfg.min_frequency)  # fmt: skip
+        return Pipeline([("fill", fill), ("encode", encoder),
+                         ("shift", FunctionTransformer(_plus_one))])  # fmt: skip
+    else:
+        encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
+        scaler = SCALERS[cfg.scale]
+        if scaler is not None:
+            return Pipeline([("fill", fill), ("encode", encoder), ("scale", scaler())])
+    return Pipeline([("fill", fill), ("encode", encoder)])

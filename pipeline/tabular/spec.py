@@ -1,0 +1,110 @@
+"""competition.yaml: a CSV competition described by one file, no Python.
+
+The key names and their meanings are a contract (scripts and notebooks write such files):
+
+    name: penguins            # optional, defaults to the folder name
+    slug: null                # Kaggle slug for download/submit; optional
+    train: train.csv          # paths relative to the data folder
+    test: test.csv
+    sample_submission: sample_submission.csv   # optional
+    id: id                    # optional: the sample submission's first column
+    target: species           # optional: the sample submission's other column
+    task: auto                # regression | binary | multiclass | auto (from the target values)
+    metric: accuracy          # rmse, mae, rmsle, r2, accuracy, auc, logloss, f1, qwk, ...
+    positive: bad             # binary: the class whose probability is submitted (optional)
+    categorical: []           # optional overrides of the inferred column types
+    drop: []                  # optional columns to ignore
+    defaults: {...}           # optional: config sections (cv, features, model, ...) as in
+    search: {...}             # defaults.yaml, and the tuning search space
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import load_yaml
+from pipeline.errors import ConfigError
+
+SPEC_FILE = "competition.yaml"
+TASKS = ("auto", "regression", "binary", "multiclass")
+
+
+@dataclass
+class CompetitionSpec:
+    name: str
+    train: str = "train.csv"
+    test: str = "test.csv"
+    slug: str | None = None
+    title: str | None = None
+    sample_submission: str | None = None
+    id: str | None = None
+    target: str | None = None
+    task: str = "auto"
+    metric: str | None = None
+    positive: Any = None
+    categorical: list[str] = field(default_factory=list)
+    drop: list[str] = field(default_factory=list)
+    defaults: dict = field(default_factory=dict)
+    search: dict = field(default_factory=dict)
+    folder: Path = Path(".")  # the folder holding competition.yaml
+
+    @property
+    def path(self) -> Path:
+        return self.folder / SPEC_FILE
+
+
+KEYS = [f.name for f in fields(CompetitionSpec) if f.name != "folder"]
+
+
+def spec_path(name: str) -> Path | None:
+    """The competition.yaml that `name` points at: a file, a folder holding one, or a folder
+    of that name under competitions/ (of the current folder, or of this repository); None
+    when `name` is none of these."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml"):
+        return path
+    if (path / SPEC_FILE).is_file():
+        return path / SPEC_FILE
+    if "/" in name:
+        return None
+    here = Path("competitions") / name / SPEC_FILE  # where pipeline.new writes by default
+    bundled = Path(__file__).resolve().parents[2] / "competitions" / name / SPEC_FILE
+    return next((p for p in (here, bundled) if p.is_file()), None)
+
+
+def load_spec(path: Path) -> CompetitionSpec:
+    where = str(path)
+    if not path.exists():
+        raise ConfigError(f"{where} does not exist (a competition.yaml file).")
+    raw = load_yaml(path, "Competition file")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must hold a mapping of keys such as train, test, target.")
+    unknown = [k for k in raw if k not in KEYS]
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; valid keys: {', '.join(KEYS)}.")
+    data = {k: v for k, v in raw.items() if v is not None or k in ("slug", "positive")}
+    data.setdefault("name", path.resolve().parent.name)
+    for key in ("name", "train", "test", "slug", "title", "sample_submission", "id", "target",
+                "metric"):  # fmt: skip
+        if key in data and data[key] is not None and not isinstance(data[key], str):
+            raise ConfigError(f"{where}: {key} must be a string; got {data[key]!r}.")
+    for key in ("categorical", "drop"):
+        value = data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: {key} must be a list of column names; got {value!r}.")
+    for key in ("defaults", "search"):
+        if not isinstance(data.get(key, {}), dict):
+            raise ConfigError(f"{where}: {key} must be a mapping; got {data[key]!r}.")
+    task = data.get("task", "auto")
+    if task not in TASKS:
+        raise ConfigError(f"{where}: task must be one of: {', '.join(TASKS)}; got {task!r}.")
+    if "metric" in data:
+        from pipeline.model.metrics import get_metric
+
+        try:  # an unknown name is refused before any data is read
+            get_metric(data["metric"])
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    return CompetitionSpec(**data, folder=path.resolve().parent)
