@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CI: Festival, its two American English voices (kal_diphone, cmu_us_slt_arctic_hts) and the
 # public-domain text they read (dict-devil: Bierce's "The Devil's Dictionary") for
-# tests/test_timit_synth.py and `python -m competitions.timit.synth`; the test skips with a
+# tests/research/test_timit_synth.py and `python -m research.timit.synth`; the test skips with a
 # reason where they are missing. Installs Debian's packages when needed; never fails CI.
 set -uo pipefail
 # shellcheck source=.ci/apt.sh

@@ -37,11 +37,11 @@ step() {  # step "title" command...: run it, log it, time it, remember a failure
 }
 
 step "GPU" nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-step "CUDA-only tests" python -m pytest -q -rs tests/test_fast.py -k gpu
+step "CUDA-only tests" python -m pytest -q -rs tests/engine/test_fast.py -k gpu
 step "bench: full TIMIT size, 5 folds, batch 512" \
-  python -m pipeline.bench --size full --folds 5 --batch 512
+  python -m bench --size full --folds 5 --batch 512
 step "bench: the same, 10 epochs, the step in CUDA graphs" \
-  python -m pipeline.bench --size full --folds 5 --batch 512 --epochs 10 --compile reduce-overhead
+  python -m bench --size full --folds 5 --batch 512 --epochs 10 --compile reduce-overhead
 if [ ! -f "$data/timit_11/train_11.npy" ]; then
   step "generated full-size TIMIT arrays" python -m competitions.timit.generate "$data" --size full
 fi
@@ -53,6 +53,6 @@ step "the frame MLP recipe (model.name=mlp): one epoch of 5 folds" \
   train.epochs=1 model.name=mlp "model.hidden=[1024,1024,512,256]" features.context=11 \
   train.grad_clip=0.0
 step "the sequence model (model.name=seq): seconds per epoch and peak GPU memory, one fold" \
-  python -m competitions.timit.epoch_time "$data" --folds 5 --epochs 1 model.name=seq
+  python -m research.timit.epoch_time "$data" --folds 5 --epochs 1 model.name=seq
 echo "saved: $log"
 exit "$failed"

@@ -99,7 +99,7 @@ class Competition:
 
     # (train rows, test rows) of the real files, for plug-ins that can generate look-alike data
     full_size: tuple[int, int] | None = None
-    # key=value overrides `python -m pipeline.bench` adds to the defaults: the recipe it times
+    # key=value overrides `python -m bench` adds to the defaults: the recipe it times
     # (both paths must train it, so it must stack; e.g. a frame MLP where the default is a
     # sequence model)
     bench_overrides: tuple[str, ...] = ()

@@ -150,7 +150,7 @@ def run_folder(
 def move_in(work: Path, target: Path) -> None:
     """`work` (finished, with its marker) becomes `target`; the old run is deleted only after
     the new one is in place (the module's first comment). Also for other folders written
-    whole beside their place (competitions.timit.synth)."""
+    whole beside their place (research.timit.synth)."""
     if not target.exists():
         os.rename(work, target)
         return

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from competitions.timit import generate as generated
-from competitions.timit import speech, synth
+from research.timit import speech, synth
 
 # Every phone kal_diphone and cmu_us_slt_arctic_hts emitted reading all 1,113 sentences the
 # default text yields (both voices emit the same 40).

@@ -1,11 +1,11 @@
-"""The TIMIT measuring commands: competitions.timit.ingredients and competitions.timit.epoch_time."""
+"""The TIMIT measuring commands: research.timit.ingredients and research.timit.epoch_time."""
 
 import json
 
 import numpy as np
 import pandas as pd
 
-from competitions.timit import epoch_time, ingredients
+from research.timit import epoch_time, ingredients
 from competitions.timit.generate import generate
 
 

@@ -1,7 +1,7 @@
 """A TIMIT stand-in made of real synthesised speech: Festival reads public-domain sentences in
 several "speakers", and the audio becomes the competition's 11 x 39 MFCC rows.
 
-    python -m competitions.timit.synth OUT [--speakers 16] [--test-speakers 4] [--sentences 30]
+    python -m research.timit.synth OUT [--speakers 16] [--test-speakers 4] [--sentences 30]
         [--seed 0] [--jobs 2]
 
 Unlike `competitions.timit.generate` (random vectors with TIMIT's structure), these frames have
@@ -10,7 +10,7 @@ formants, coarticulation, pauses, speaker and channel variation, so models and p
 competition's files, plus a few for analysis:
 
 - timit_11/train_11.npy, timit_11/test_11.npy: float32 (rows, 429), rows are consecutive frames,
-  utterance after utterance, speaker after speaker (features: `competitions.timit.speech`);
+  utterance after utterance, speaker after speaker (features: `research.timit.speech`);
 - timit_11/train_label_11.npy: the class of each train row as a string '0'..'38' (like the real
   file; class names in `speech.CLASSES`, silence is 0);
 - answers.csv (Id,Class: the test labels), sampleSubmission.csv (Id,Class all 0);
@@ -47,7 +47,7 @@ Synthesis takes about 0.015 s per sentence for kal_diphone and 0.1 s for the HTS
 about 0.1 s more; the measuring set (about 112,000 train and 27,000 test rows) takes under a
 minute on two cores:
 
-    python -m competitions.timit.synth /work/data/timit-speech --speakers 16 --test-speakers 4 \
+    python -m research.timit.synth /work/data/timit-speech --speakers 16 --test-speakers 4 \
         --sentences 23 --seed 0
 """
 
@@ -73,7 +73,7 @@ import numpy as np
 import pandas as pd
 from scipy.io import wavfile
 
-from competitions.timit import speech
+from research.timit import speech
 from pipeline.io import write_csv
 from pipeline.run.folder import move_in, sibling
 
@@ -439,7 +439,7 @@ def _source_md(info: dict) -> str:
     lines = [
         "# Synthesised TIMIT stand-in",
         "",
-        "Made by `competitions/timit/synth.py` (features: `competitions/timit/speech.py`):",
+        "Made by `research/timit/synth.py` (features: `research/timit/speech.py`):",
         "",
         f"    {info['command']}",
         "",
@@ -606,7 +606,7 @@ def generate(
         folder = tmp / "timit_11"
         folder.mkdir()
         info: dict = {
-            "command": command or f"python -m competitions.timit.synth {shlex.quote(str(out))}",
+            "command": command or f"python -m research.timit.synth {shlex.quote(str(out))}",
             "festival_version": _festival_version(festival),
             "seed": seed,
             "text": str(text),
@@ -653,7 +653,7 @@ def generate(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m competitions.timit.synth",
+        prog="python -m research.timit.synth",
         description="Write a TIMIT-like competition folder from speech synthesised by Festival.",
     )
     parser.add_argument("out_dir", type=Path, help="the folder to create")
@@ -667,7 +667,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--force", action="store_true", help="replace an existing out_dir")
     args = parser.parse_args(argv)
-    command = "python -m competitions.timit.synth " + " ".join(
+    command = "python -m research.timit.synth " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
     )
     try:

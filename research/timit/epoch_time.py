@@ -1,7 +1,7 @@
 """Seconds per training epoch of a TIMIT recipe, and its peak memory, on this machine.
 
-    python -m competitions.timit.epoch_time data/timit-small --rows 10000         # CPU, a slice
-    python -m competitions.timit.epoch_time data/timit-full --epochs 1 model.name=mlp
+    python -m research.timit.epoch_time data/timit-small --rows 10000         # CPU, a slice
+    python -m research.timit.epoch_time data/timit-full --epochs 1 model.name=mlp
 
 Trains the TIMIT defaults (plus key=value overrides) with blocked K-fold CV on the first --rows
 rows of the folder's train_11.npy (all rows by default) for --epochs epochs without early
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.errors import UserError
     from pipeline.run.inputs import resolve_config
 
-    parser = argparse.ArgumentParser(prog="python -m competitions.timit.epoch_time",
+    parser = argparse.ArgumentParser(prog="python -m research.timit.epoch_time",
                                      description=__doc__.split("\n")[0])  # fmt: skip
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("overrides", nargs="*", help="key=value on top of the TIMIT defaults")

@@ -1,4 +1,4 @@
-"""python -m pipeline.bench runs both paths on the same data and ends with the ratio line."""
+"""python -m bench runs both paths on the same data and ends with the ratio line."""
 
 import os
 import re
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline import bench
+import bench.__main__ as bench
 
 
 def test_bench_times_both_paths_and_prints_the_ratio_last(covid_dir, capsys):
@@ -52,7 +52,7 @@ def test_bench_refuses_counts_below_the_least_that_makes_sense(flag, capsys):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU the script runs its checks")
 def test_the_gpu_check_script_refuses_a_machine_without_cuda():
-    script = Path(__file__).parents[1] / "scripts" / "gpu_check.sh"
+    script = Path(__file__).resolve().parents[2] / "scripts" / "gpu_check.sh"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     done = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env)
     assert done.returncode == 2

@@ -2,8 +2,8 @@
 folder and prints a table of out-of-fold and (where the folder holds answers.csv, as the
 speech stand-in does) unseen-speaker test accuracy, each raw, smoothed and Viterbi-decoded.
 
-    python -m competitions.timit.ingredients data/timit-speech cv.folds=3 train.epochs=12
-    python -m competitions.timit.ingredients data/timit-small --recipes mlp,seq --grid
+    python -m research.timit.ingredients data/timit-speech cv.folds=3 train.epochs=12
+    python -m research.timit.ingredients data/timit-small --recipes mlp,seq --grid
 
 Each recipe is one `python -m pipeline.train timit` run (saved under --out/<recipe>/, its
 config.yaml says how to repeat it); the trailing key=value overrides apply to every recipe.
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     from competitions.timit import competition
     from pipeline.train import main as train
 
-    parser = argparse.ArgumentParser(prog="python -m competitions.timit.ingredients",
+    parser = argparse.ArgumentParser(prog="python -m research.timit.ingredients",
                                      description=__doc__.split("\n")[0])  # fmt: skip
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("overrides", nargs="*", help="key=value for every recipe")

@@ -189,7 +189,7 @@ def phone_class(phone: str) -> int:
     except KeyError:
         raise UnknownPhoneError(
             f"Festival phone {phone!r} has no TIMIT class; add it to PHONE_TO_CLASS in "
-            "competitions/timit/speech.py (known: " + " ".join(sorted(PHONE_TO_CLASS)) + ")."
+            "research/timit/speech.py (known: " + " ".join(sorted(PHONE_TO_CLASS)) + ")."
         ) from None
 
 
