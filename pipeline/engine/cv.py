@@ -4,7 +4,7 @@ CrossValidator follows scikit-learn's estimator contract: __init__ stores, fit v
 returns self, learned state ends in "_" (oof_, fold_scores_, ...), predict averages the fold
 models. fit: the splits; each fold's preprocessor fitted on its training rows and its model
 built (seeded per fold); the input checks and the engine choice (engine/choice.py), once, before
-any training; then the engine trains and hands back one FoldResult per fold, which fit collects.
+any training; then the engine trains and hands back one TrainedFold per fold, which fit collects.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ import numpy as np
 from pipeline.competition.base import Competition, TestData, TrainData
 from pipeline.engine.batches import to_tensor
 from pipeline.engine.fast import fit_stacked
-from pipeline.engine.lit import LitModel
 from pipeline.engine.plain import fit_fold
-from pipeline.engine.results import FoldResult
+from pipeline.engine.trained import TrainedFold
 from pipeline.engine.choice import check_inputs, choose_engine
 from pipeline.engine.stopping import EpochHook
 from pipeline.engine.trainer import quiet_lightning
@@ -31,12 +30,6 @@ from pipeline.model.models import build_model
 from pipeline.competition.preprocess import Preprocessor
 from pipeline.progress import RunProgress
 from pipeline.engine.splits import make_splits
-
-
-@dataclass
-class FoldModel:
-    preprocessor: Preprocessor
-    module: LitModel
 
 
 @dataclass
@@ -99,7 +92,7 @@ class CrossValidator:
             for p in pres:
                 p.pad_to(width)
         check_inputs(train, test, pres)
-        # the seam stacks these to see whether they stack; train.engine=plain needs no probe
+        # the engine choice stacks these to see whether they stack; train.engine=plain needs no probe
         # (the plain engine builds each fold's model again, right before it trains)
         plain = cfg.train.engine == "plain"
         models = [] if plain else [self._model(k, pre) for k, pre in enumerate(pres)]
@@ -112,7 +105,7 @@ class CrossValidator:
         self.fold_of_row_ = np.full(n, -1, dtype=np.int64)
         self.fold_scores_, self.best_epochs_, self.epochs_run_ = [], [], []
         self.fold_seconds_: list[float] = []
-        self.folds_: list[FoldModel] = []
+        self.folds_: list[TrainedFold] = []  # each fold's model and preprocessing
         spec = FitSpec(cfg, task, metric, stop)
         with tempfile.TemporaryDirectory(prefix="cv-") as tmp:
             root = Path(self.run_dir) if self.run_dir is not None else Path(tmp)
@@ -153,14 +146,14 @@ class CrossValidator:
             out.extend(self.fold_callbacks(fold))
         return out
 
-    def _collect(self, r: FoldResult, y: np.ndarray, bar: RunProgress) -> None:
+    def _collect(self, r: TrainedFold, y: np.ndarray, bar: RunProgress) -> None:
         """Store fold r.fold's model and out-of-fold predictions; report; run on_fold_end."""
         metric = self.competition.metric
         self.oof_[r.val_idx] = r.pred
         if r.spread is not None:
             self.oof_spread_[r.val_idx] = r.spread
         self.fold_of_row_[r.val_idx] = r.fold
-        self.folds_.append(FoldModel(r.preprocessor, r.module))
+        self.folds_.append(r)
         score = metric(y[r.val_idx], r.pred)
         self.fold_scores_.append(score)
         self.best_epochs_.append(int(r.best_epoch))

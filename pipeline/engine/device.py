@@ -1,6 +1,6 @@
 """The rows of all K folds on the device, with each fold's preprocessing applied there.
 
-Two ways in, chosen by the engine seam (engine/choice.py):
+Two ways in, chosen by the engine choice (engine/choice.py):
 - affine: one copy of the raw rows; each fold's preprocessing is a column selection with a
   per-column affine map read from its fitted parameters, applied per batch (or for all rows
   at once when K copies fit the memory budget);

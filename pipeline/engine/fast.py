@@ -9,7 +9,7 @@
 - Per-fold early stopping with Lightning's rule (engine/stopping.py); training ends when every
   fold has stopped.
 After training the stack is split back into K ordinary LitModels, so OOF and test predictions,
-MC dropout and checkpoints are exactly the plain engine's. Returns one FoldResult per fold.
+MC dropout and checkpoints are exactly the plain engine's. Returns one TrainedFold per fold.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pipeline.engine.batches import OncePerEpoch, StackedBatches, to_tensor
 from pipeline.engine.device import DeviceFolds
 from pipeline.engine.lit import LitModel
 from pipeline.engine.lit_stacked import StackedLitModel
-from pipeline.engine.results import FoldResult
+from pipeline.engine.trained import TrainedFold
 from pipeline.engine.choice import EngineChoice, as_tensors
 from pipeline.engine.stopping import FoldEarlyStopping
 from pipeline.engine.trainer import diverged, make_trainer
@@ -49,7 +49,7 @@ def no_memory_poisoning():
 
 
 def device_folds(task, train, splits, pres, choice: EngineChoice) -> DeviceFolds:
-    """The rows of all folds with each fold's preprocessing, as the seam chose to apply it."""
+    """The rows of all folds with each fold's preprocessing, as the engine choice applies it."""
     if choice.maps is not None:
         X, Xk = to_tensor(train.X, np.float32), None
         columns, center, mult = as_tensors(choice.maps)
@@ -74,7 +74,7 @@ def device_folds(task, train, splits, pres, choice: EngineChoice) -> DeviceFolds
 
 def fit_stacked(
     spec, train, splits, pres, choice: EngineChoice, callbacks: list, root: Path, logs: bool
-) -> tuple[list[FoldResult], str | None]:
+) -> tuple[list[TrainedFold], str | None]:
     """Train the K stacked models; the fold results and a note on where the rows were kept
     (None: on the device as float32). `spec` carries cfg, task and `stop`, the quantity each
     fold's early stopping watches (engine/cv.py)."""
@@ -113,6 +113,6 @@ def fit_stacked(
             path.parent.mkdir(parents=True, exist_ok=True)
             torch.save({"state_dict": lit.state_dict(), "epoch": stopper.best_epoch[k]}, path)
         epochs = stopper.stopped_at[k] or trainer.current_epoch
-        results.append(FoldResult(k, va, lit, pre, pred, spread, stopper.best_epoch[k], epochs,
+        results.append(TrainedFold(k, va, lit, pre, pred, spread, stopper.best_epoch[k], epochs,
                                   seconds))  # fmt: skip
     return results, module.placement_note

@@ -37,7 +37,7 @@ class EpochMean:
         return mean
 
 
-class FoldModule(L.LightningModule):
+class LitBase(L.LightningModule):
     """What every training module shares. `net` is the module whose parameters train (one
     model, or K stacked ones); subclasses implement the steps."""
 
@@ -79,7 +79,7 @@ class FoldModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
 
-class LitModel(FoldModule):
+class LitModel(LitBase):
     """One fold's model: automatic optimization, Lightning's loops, callbacks read `val/...`."""
 
     def __init__(

@@ -14,11 +14,11 @@ import torch
 from torch.nn import functional as F
 
 from pipeline.engine.device import EPOCH_GATHER, DeviceFolds, memory_budget
-from pipeline.engine.lit import FoldModule
+from pipeline.engine.lit import LitBase
 from pipeline.engine.stacked import Stacked
 
 
-class StackedLitModel(FoldModule):
+class StackedLitModel(LitBase):
     """K fold models trained as one: manual optimization, one item per epoch."""
 
     def __init__(self, stacked: Stacked, task, metric, cfg, data: DeviceFolds, steps: int):

@@ -2,7 +2,7 @@
 EarlyStopping and ModelCheckpoint. It trains every config, also those the fast engine cannot
 (recurrent models, sched=plateau, several devices), and sequence models (model.name=seq),
 whose batches are windows of consecutive rows cut inside the fold's training runs. Returns
-one FoldResult per call.
+one TrainedFold per call.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from lightning.pytorch.loggers import CSVLogger
 from pipeline.engine.batches import TensorBatches, to_tensor
 from pipeline.engine.lit import LitModel
 from pipeline.engine.lit_sequence import SequenceModule
-from pipeline.engine.results import FoldResult
+from pipeline.engine.trained import TrainedFold
 from pipeline.engine.stopping import FiniteGuard
 from pipeline.engine.trainer import diverged, make_trainer
 from pipeline.engine.windows import WindowBatches, row_runs
 
 
 def fit_fold(spec, k: int, train, tr, va, pre, model, callbacks: list, root: Path,
-             logs: bool) -> FoldResult:  # fmt: skip
+             logs: bool) -> TrainedFold:  # fmt: skip
     """Train fold k's `model` (built after seeding with seed + k) on rows `tr`, validate on
     `va` with early stopping on `spec.stop`, restore the best epoch, predict `va`."""
     cfg, task, stop = spec.cfg, spec.task, spec.stop
@@ -80,5 +80,5 @@ def fit_fold(spec, k: int, train, tr, va, pre, model, callbacks: list, root: Pat
     module.cpu()
     pred, spread = module.predict_array(x_va, off_va, mc_samples=cfg.predict.mc_samples, seed=seed,
                                         **extra)  # fmt: skip
-    return FoldResult(k, va, module, pre, pred, spread, state["epoch"], trainer.current_epoch,
+    return TrainedFold(k, va, module, pre, pred, spread, state["epoch"], trainer.current_epoch,
                       time.perf_counter() - start)  # fmt: skip

@@ -25,7 +25,7 @@ from pipeline.errors import ConfigError
 
 class NotStackable(ConfigError):
     """A model or layer the fast engine cannot stack (train.engine=plain can train it); the
-    engine seam (engine/choice.py) puts the message into its reason."""
+    engine choice (engine/choice.py) puts the message into its reason."""
 
 
 STATELESS = (nn.Dropout, nn.Identity, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.SELU, nn.GELU, nn.SiLU,

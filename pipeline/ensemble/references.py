@@ -9,7 +9,7 @@ scored side by side and blended with it (pipeline.ensemble.weights).
   code columns as native categoricals), the number a Kaggler expects to beat.
 
 REFERENCES (pipeline.model.registry) is open: `register_reference("mine", fit, title="mine")` with
-`fit(fold: Fold) -> (validation predictions, test predictions or None)` makes
+`fit(fold: ReferenceFold) -> (validation predictions, test predictions or None)` makes
 `cv.references=[linear, mine]` valid.
 """
 
@@ -62,7 +62,7 @@ class Reference:
 
 
 @dataclass
-class Fold:
+class ReferenceFold:
     """What a reference fits on: fold k's training and validation rows, the test rows, and
     the fold's preprocessing, fitted on the training rows when first asked for (and shared by
     the references of the fold)."""
@@ -113,7 +113,7 @@ def reference_predictions(
     covered = np.zeros(n, dtype=bool)
     shared: dict = {}
     for k, (tr, va) in enumerate(splits):
-        fold = Fold(k, tr, va, competition, cfg, train, test_X, shared)
+        fold = ReferenceFold(k, tr, va, competition, cfg, train, test_X, shared)
         covered[va] = True
         for name in names:
             start = time.perf_counter()
@@ -149,7 +149,7 @@ def _class_columns(proba: np.ndarray, classes: np.ndarray, n_classes: int) -> np
     return out
 
 
-def fit_linear(fold: Fold) -> tuple[np.ndarray, np.ndarray | None]:
+def fit_linear(fold: ReferenceFold) -> tuple[np.ndarray, np.ndarray | None]:
     """Ridge / logistic regression on the fold's preprocessing (without the category codes
     a network embeds: codes are no linear feature)."""
     task, train = fold.competition.task, fold.train
@@ -214,7 +214,7 @@ def hgb_model(task, categorical: np.ndarray | None, seed: int):
 HGB_ONE_THREAD_ROWS = 50_000  # smaller folds fit on one thread (see fit_hgb)
 
 
-def fit_hgb(fold: Fold) -> tuple[np.ndarray, np.ndarray | None]:
+def fit_hgb(fold: ReferenceFold) -> tuple[np.ndarray, np.ndarray | None]:
     """HistGradientBoosting on the raw columns; regression learns the preprocessing's model
     target (an offset column taken off) and maps back. Folds under HGB_ONE_THREAD_ROWS rows
     use one OpenMP thread: on small data the threads' start-up and spin-waiting cost more
@@ -224,7 +224,7 @@ def fit_hgb(fold: Fold) -> tuple[np.ndarray, np.ndarray | None]:
         return _fit_hgb(fold)
 
 
-def _fit_hgb(fold: Fold) -> tuple[np.ndarray, np.ndarray | None]:
+def _fit_hgb(fold: ReferenceFold) -> tuple[np.ndarray, np.ndarray | None]:
     task, train = fold.competition.task, fold.train
     X_tr = np.asarray(train.X[fold.tr], dtype=np.float32)
     X_va = np.asarray(train.X[fold.va], dtype=np.float32)

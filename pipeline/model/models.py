@@ -307,8 +307,3 @@ def frame_models() -> list[str]:
     """The registered models that read rows as frames (registered with frame=True)."""
     return MODELS.names(frame=True)
 
-
-def __getattr__(name: str):
-    if name == "FRAME_MODELS":  # the former constant, now read from the registrations
-        return tuple(frame_models())
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,10 +20,6 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from pipeline.config.rules import (  # noqa: F401 (the config checks these; kept for callers)
-    check_optimizer_options,
-    check_scheduler_options,
-)
 from pipeline.model.registry import OPTIMIZERS, SCHEDULERS, register_optimizer, register_scheduler
 
 register_optimizer("sgd", torch.optim.SGD, options=("momentum", "nesterov", "foreach"))

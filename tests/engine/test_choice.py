@@ -1,4 +1,4 @@
-"""The engine seam: one decision before training, from the fitted preprocessing itself, with a
+"""The engine choice: one decision before training, from the fitted preprocessing itself, with a
 reason for every refusal; non-finite inputs as a data error; no import circles."""
 
 import ast
@@ -134,7 +134,7 @@ def test_the_memory_budget_is_the_one_of_the_device_the_run_trains_on(
     """train.accelerator=cpu on a CUDA machine: the host inputs are budgeted in RAM."""
     import torch
 
-    from pipeline.engine import choice as seam
+    from pipeline.engine import choice
 
     X = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)
     pres = [Preprocessor(Pipeline([("pca", PCA(2))])).fit(X, X[:, 0]) for _ in range(2)]
@@ -142,7 +142,7 @@ def test_the_memory_budget_is_the_one_of_the_device_the_run_trains_on(
     models = [build_model(cfg.model, 2, 10) for _ in pres]
     asked = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
-    monkeypatch.setattr(seam, "memory_budget", lambda d: asked.append(d.type) or 1 << 20)
+    monkeypatch.setattr(choice, "memory_budget", lambda d: asked.append(d.type) or 1 << 20)
     assert choose_engine(cfg, pres, models, n_rows=60).engine == "fast"
     assert asked == [device]
 

@@ -192,7 +192,7 @@ def test_training_without_memory_poisoning_gives_bit_identical_results(
 
 def test_initialisation_is_the_plain_paths(covid, covid_dir, monkeypatch):
     """Fold k's model starts from exactly the weights the plain path gives fold k."""
-    import pipeline.engine.choice as seam
+    import pipeline.engine.choice as choice
 
     captured = {}
 
@@ -200,7 +200,7 @@ def test_initialisation_is_the_plain_paths(covid, covid_dir, monkeypatch):
         captured["models"] = [{k: v.clone() for k, v in m.state_dict().items()} for m in models]
         raise RuntimeError("stop here")
 
-    monkeypatch.setattr(seam.Stacked, "from_models", staticmethod(grab))
+    monkeypatch.setattr(choice.Stacked, "from_models", staticmethod(grab))
     cfg = small_config(covid, "train.engine=fast")
     with pytest.raises(RuntimeError, match="stop here"):
         CrossValidator(covid, cfg, progress=False).fit(covid.load_train(covid_dir))

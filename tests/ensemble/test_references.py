@@ -9,7 +9,6 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from pipeline.baseline import baseline_scores
 from pipeline.competition.base import Competition, TrainData
 from pipeline.config import build_config
 from pipeline.errors import ConfigError
@@ -173,10 +172,11 @@ def _old_baseline_fold_scores(competition, cfg, train, splits):
 
 
 @pytest.mark.parametrize("task, metric", [(REG, "rmse"), (CLS, "accuracy")])
-def test_baseline_scores_keep_their_keys_and_numbers(task, metric):
+def test_the_linear_summary_keeps_its_keys_and_numbers(task, metric):
     competition, train, cfg = Toy(task, metric, offset=True), toy_data(task), config()
     splits = make_splits(cfg.cv, train, cfg.seed, task.is_classification)
-    result = baseline_scores(competition, cfg, train, splits)
+    (linear,) = reference_predictions(competition, cfg, train, splits, names=["linear"])
+    result = linear.summary()
     assert set(result) == {"name", "fold_scores", "mean", "std", "oof_score", "seconds"}
     assert result["name"] == ("logistic_regression" if task.is_classification else "ridge")
     assert result["fold_scores"] == _old_baseline_fold_scores(competition, cfg, train, splits)

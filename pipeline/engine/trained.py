@@ -11,7 +11,7 @@ from pipeline.competition.preprocess import Preprocessor
 
 
 @dataclass
-class FoldResult:
+class TrainedFold:
     fold: int
     val_idx: np.ndarray
     module: LitModel  # the fold's model at its best epoch, on the CPU
