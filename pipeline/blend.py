@@ -19,21 +19,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.ensemble.report import plot_blend, print_blend_summary
-from pipeline.competition.catalog import load_competition
 from pipeline.cli import ArgumentParser, run_cli
+from pipeline.competition.catalog import load_competition
+from pipeline.engine.splits import make_splits
+from pipeline.ensemble.checks import check_members, where
+from pipeline.ensemble.members import Member, load_members, run_info
+from pipeline.ensemble.references import reference_predictions
+from pipeline.ensemble.report import plot_blend, print_blend_summary
 from pipeline.ensemble.weights import blend, fit_blend, fold_scores
 from pipeline.errors import DataError, UserError
 from pipeline.faults import check_writable
-from pipeline.run.inputs import load_inputs
 from pipeline.interrupts import keeping
 from pipeline.io import default_run_dir, write_csv, write_json, write_npy
-from pipeline.ensemble.checks import check_members, where
-from pipeline.ensemble.members import Member, load_members, run_info
-from pipeline.run.provenance import collect
-from pipeline.ensemble.references import reference_predictions
 from pipeline.run.folder import run_folder
-from pipeline.engine.splits import make_splits
+from pipeline.run.inputs import load_inputs
+from pipeline.run.provenance import collect
 from pipeline.submission.format import build_submission, write_submission
 
 METHODS = ("caruana", "nnls", "mean")

@@ -18,11 +18,11 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline.kaggle import client as kaggle_io
 from pipeline.cli import ArgumentParser, add_timeout, competition_of, run_cli
 from pipeline.competition.base import Competition
 from pipeline.errors import DataError
 from pipeline.interrupts import keeping
+from pipeline.kaggle import client as kaggle_io
 from pipeline.run.provenance import sha256_of
 
 STAGING_PREFIX = ".download-"  # hidden folder beside the data folder: renames stay on one disk

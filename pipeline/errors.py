@@ -19,3 +19,9 @@ class DataError(UserError, ValueError):
 
 class TrainingDiverged(UserError):
     """The loss or the validation metric became NaN or infinite before any usable epoch."""
+
+
+def require(ok: bool, key: str, expected: str, got: object) -> None:
+    """ConfigError in scikit-learn's words unless `ok`: "key must be expected; got value."."""
+    if not ok:
+        raise ConfigError(f"{key} must be {expected}; got {got!r}.")

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.kaggle import client as kaggle_io
 from pipeline.cli import ArgumentParser, add_timeout, competition_of, run_cli
 from pipeline.download import is_builtin
 from pipeline.errors import UserError
 from pipeline.interrupts import keeping
+from pipeline.kaggle import client as kaggle_io
 from pipeline.kaggle.client import SUBMIT_TIMEOUT
 from pipeline.run.provenance import recorded_data_dir
 from pipeline.submission.format import check_file

@@ -13,12 +13,12 @@ from pathlib import Path
 
 from pipeline.cli import ArgumentParser, add_common_args, run_cli
 from pipeline.faults import check_writable
-from pipeline.run.inputs import load_inputs
 from pipeline.interrupts import keeping
 from pipeline.io import default_run_dir
-from pipeline.run.report import plot_learning_curves, print_summary
 from pipeline.run.fit import RUN_DIR_ENV, fit_and_write, is_ddp_worker
 from pipeline.run.folder import run_folder
+from pipeline.run.inputs import load_inputs
+from pipeline.run.report import plot_learning_curves, print_summary
 
 
 def build_parser() -> ArgumentParser:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -83,3 +84,13 @@ def fake_kaggle_fixture(monkeypatch, home: Path, fake, key: str):
     """use_fake_kaggle for a yield fixture: the fake's hung calls are released at teardown."""
     yield use_fake_kaggle(monkeypatch, home, fake, key)
     fake.hang.set()
+
+
+@contextlib.contextmanager
+def registered(table, name, entry, **info):
+    """`entry` in `table` for the duration of a test (registries are process-wide)."""
+    table.register(name, entry, **info)
+    try:
+        yield entry
+    finally:
+        table.unregister(name)

@@ -20,10 +20,10 @@ import pandas as pd
 import pytest
 
 from pipeline.blend import main
-from pipeline.run.inputs import load_inputs
-from pipeline.io import write_csv, write_json, write_npy
-from pipeline.ensemble.members import run_info
 from pipeline.engine.splits import make_splits
+from pipeline.ensemble.members import run_info
+from pipeline.io import write_csv, write_json, write_npy
+from pipeline.run.inputs import load_inputs
 from pipeline.train import main as train_main
 
 DATA = Path(__file__).parent / "data"

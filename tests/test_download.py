@@ -20,8 +20,8 @@ import pytest
 import requests
 
 from pipeline import download
-from pipeline.competition.catalog import load_competition
 from pipeline.competition.base import Competition
+from pipeline.competition.catalog import load_competition
 from pipeline.download import main
 from tests.conftest import fake_kaggle_fixture
 

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline.competition.preprocess import Preprocessor
 from pipeline.config import NoFeatures, load_yaml
 from pipeline.errors import DataError, UserError
 from pipeline.model.metrics import Metric, Task, get_metric
-from pipeline.competition.preprocess import Preprocessor
 
 
 @dataclass

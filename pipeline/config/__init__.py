@@ -1,7 +1,8 @@
 """Layered configuration: dataclass defaults <- competition defaults.yaml <- --config FILE <-
 key=value arguments, every key typed and checked before anything runs.
 
-  sections.py  the sections (cv, model, optim, sched, train, predict, post) with their defaults
+  sections.py  the sections (cv, optim, sched, train, predict, post) with their defaults; the
+               model section is each model's own (pipeline.model.configs)
   hints.py     values checked against the type hints: fixed choices (Literal) and registry names
   rules.py     rules that follow from a registry entry's registration (optimizer options, ...)
   build.py     the layers, `key=value` parsing, YAML in and out
@@ -23,7 +24,6 @@ from pipeline.config.sections import (
     COMPILE_MODES,
     Config,
     CVConfig,
-    ModelConfig,
     NoFeatures,
     OptimConfig,
     PostConfig,
@@ -31,12 +31,14 @@ from pipeline.config.sections import (
     SchedConfig,
     TrainConfig,
 )
+from pipeline.model.configs import ModelConfig, model_config
 
 __all__ = [
+    "ModelConfig",
+    "model_config",
     "COMPILE_MODES",
     "CVConfig",
     "Config",
-    "ModelConfig",
     "NoFeatures",
     "OptimConfig",
     "PostConfig",

@@ -18,9 +18,9 @@ import yaml
 
 from pipeline.config.hints import coerce, hints
 from pipeline.config.keys import nest
-from pipeline.config.rules import forget_model_keys
 from pipeline.config.sections import Config, NoFeatures
 from pipeline.errors import ConfigError
+from pipeline.model.configs import ModelConfig, config_class, takers_text
 
 
 def build_config(
@@ -31,9 +31,6 @@ def build_config(
     """Defaults, then each (source name, mapping) layer, then `key=value` overrides; checked."""
     cfg = Config(features=features if features is not None else NoFeatures())
     for source, mapping in [*layers, ("the command line", parse_overrides(overrides))]:
-        model = mapping.get("model") if isinstance(mapping, dict) else None
-        if isinstance(model, dict) and "name" in model:
-            forget_model_keys(cfg.model, model)
         apply_mapping(cfg, mapping, source)
     cfg.check()
     return cfg
@@ -112,10 +109,12 @@ def apply_mapping(obj: Any, mapping: dict, source: str, prefix: str = "") -> Non
         raise ConfigError(f"{prefix.rstrip('.') or 'config'} from {source} must be a mapping.")
     types_ = hints(obj)
     names = [f.name for f in dataclasses.fields(obj)]
+    if isinstance(obj, ModelConfig):  # the name first: it chooses the section's keys
+        mapping = dict(sorted(mapping.items(), key=lambda kv: kv[0] != "name"))
     for key, value in mapping.items():
         path = f"{prefix}{key}"
         if key not in names:
-            raise ConfigError(_unknown_key_message(path, key, names, prefix, source))
+            raise ConfigError(_unknown_key_message(obj, path, key, names, prefix, source))
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             keys = [f.name for f in dataclasses.fields(current)]
@@ -124,12 +123,32 @@ def apply_mapping(obj: Any, mapping: dict, source: str, prefix: str = "") -> Non
                     f"{path} is a section ({', '.join(keys)}); set its keys, e.g. "
                     f"{path}.{keys[0]}=..."
                 )
+            if isinstance(current, ModelConfig) and "name" in value:
+                current = _model_section(obj, key, value["name"], f"{path}.name", source)
             apply_mapping(current, value, source, prefix=f"{path}.")
         else:
             setattr(obj, key, coerce(value, types_[key], path, source))
 
 
-def _unknown_key_message(path: str, key: str, names: list[str], prefix: str, source: str) -> str:
+def _model_section(parent: Any, key: str, name: Any, path: str, source: str) -> ModelConfig:
+    """The model section as the dataclass model `name` was registered with: a layer that names
+    another model swaps it, keeping the values of the keys both models read."""
+    old = getattr(parent, key)
+    name = coerce(name, hints(old)["name"], path, source)
+    cls = config_class(name)
+    if type(old) is not cls:
+        kept = {f.name: getattr(old, f.name) for f in dataclasses.fields(old)}
+        setattr(parent, key, cls(**{k: v for k, v in kept.items() if k in cls.__dataclass_fields__}))
+    return getattr(parent, key)
+
+
+def _unknown_key_message(
+    obj: Any, path: str, key: str, names: list[str], prefix: str, source: str
+) -> str:
+    if isinstance(obj, ModelConfig):
+        taken = takers_text(str(key), obj.name)
+        if taken:
+            return f"{taken[:-1]} (from {source})."
     guess = difflib.get_close_matches(str(key), names, n=1)
     hint = f" Did you mean {prefix}{guess[0]}?" if guess else ""
     where = f"under '{prefix.rstrip('.')}'" if prefix else "at the top level"

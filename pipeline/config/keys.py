@@ -7,6 +7,7 @@ from typing import Any
 
 from pipeline.config.hints import hints
 from pipeline.errors import ConfigError
+from pipeline.model.configs import ModelConfig, config_class, takers
 
 
 def nest(flat: dict[str, Any]) -> dict:
@@ -51,15 +52,22 @@ def merge(into: dict, other: dict) -> dict:
     return into
 
 
-def leaf(cfg: Any, path: str) -> tuple[Any, str, Any]:
+def leaf(cfg: Any, path: str, any_model: bool = False) -> tuple[Any, str, Any]:
     """(section object, key, type hint) of a config leaf; ConfigError naming the valid keys for
-    an unknown path, and for a path that names a section."""
+    an unknown path, and for a path that names a section. any_model: a model.* key that the
+    config's model does not read, but another registered model does, is that model's (a fresh
+    section of its dataclass): a search space that also searches model.name may hold it."""
     node: Any = cfg
     parts = path.split(".")
     for i, part in enumerate(parts):
         names = (
             [f.name for f in dataclasses.fields(node)] if dataclasses.is_dataclass(node) else []
         )
+        if any_model and part not in names and isinstance(node, ModelConfig):
+            other = takers(part)
+            if other:
+                node = config_class(other[0])()
+                names = [f.name for f in dataclasses.fields(node)]
         if part not in names:
             prefix = ".".join(parts[:i])
             under = f"under '{prefix}'" if prefix else "at the top level"

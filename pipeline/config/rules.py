@@ -1,6 +1,7 @@
 """Config rules that follow from how a registry entry was registered: which optimizer takes
-optim.momentum, which schedule needs sched.milestones, which models read frames. An entry a
-plug-in registers gets the same checks as the built-in ones.
+optim.momentum, which schedule needs sched.milestones. An entry a plug-in registers gets the same
+checks as the built-in ones. (Which model.* keys a model takes is its config dataclass:
+pipeline.model.configs.)
 """
 
 from __future__ import annotations
@@ -9,57 +10,7 @@ import dataclasses
 from typing import Any
 
 from pipeline.errors import ConfigError
-from pipeline.model.registry import MODELS, OPTIMIZERS, SCHEDULERS
-
-FRAME_KEYS = ("channels", "kernel", "layers", "frame_dropout")  # model.* read by frame models
-SEQUENCE_KEYS = ("window", "stride", "cell")  # model.* read by sequence models only
-# frame keys a sequence model reads too (its recurrent layers: units, depth, dropout between)
-SEQUENCE_SHARED = ("channels", "layers", "frame_dropout")
-
-
-def model_keys(name: str) -> set[str]:
-    """The frame and window keys (FRAME_KEYS, SEQUENCE_KEYS) model `name` reads."""
-    info = MODELS.info(name)
-    allowed = set(FRAME_KEYS) if info["frame"] else set()
-    if info["sequence"]:
-        allowed |= set(SEQUENCE_SHARED) | set(SEQUENCE_KEYS)
-    return allowed
-
-
-def forget_model_keys(cfg, layer: dict) -> None:
-    """Before a config layer that names another model is applied: reset the keys an earlier
-    layer set for the previous model that the new one does not read (a competition's
-    defaults for its sequence model must not block `model.name=mlp` on the command line)."""
-    try:
-        name = MODELS.canonical(layer["name"])
-    except (ValueError, TypeError):
-        return  # an unknown name: applying the layer reports it
-    if name == cfg.name:
-        return
-    defaults = type(cfg)()
-    for key in set(FRAME_KEYS + SEQUENCE_KEYS) - model_keys(name) - set(layer):
-        setattr(cfg, key, getattr(defaults, key))
-
-
-def check_model_keys(cfg) -> None:
-    """Refuse the frame keys for a model registered with neither frame=True nor sequence=True
-    (and model.kernel for a sequence model), and the window keys for a non-sequence model."""
-    allowed = model_keys(cfg.name)
-    for key in _changed(cfg, FRAME_KEYS + SEQUENCE_KEYS):
-        if key in allowed:
-            continue
-        if key in SEQUENCE_KEYS:
-            takers = MODELS.names(sequence=True)
-            kind = "the sequence models"
-        elif key in SEQUENCE_SHARED:
-            takers = sorted(set(MODELS.names(frame=True)) | set(MODELS.names(sequence=True)))
-            kind = "the frame and sequence models"
-        else:
-            takers = MODELS.names(frame=True)
-            kind = "the frame models"
-        raise ConfigError(
-            f"model.{key} applies to {kind} ({', '.join(takers)}), not to model.name={cfg.name}."
-        )
+from pipeline.model.registry import OPTIMIZERS, SCHEDULERS
 
 
 def check_optimizer_options(cfg) -> None:

@@ -15,23 +15,11 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pipeline.config.hints import check_choices
-from pipeline.config.rules import (
-    FRAME_KEYS,
-    SEQUENCE_KEYS,
-    check_model_keys,
-    check_optimizer_options,
-    check_scheduler_options,
-)
+from pipeline.config.rules import check_optimizer_options, check_scheduler_options
 from pipeline.errors import ConfigError
-from pipeline.model.registry import (
-    ACTIVATIONS,
-    INITS,
-    MODELS,
-    NORMS,
-    OPTIMIZERS,
-    REFERENCES,
-    SCHEDULERS,
-)
+from pipeline.errors import require as _require
+from pipeline.model.configs import MLPConfig, ModelConfig
+from pipeline.model.registry import OPTIMIZERS, REFERENCES, SCHEDULERS
 
 
 @dataclass
@@ -58,62 +46,6 @@ class CVConfig:
 
     def check(self) -> None:
         self.check_ranges()
-
-
-@dataclass
-class ModelConfig:
-    name: Annotated[str, MODELS] = "mlp"  # pipeline.model.models.register_model adds your own
-    hidden: list[int] = field(default_factory=lambda: [64, 32])  # small: tabular data is small
-    activation: Annotated[str, ACTIVATIONS] = "relu"  # robust default for MLPs
-    leaky_slope: float = 0.01  # negative slope of leaky_relu (and its He/Xavier gain)
-    norm: Annotated[str, NORMS] = "none"  # batch | layer | group | instance | none
-    norm_groups: int = 8  # group norm: groups per layer (must divide every hidden width)
-    dropout: float | list[float] = 0.0  # after each hidden layer: one rate, or one per layer
-    input_dropout: float = 0.0  # on the input features
-    init: Annotated[str, INITS] = "default"  # default keeps PyTorch's; xavier_*, he_*, ...
-    # Frame models (registered with frame=True: conv, gru) read each row as frames x features
-    # per frame (TIMIT: 11 x 39) and put model.hidden on top as their head.
-    channels: int = 256  # conv channels / GRU hidden size per direction
-    kernel: int = 3  # conv kernel size over frames (odd)
-    layers: int = 2  # conv or GRU layers
-    frame_dropout: float = 0.0  # dropout after each conv/GRU layer
-    # Sequence models (registered with sequence=True: seq) read windows of consecutive rows
-    # and label every row; they take model.channels, layers, frame_dropout too.
-    window: int = 64  # rows per window
-    stride: int = 32  # rows between window starts; overlapping outputs are averaged
-    cell: str = "gru"  # gru | lstm (bidirectional)
-
-    FRAME_KEYS = FRAME_KEYS  # the model.* keys only frame models take (config.rules)
-    SEQUENCE_KEYS = SEQUENCE_KEYS  # the model.* keys only sequence models take
-
-    def check_ranges(self) -> None:
-        _require(all(h >= 1 for h in self.hidden), "model.hidden", "widths >= 1", self.hidden)
-        rates = self.dropout if isinstance(self.dropout, list) else [self.dropout]
-        for rate in rates:
-            _require(0.0 <= rate < 1.0, "model.dropout", "rates in [0, 1)", rate)
-        ok = 0.0 <= self.input_dropout < 1.0
-        _require(ok, "model.input_dropout", "a rate in [0, 1)", self.input_dropout)
-        _require(self.leaky_slope >= 0, "model.leaky_slope", "a float >= 0", self.leaky_slope)
-        _require(self.norm_groups >= 1, "model.norm_groups", "an int >= 1", self.norm_groups)
-        _require(self.channels >= 1, "model.channels", "an int >= 1", self.channels)
-        ok = self.kernel >= 1 and self.kernel % 2 == 1
-        _require(ok, "model.kernel", "an odd int >= 1", self.kernel)
-        _require(self.layers >= 1, "model.layers", "an int >= 1", self.layers)
-        ok = 0.0 <= self.frame_dropout < 1.0
-        _require(ok, "model.frame_dropout", "a rate in [0, 1)", self.frame_dropout)
-        _require(self.window >= 1, "model.window", "an int >= 1", self.window)
-        ok = 1 <= self.stride <= self.window
-        _require(ok, "model.stride", f"an int in [1, model.window={self.window}]", self.stride)
-        _require(self.cell in ("gru", "lstm"), "model.cell", "gru or lstm", self.cell)
-
-    def check(self) -> None:
-        self.check_ranges()
-        if isinstance(self.dropout, list) and len(self.dropout) != len(self.hidden):
-            raise ConfigError(
-                f"model.dropout lists {len(self.dropout)} rates for {len(self.hidden)} hidden "
-                "layers; give one rate per layer or a single number."
-            )
-        check_model_keys(self)
 
 
 @dataclass
@@ -291,7 +223,8 @@ class NoFeatures:
 class Config:
     seed: int = 0  # seeds folds, initialisation and batch order: same seed, same numbers
     cv: CVConfig = field(default_factory=CVConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    # the section of model.name: each model's own dataclass (pipeline.model.configs)
+    model: ModelConfig = field(default_factory=MLPConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     sched: SchedConfig = field(default_factory=SchedConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -312,8 +245,3 @@ class Config:
             check_choices(section, f"{name}.")
         for _, section in sections:
             section.check()
-
-
-def _require(ok: bool, key: str, expected: str, got: Any) -> None:
-    if not ok:
-        raise ConfigError(f"{key} must be {expected}; got {got!r}.")

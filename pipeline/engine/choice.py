@@ -2,7 +2,8 @@
 
 `choose_engine` looks at the config, the K fitted preprocessors and the K freshly built
 models, and returns the engine with the reason it cannot be the fast one:
-- the fast engine needs models that stack (engine/stacked.py) and a config it can honour;
+- the fast engine needs models registered as stacking (pipeline/model/stacking.py) and a
+  config it can honour;
 - its inputs come either from the fitted preprocessing read as a per-column affine map of the
   raw columns (one copy of the rows on the device; scalers' mean_/scale_, selectors' support),
   or, for any other preprocessing (encoders, imputers, a user's transformer), from running
@@ -20,9 +21,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.engine.device import memory_budget
-from pipeline.engine.stacked import NotStackable, Stacked
 from pipeline.competition.preprocess import AffineMap, Preprocessor, check_finite
+from pipeline.engine.device import memory_budget
+from pipeline.model.models import stack_models
+from pipeline.model.stacking import NotStackable, Stacked
 
 
 @dataclass
@@ -75,7 +77,7 @@ def choose_engine(
     reasons = _unsupported(cfg)
     stacked = None
     try:
-        stacked = Stacked.from_models(models)
+        stacked = stack_models(cfg.model.name, models)
     except NotStackable as exc:
         reasons.append(f"model.name={cfg.model.name} ({exc})")
     maps = [p.affine() for p in preprocessors]

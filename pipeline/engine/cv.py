@@ -18,18 +18,18 @@ import lightning as L
 import numpy as np
 
 from pipeline.competition.base import Competition, TestData, TrainData
+from pipeline.competition.preprocess import Preprocessor
 from pipeline.engine.batches import to_tensor
+from pipeline.engine.choice import check_inputs, choose_engine
 from pipeline.engine.fast import fit_stacked
 from pipeline.engine.plain import fit_fold
-from pipeline.engine.trained import TrainedFold
-from pipeline.engine.choice import check_inputs, choose_engine
+from pipeline.engine.splits import make_splits
 from pipeline.engine.stopping import EpochHook
+from pipeline.engine.trained import TrainedFold
 from pipeline.engine.trainer import quiet_lightning
 from pipeline.model.metrics import Metric, check_task, stop_metric
 from pipeline.model.models import build_model
-from pipeline.competition.preprocess import Preprocessor
 from pipeline.progress import RunProgress
-from pipeline.engine.splits import make_splits
 
 
 @dataclass

@@ -5,7 +5,8 @@
 - Each fold's preprocessing (fitted on that fold's training rows, as on the plain engine) is
   either applied on the device as the affine map read from its fitted parameters, or applied
   on the host once per fold (engine/choice.py decides, engine/device.py holds the rows).
-- The K models are stacked (engine/stacked.py): one step costs about what one model's does.
+- The K models are stacked (pipeline/model/stacking.py): one step costs about what one
+  model's does.
 - Per-fold early stopping with Lightning's rule (engine/stopping.py); training ends when every
   fold has stopped.
 After training the stack is split back into K ordinary LitModels, so OOF and test predictions,
@@ -24,12 +25,12 @@ import torch
 from lightning.pytorch.loggers import CSVLogger
 
 from pipeline.engine.batches import OncePerEpoch, StackedBatches, to_tensor
+from pipeline.engine.choice import EngineChoice, as_tensors
 from pipeline.engine.device import DeviceFolds
 from pipeline.engine.lit import LitModel
 from pipeline.engine.lit_stacked import StackedLitModel
-from pipeline.engine.trained import TrainedFold
-from pipeline.engine.choice import EngineChoice, as_tensors
 from pipeline.engine.stopping import FoldEarlyStopping
+from pipeline.engine.trained import TrainedFold
 from pipeline.engine.trainer import diverged, make_trainer
 
 

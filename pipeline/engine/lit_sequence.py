@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pipeline.engine.lit import LitModel
 from pipeline.engine.choice import run_device
+from pipeline.engine.lit import LitModel
 from pipeline.engine.windows import average_windows, cut_windows
 
 

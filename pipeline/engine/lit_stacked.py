@@ -1,4 +1,4 @@
-"""The fast engine's LightningModule: K fold models stacked into one (engine/stacked.py),
+"""The fast engine's LightningModule: K fold models stacked into one (model/stacking.py),
 trained on rows that stay on the device (engine/device.py), one item per epoch.
 
 It shares loss bookkeeping, the L1 penalty, the monitored key and the optimizer/schedule with
@@ -15,7 +15,7 @@ from torch.nn import functional as F
 
 from pipeline.engine.device import EPOCH_GATHER, DeviceFolds, memory_budget
 from pipeline.engine.lit import LitBase
-from pipeline.engine.stacked import Stacked
+from pipeline.model.stacking import Stacked
 
 
 class StackedLitModel(LitBase):

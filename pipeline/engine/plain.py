@@ -17,8 +17,8 @@ from lightning.pytorch.loggers import CSVLogger
 from pipeline.engine.batches import TensorBatches, to_tensor
 from pipeline.engine.lit import LitModel
 from pipeline.engine.lit_sequence import SequenceModule
-from pipeline.engine.trained import TrainedFold
 from pipeline.engine.stopping import FiniteGuard
+from pipeline.engine.trained import TrainedFold
 from pipeline.engine.trainer import diverged, make_trainer
 from pipeline.engine.windows import WindowBatches, row_runs
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.engine.lit import LitModel
 from pipeline.competition.preprocess import Preprocessor
+from pipeline.engine.lit import LitModel
 
 
 @dataclass

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import DataError
 from pipeline.ensemble.members import Member, ids_digest
+from pipeline.errors import DataError
 from pipeline.model.metrics import Task
 
 SHARE = "blend members must share their folds (the same cv.* keys and seed)"

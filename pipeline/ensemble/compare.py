@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.ensemble.weights import fit_blend
 from pipeline.ensemble.references import Reference, reference_predictions
+from pipeline.ensemble.weights import fit_blend
 
 BLEND_CELLS = 20_000_000  # rows x outputs above which the blend is skipped (memory, time)
 

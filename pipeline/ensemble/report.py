@@ -8,8 +8,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.io import atomic_write
 from pipeline.ensemble.checks import cv_text
+from pipeline.io import atomic_write
 
 
 def print_blend_summary(metrics: dict, out_dir: Path, console: Console | None = None) -> None:

@@ -41,7 +41,7 @@ def list_optimizers() -> list[str]:
 
 def weight_parameters(model: nn.Module) -> Iterator[nn.Parameter]:
     """Weight matrices and kernels (ndim >= 2): what L1/L2 penalise and max-norm bounds.
-    A model that stacks several (pipeline.engine.stacked) names its own."""
+    A model that stacks several (pipeline.model.stacking) names its own."""
     if hasattr(model, "weight_parameters"):
         return iter(model.weight_parameters())
     return (p for p in model.parameters() if p.requires_grad and p.ndim >= 2)

@@ -171,8 +171,13 @@ def canonical(table: Mapping[str, Any], kind: str, name: str | None) -> str:
 
 
 # --- the pipeline's registries ------------------------------------------------------------------
-# models: builder(cfg.model, in_features, out_features, frame_dim) -> nn.Module (pipeline.model.models)
-MODELS = Registry("model", builtins="pipeline.model.models", info={"frame": False, "sequence": False})
+# models: builder(cfg.model, in_features, out_features, frame_dim) -> nn.Module; config: its
+# config dataclass (None: ModelConfig); stacks: fn(K models) -> Stacked (pipeline.model.stacking)
+MODELS = Registry(
+    "model",
+    builtins="pipeline.model.models",
+    info={"frame": False, "sequence": False, "config": None, "stacks": None},
+)
 # activations: factory(leaky_slope) -> nn.Module; gain: torch.nn.init.calculate_gain's name
 ACTIVATIONS = Registry("activation", builtins="pipeline.model.layers", info={"gain": "linear"})
 # norms: factory(num_features, groups, channel_axis) -> nn.Module

@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 
 from pipeline import __version__
-from pipeline.ensemble.compare import compare
 from pipeline.config import to_yaml
 from pipeline.engine.cv import CrossValidator
-from pipeline.run.inputs import Inputs
-from pipeline.io import write_csv, write_json, write_npy, write_text
+from pipeline.ensemble.compare import compare
 from pipeline.ensemble.members import run_info
+from pipeline.io import write_csv, write_json, write_npy, write_text
+from pipeline.run.inputs import Inputs
 from pipeline.run.postprocess import postprocess, postprocess_oof
 from pipeline.run.provenance import collect
 from pipeline.submission.format import build_submission, write_submission

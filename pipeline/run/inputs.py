@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.competition.catalog import load_competition
 from pipeline.competition.base import Competition, TestData, TrainData
+from pipeline.competition.catalog import load_competition
+from pipeline.competition.ids import check_same_ids, checked_ids
 from pipeline.config import Config, build_config, load_yaml
 from pipeline.errors import ConfigError, DataError, UserError
-from pipeline.competition.ids import check_same_ids, checked_ids
 from pipeline.model.metrics import check_target, check_task
 from pipeline.submission.format import submission_format
 
@@ -88,8 +88,8 @@ def check_buildable(competition: Competition, cfg: Config, train: TrainData) -> 
     (group norm that does not divide a width, ...) fail before training starts."""
     import torch
 
-    from pipeline.model import models, optim
     from pipeline.engine.splits import make_splits
+    from pipeline.model import models, optim
 
     if cfg.post.enabled and not (competition.ordered_rows and competition.task.is_classification):
         raise ConfigError(

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import DataError
 from pipeline.competition.ids import where
+from pipeline.errors import DataError
 from pipeline.tabular.read import FLOAT32_MAX
 
 # Kaggle files mark missing cells in many ways; pandas' defaults know them ("", NA, NaN, null)

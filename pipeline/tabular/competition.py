@@ -14,12 +14,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.tabular.columns import Labels, Layout, check_no_missing_target, read_csv, require_columns
 from pipeline.competition.base import Competition, TestData, TrainData
 from pipeline.errors import ConfigError, DataError
 from pipeline.model.metrics import Metric, Task, check_target, check_task, get_metric
-from pipeline.tabular.spec import CompetitionSpec
+from pipeline.tabular.columns import (
+    Labels,
+    Layout,
+    check_no_missing_target,
+    read_csv,
+    require_columns,
+)
 from pipeline.tabular.features import TableFeatures, table_preprocessor
+from pipeline.tabular.spec import CompetitionSpec
 
 CLASSIFICATION_METRIC_DEFAULT = "accuracy"
 REGRESSION_METRIC_DEFAULT = "rmse"

@@ -28,8 +28,8 @@ from sklearn.preprocessing import (
     TargetEncoder,
 )
 
-from pipeline.errors import ConfigError
 from pipeline.competition.preprocess import SCALERS, Preprocessor, TabularFeatures
+from pipeline.errors import ConfigError
 
 Encoding = Literal["onehot", "target", "ordinal", "embed"]
 

@@ -26,10 +26,10 @@ from pipeline.cli import ArgumentParser, add_common_args, check_timeout, run_cli
 from pipeline.config import flatten, parse_overrides
 from pipeline.errors import ConfigError, UserError
 from pipeline.faults import check_writable
-from pipeline.run.inputs import load_inputs
 from pipeline.interrupts import keeping
 from pipeline.io import write_json
 from pipeline.run.folder import repair_leftovers
+from pipeline.run.inputs import load_inputs
 from pipeline.tune.final import finish
 from pipeline.tune.objective import TuneSetup
 from pipeline.tune.pruners import Pruning, list_pruners

@@ -17,8 +17,8 @@ from optuna.trial import TrialState
 from pipeline.config import load_yaml, merge, nest, parse_overrides
 from pipeline.errors import UserError
 from pipeline.io import write_csv, write_json, write_text
-from pipeline.run.report import plot_learning_curves
 from pipeline.run.fit import fit_and_write
+from pipeline.run.report import plot_learning_curves
 from pipeline.submission.format import build_submission, write_submission
 from pipeline.tune.objective import SURPLUS, TuneSetup, ranked, trial_dir, trial_inputs
 from pipeline.tune.plots import save_plots

@@ -26,12 +26,12 @@ from optuna.trial import TrialState
 from pipeline.competition.base import TestData, TrainData
 from pipeline.config import Config
 from pipeline.engine.cv import CrossValidator
+from pipeline.ensemble.members import ids_digest, run_info
 from pipeline.errors import ConfigError, TrainingDiverged
-from pipeline.run.inputs import Inputs, check_buildable, resolve_config
 from pipeline.interrupts import Interrupted
 from pipeline.io import write_json, write_npy
-from pipeline.ensemble.members import ids_digest, run_info
 from pipeline.model.metrics import stop_metric
+from pipeline.run.inputs import Inputs, check_buildable, resolve_config
 from pipeline.tune.hooks import Reporter
 from pipeline.tune.pruners import Pruning
 from pipeline.tune.space import SearchSpace, to_override

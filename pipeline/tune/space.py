@@ -195,7 +195,7 @@ def check_in_range(cfg: Config, path: str, value: Any, what: str) -> None:
     of `cfg`, checked by its section's range rules (rules tying it to other keys, which may be
     searched too, are left to each trial)."""
     trial = copy.deepcopy(cfg)
-    section, key, _ = leaf(trial, path)
+    section, key, _ = leaf(trial, path, any_model=True)
     setattr(section, key, value)
     try:
         getattr(section, "check_ranges", section.check)()
@@ -249,7 +249,7 @@ def _number(value: Any, kind: str, where: str) -> int | float:
 def _hint(cfg: Config, path: str, where: str) -> Any:
     """The type hint of a config leaf; ConfigError for an unknown path or a section."""
     try:
-        return leaf(cfg, path)[2]
+        return leaf(cfg, path, any_model=True)[2]
     except ConfigError as exc:  # "model.x: unknown config key ..." -> "Search space (...): ..."
         raise ConfigError(f"{where.rsplit(': ', 1)[0]}: {exc}") from None
 

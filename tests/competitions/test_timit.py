@@ -9,8 +9,8 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from competitions.timit import FRAME_DIM, widen_context
 from competitions.timit.generate import N_CLASSES, SILENCE, generate
-from pipeline.errors import DataError
 from pipeline.engine.splits import make_splits
+from pipeline.errors import DataError
 from pipeline.train import main
 from tests.conftest import ROOT, small_config
 

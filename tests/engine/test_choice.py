@@ -14,11 +14,11 @@ import pytest
 from sklearn.decomposition import PCA
 from sklearn.pipeline import Pipeline
 
-from pipeline.engine.cv import CrossValidator
+from pipeline.competition.preprocess import Preprocessor, TabularFeatures, tabular_preprocessor
 from pipeline.engine.choice import choose_engine
+from pipeline.engine.cv import CrossValidator
 from pipeline.errors import ConfigError
 from pipeline.model.models import build_model
-from pipeline.competition.preprocess import Preprocessor, TabularFeatures, tabular_preprocessor
 from pipeline.train import main as train_main
 from tests.conftest import small_config
 

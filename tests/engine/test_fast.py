@@ -7,15 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.config import ModelConfig
+from pipeline.config import model_config
 from pipeline.engine.cv import CrossValidator
 from pipeline.engine.device import DeviceFolds
 from pipeline.engine.lit_stacked import StackedLitModel
-from pipeline.engine.stacked import Stacked
 from pipeline.engine.stopping import FoldEarlyStopping
 from pipeline.errors import ConfigError
 from pipeline.model.metrics import Task
-from pipeline.model.models import build_model
+from pipeline.model.models import build_model, stack_models
 from tests.conftest import small_config
 
 NORMS = ["none", "batch", "layer", "group", "instance"]
@@ -26,9 +25,10 @@ NORMS = ["none", "batch", "layer", "group", "instance"]
 ])  # fmt: skip
 def test_stacked_models_compute_exactly_what_the_separate_models_do(name, norm):
     torch.manual_seed(0)
-    cfg = ModelConfig(name=name, hidden=[16, 8], norm=norm, norm_groups=4, channels=8)
+    extra = {"channels": 8} if name == "conv" else {}
+    cfg = model_config(name, hidden=[16, 8], norm=norm, norm_groups=4, **extra)
     models = [build_model(cfg, 12, 3, frame_dim=3) for _ in range(4)]
-    stacked = Stacked(models)
+    stacked = stack_models(name, models)
     x = torch.randn(4, 10, 12)
     for training in (True, False):
         stacked.train(training)
@@ -47,8 +47,8 @@ def test_the_stacked_loss_gives_each_fold_the_gradient_of_its_own_loss(task):
     """One reduction over all folds; fold k's gradient must be that of task.loss on fold k."""
     torch.manual_seed(0)
     K, B = 3, 16
-    models = [build_model(ModelConfig(hidden=[8]), 5, task.n_outputs, None) for _ in range(K)]
-    stacked = Stacked.from_models(models)
+    models = [build_model(model_config(hidden=[8]), 5, task.n_outputs, None) for _ in range(K)]
+    stacked = stack_models("mlp", models)
     x = torch.randn(K, B, 5)
     target = torch.randint(4, (K, B)) if task.is_classification else torch.randn(K, B)
     host = type("Host", (), {"stacked": stacked, "task": task})()
@@ -58,13 +58,13 @@ def test_the_stacked_loss_gives_each_fold_the_gradient_of_its_own_loss(task):
     torch.testing.assert_close(loss, torch.stack(own).sum())
     sum(own).backward()
     for k, m in enumerate(models):
-        torch.testing.assert_close(stacked.mlp_body[0].weight.grad[k], m.body[0].weight.grad)
+        torch.testing.assert_close(stacked.stages[0][0].weight.grad[k], m.body[0].weight.grad)
 
 
 def test_a_recurrent_model_does_not_stack():
-    models = [build_model(ModelConfig(name="gru", hidden=[4], channels=4), 6, 2, 3)] * 2
+    models = [build_model(model_config("gru", hidden=[4], channels=4), 6, 2, 3)] * 2
     with pytest.raises(ConfigError, match="FrameGRU model"):
-        Stacked(models)
+        stack_models("gru", models)
 
 
 def test_precomputed_and_on_the_fly_inputs_agree():
@@ -110,7 +110,7 @@ class _Module:
     """What FoldEarlyStopping reads from the module: the stack and the epoch's fold scores."""
 
     def __init__(self, K):
-        self.stacked = Stacked([build_model(ModelConfig(hidden=[2]), 2, 1) for _ in range(K)])
+        self.stacked = stack_models("mlp", [build_model(model_config(hidden=[2]), 2, 1) for _ in range(K)])
         self.fold_scores = None
 
 
@@ -139,7 +139,7 @@ def test_each_fold_stops_and_keeps_its_own_best_epoch():
     assert stopper.best_epoch == [1, 4]
     assert stopper.stopped_at == [4, 7]  # fold 0 after 2 epochs without improvement
     assert trainer.should_stop and trainer.current_epoch == 6
-    head = stopper.best_state["head.weight"]
+    head = stopper.best_state["stages.1.weight"]  # the head
     assert head[0].eq(1.0).all() and head[1].eq(4.0).all()  # each fold's own best epoch
 
 
@@ -196,11 +196,11 @@ def test_initialisation_is_the_plain_paths(covid, covid_dir, monkeypatch):
 
     captured = {}
 
-    def grab(models):
+    def grab(name, models):
         captured["models"] = [{k: v.clone() for k, v in m.state_dict().items()} for m in models]
         raise RuntimeError("stop here")
 
-    monkeypatch.setattr(choice.Stacked, "from_models", staticmethod(grab))
+    monkeypatch.setattr(choice, "stack_models", grab)
     cfg = small_config(covid, "train.engine=fast")
     with pytest.raises(RuntimeError, match="stop here"):
         CrossValidator(covid, cfg, progress=False).fit(covid.load_train(covid_dir))
@@ -250,7 +250,7 @@ def test_per_fold_gradient_clipping_bounds_each_folds_norm():
     from pipeline.config import build_config
 
     cfg = build_config(overrides=["train.grad_clip=1.0"])
-    stacked = Stacked([build_model(ModelConfig(hidden=[4]), 3, 1) for _ in range(3)])
+    stacked = stack_models("mlp", [build_model(model_config(hidden=[4]), 3, 1) for _ in range(3)])
     module = StackedLitModel(stacked, None, None, cfg, data=None, steps=1)
     for p in stacked.parameters():
         p.grad = torch.ones_like(p) * torch.tensor([0.01, 10.0, 100.0]).view(

@@ -6,10 +6,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from pipeline.competition.base import TrainData
-from pipeline.engine.cv import CrossValidator
-from pipeline.errors import ConfigError
 from pipeline.competition.preprocess import Preprocessor
+from pipeline.engine.cv import CrossValidator
 from pipeline.engine.splits import blocked_splits, make_splits
+from pipeline.errors import ConfigError
 from tests.conftest import small_config
 
 

@@ -10,10 +10,9 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from pipeline.competition.base import Competition, TrainData
-from pipeline.config import build_config
-from pipeline.errors import ConfigError
-from pipeline.model.metrics import Task
 from pipeline.competition.preprocess import Preprocessor
+from pipeline.config import build_config
+from pipeline.engine.splits import make_splits
 from pipeline.ensemble.references import (
     HGB_MAX_BINS,
     hgb_categorical,
@@ -21,8 +20,9 @@ from pipeline.ensemble.references import (
     reference_names,
     reference_predictions,
 )
+from pipeline.errors import ConfigError
+from pipeline.model.metrics import Task
 from pipeline.model.registry import REFERENCES, register_reference
-from pipeline.engine.splits import make_splits
 
 
 @pytest.fixture(autouse=True)

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.model import optim
 from pipeline.config import OptimConfig, SchedConfig, build_config
 from pipeline.errors import ConfigError
+from pipeline.model import optim
 from pipeline.model.registry import SCHEDULERS
 
 

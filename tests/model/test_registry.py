@@ -1,6 +1,5 @@
 """Every registry entry builds and trains a step; layers behave as their names promise."""
 
-import contextlib
 import math
 import subprocess
 import sys
@@ -9,15 +8,16 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.model import models, optim, registry
-from pipeline.config import ModelConfig, OptimConfig, SchedConfig, build_config
+from pipeline.config import OptimConfig, SchedConfig, build_config, model_config
 from pipeline.errors import ConfigError
+from pipeline.model import models, optim, registry
+from tests.conftest import registered
 
 
 def _one_step(model_cfg=None, optim_cfg=None, sched_cfg=None, in_features=6, out=3):
     torch.manual_seed(0)
     # rows of 2 frames x 3 features, so the frame models can read them too
-    model = models.build_model(model_cfg or ModelConfig(hidden=[16, 8]), in_features, out, 3)
+    model = models.build_model(model_cfg or model_config(hidden=[16, 8]), in_features, out, 3)
     opt = optim.build_optimizer(model, optim_cfg or OptimConfig())
     sched = optim.build_scheduler(opt, sched_cfg or SchedConfig(), 5, 4, "val/rmse", "min")
     x, y = torch.randn(32, in_features), torch.randint(0, out, (32,))
@@ -34,13 +34,13 @@ def _one_step(model_cfg=None, optim_cfg=None, sched_cfg=None, in_features=6, out
 
 @pytest.mark.parametrize("name", registry.list_activations())
 def test_each_activation_trains(name):
-    _, loss, changed = _one_step(ModelConfig(hidden=[16, 8], activation=name))
+    _, loss, changed = _one_step(model_config(hidden=[16, 8], activation=name))
     assert torch.isfinite(loss) and changed
 
 
 @pytest.mark.parametrize("name", [n for n in registry.list_norms() if n != "instance"])
 def test_each_norm_trains(name):
-    model, loss, changed = _one_step(ModelConfig(hidden=[16, 8], norm=name, norm_groups=4))
+    model, loss, changed = _one_step(model_config(hidden=[16, 8], norm=name, norm_groups=4))
     assert torch.isfinite(loss) and changed
     kinds = {type(m) for m in model.modules()}
     expected = {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm, "group": nn.GroupNorm}
@@ -50,7 +50,7 @@ def test_each_norm_trains(name):
 
 @pytest.mark.parametrize("name", registry.list_inits())
 def test_each_init_trains(name):
-    _, loss, changed = _one_step(ModelConfig(hidden=[16, 8], init=name))
+    _, loss, changed = _one_step(model_config(hidden=[16, 8], init=name))
     assert torch.isfinite(loss) and changed
 
 
@@ -69,7 +69,7 @@ def test_each_scheduler_builds_and_steps(name):
 
 @pytest.mark.parametrize("name", models.list_models())
 def test_each_model_trains(name):
-    _, loss, changed = _one_step(ModelConfig(name=name, hidden=[16, 8]))
+    _, loss, changed = _one_step(model_config(name, hidden=[16, 8]))
     assert torch.isfinite(loss) and changed
 
 
@@ -103,12 +103,12 @@ def test_leaky_relu_uses_the_configured_slope():
 
 def test_group_norm_must_divide_the_width():
     with pytest.raises(ConfigError, match="3 groups do not divide 16 units"):
-        models.build_model(ModelConfig(hidden=[16], norm="group", norm_groups=3), 4, 1)
+        models.build_model(model_config(hidden=[16], norm="group", norm_groups=3), 4, 1)
 
 
 @pytest.mark.parametrize("norm", registry.list_norms())
 def test_each_norm_trains_in_the_conv_model_where_instance_norm_exists(norm):
-    cfg = ModelConfig(name="conv", hidden=[8], norm=norm, norm_groups=4, channels=8)
+    cfg = model_config("conv", hidden=[8], norm=norm, norm_groups=4, channels=8)
     model, loss, changed = _one_step(cfg)
     assert torch.isfinite(loss) and changed
     if norm == "instance":
@@ -116,9 +116,9 @@ def test_each_norm_trains_in_the_conv_model_where_instance_norm_exists(norm):
 
 
 def test_frame_models_read_rows_as_frames():
-    conv = models.build_model(ModelConfig(name="conv", hidden=[4], channels=5, layers=1), 6, 2, 3)
+    conv = models.build_model(model_config("conv", hidden=[4], channels=5, layers=1), 6, 2, 3)
     assert conv.convs[0].in_channels == 3 and conv.mlp.body[0].in_features == 5 * 2
-    gru = models.build_model(ModelConfig(name="gru", hidden=[4], channels=5), 6, 2, 3)
+    gru = models.build_model(model_config("gru", hidden=[4], channels=5), 6, 2, 3)
     assert gru.gru.input_size == 3 and gru.gru.bidirectional
     # frame order matters to the frame models: swapping the two frames changes the output
     x = torch.randn(4, 6)
@@ -128,9 +128,9 @@ def test_frame_models_read_rows_as_frames():
 
 def test_frame_models_need_frames():
     with pytest.raises(ConfigError, match="rows are not made of frames"):
-        models.build_model(ModelConfig(name="conv"), 6, 2, frame_dim=0)
+        models.build_model(model_config("conv"), 6, 2, frame_dim=0)
     with pytest.raises(ConfigError, match="needs whole frames of 4 features"):
-        models.build_model(ModelConfig(name="gru"), 6, 2, frame_dim=4)
+        models.build_model(model_config("gru"), 6, 2, frame_dim=4)
     with pytest.raises(
         ConfigError, match="model.channels applies to the frame and sequence models"
     ):
@@ -139,7 +139,7 @@ def test_frame_models_need_frames():
 
 def test_instance_norm_is_refused_for_an_mlp_with_the_reason():
     with pytest.raises(ConfigError, match="Instance norm needs a channel axis"):
-        models.build_model(ModelConfig(hidden=[16], norm="instance"), 4, 1)
+        models.build_model(model_config(hidden=[16], norm="instance"), 4, 1)
 
 
 def test_group_norm_normalises_each_group_of_units():
@@ -150,7 +150,7 @@ def test_group_norm_normalises_each_group_of_units():
 
 
 def test_batch_norm_uses_batch_statistics_in_training_and_running_ones_in_eval():
-    model = models.build_model(ModelConfig(hidden=[8], norm="batch"), 4, 1)
+    model = models.build_model(model_config(hidden=[8], norm="batch"), 4, 1)
     bn = next(m for m in model.modules() if isinstance(m, nn.BatchNorm1d))
     x = torch.randn(256, 4) * 3 + 1
     model.train()
@@ -170,7 +170,7 @@ def _dropout_layers(model):
 
 def test_dropout_zeroes_about_p_of_the_units_in_training_and_none_in_eval():
     p = 0.3
-    model = models.build_model(ModelConfig(hidden=[512], dropout=p, input_dropout=0.2), 64, 1)
+    model = models.build_model(model_config(hidden=[512], dropout=p, input_dropout=0.2), 64, 1)
     inp, hidden = _dropout_layers(model)
     assert (inp.p, hidden.p) == (0.2, p)
     x = torch.rand(2000, 512) + 0.5  # no zeros of its own
@@ -184,7 +184,7 @@ def test_dropout_zeroes_about_p_of_the_units_in_training_and_none_in_eval():
 
 
 def test_per_layer_dropout_rates():
-    model = models.build_model(ModelConfig(hidden=[8, 8, 8], dropout=[0.1, 0.0, 0.5]), 4, 1)
+    model = models.build_model(model_config(hidden=[8, 8, 8], dropout=[0.1, 0.0, 0.5]), 4, 1)
     assert [m.p for m in _dropout_layers(model)] == [0.1, 0.5]
     with pytest.raises(ConfigError, match="lists 2 rates for 3 hidden layers"):
         build_config(overrides=["model.hidden=[8,8,8]", "model.dropout=[0.1,0.2]"])
@@ -195,7 +195,7 @@ def test_per_layer_dropout_rates():
 
 def _init_layer(init, activation="relu", slope=0.01, shape=(512, 1024)):
     torch.manual_seed(0)
-    cfg = ModelConfig(hidden=[shape[0]], init=init, activation=activation, leaky_slope=slope)
+    cfg = model_config(hidden=[shape[0]], init=init, activation=activation, leaky_slope=slope)
     model = models.build_model(cfg, shape[1], 4)
     return model.body[0], model.head
 
@@ -252,15 +252,6 @@ def test_default_init_keeps_pytorch_initialisation():
 # --- open registries -----------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def registered(table, name, entry, **info):
-    """`entry` in `table` for the duration of a test (registries are process-wide)."""
-    table.register(name, entry, **info)
-    try:
-        yield entry
-    finally:
-        table.unregister(name)
-
 
 class Tiny(nn.Module):
     """A user's own model: one linear layer, and a record of what the builder was given."""
@@ -296,15 +287,20 @@ def test_a_registered_model_is_selected_by_name_and_built():
         build_config(overrides=["model.name=mine"])
 
 
-def test_frame_keys_follow_the_registration_of_a_frame_model():
-    with registered(registry.MODELS, "myframes", build_tiny, frame=True):
+def test_a_model_takes_the_keys_of_the_config_it_was_registered_with():
+    from pipeline.model.configs import ConvConfig
+
+    with registered(registry.MODELS, "myframes", build_tiny, frame=True, config=ConvConfig):
         cfg = build_config(overrides=["model.name=myframes", "model.channels=8"])
-        assert cfg.model.channels == 8
+        assert cfg.model.channels == 8 and isinstance(cfg.model, ConvConfig)
         assert models.frame_models() == ["conv", "gru", "myframes"]
-        with pytest.raises(ConfigError, match=r"frame models \(conv, gru, myframes\), not to"):
+        with pytest.raises(ConfigError, match=r"frame models \(conv, myframes\), not to"):
             build_config(overrides=["model.name=mlp", "model.kernel=5"])
-        with pytest.raises(ConfigError, match=r"sequence models \(conv, gru, myframes, seq\)"):
+        with pytest.raises(ConfigError, match=r"sequence models \(conv, gru, seq, myframes\)"):
             build_config(overrides=["model.name=mlp", "model.layers=3"])
+    with registered(registry.MODELS, "bare", build_tiny, frame=True):  # no config: the common keys
+        with pytest.raises(ConfigError, match="model.channels applies to the frame and sequence"):
+            build_config(overrides=["model.name=bare", "model.channels=8"])
 
 
 def test_an_unknown_model_lists_the_registered_ones():
@@ -314,7 +310,7 @@ def test_an_unknown_model_lists_the_registered_ones():
         ):
             build_config(overrides=["model.name=nope"])
         with pytest.raises(ValueError, match="Unknown model 'nope'; choose one of: mlp, conv"):
-            models.build_model(ModelConfig(name="nope"), 4, 1)
+            models.build_model(model_config("nope"), 4, 1)
 
 
 def _rms_norm(num_features, groups, channel_axis):

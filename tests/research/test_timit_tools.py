@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from research.timit import epoch_time, ingredients
 from competitions.timit.generate import generate
+from research.timit import epoch_time, ingredients
 
 
 def test_ingredients_scores_the_saved_probabilities_raw_and_decoded(tmp_path, capsys):

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.run import folder as rundir
 from pipeline.errors import UserError
 from pipeline.interrupts import Interrupted
 from pipeline.progress import RunProgress
+from pipeline.run import folder as rundir
 from pipeline.run.folder import MARKER, RUN_NAMES, check_run_dir, run_folder, run_state
 from pipeline.train import main
 from tests.conftest import ROOT

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.errors import DataError
 from pipeline.competition.ids import checked_ids
+from pipeline.errors import DataError
 from pipeline.tabular.read import check_numeric
 from pipeline.train import main
 

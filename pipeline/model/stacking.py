@@ -2,14 +2,17 @@
 
 At tabular and TIMIT sizes a GPU (and even a CPU) spends most of a small model's step on
 per-step overhead, not arithmetic: K stacked models cost about the same per step as one.
-`Stacked.from_models(models)` takes K ordinary models (built and initialised exactly as the plain
-path builds them) and stacks every parameter and buffer along a new leading fold axis;
-`unstack()` gives K ordinary models back, so prediction, MC dropout and checkpoints after
-training are the plain path's own. Inputs are (K, B, features): fold k's batch goes to model k.
+A model says whether and how it stacks when it is registered (`register_model(...,
+stacks=stack_body_head)`): the function takes K ordinary models, built and initialised exactly
+as the plain engine builds them, and returns a `Stacked` whose every parameter and buffer has a
+leading fold axis; `unstack()` gives K ordinary models back, so prediction, MC dropout and
+checkpoints after training are the plain engine's own. Inputs are (K, B, features): fold k's
+batch goes to model k.
 
-Supported layers: Linear, BatchNorm1d, LayerNorm, GroupNorm, Dropout, the registry's
-activations (MLP), and Conv1d / InstanceNorm1d (frame conv model). Anything else is refused
-with a message that names the fallback, train.engine=plain.
+Layers that stack: Linear, BatchNorm1d, LayerNorm, GroupNorm, Dropout and the registry's
+activations, and in a conv stack Conv1d and InstanceNorm1d. Anything else is refused with a
+message that names the fallback, train.engine=plain. A new model built from these layers as
+`head(body(x))` registers `stacks=stack_body_head` and trains on the fast engine.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pipeline.errors import ConfigError
 
 class NotStackable(ConfigError):
     """A model or layer the fast engine cannot stack (train.engine=plain can train it); the
-    engine choice (engine/choice.py) puts the message into its reason."""
+    engine choice (pipeline/engine/choice.py) puts the message into its reason."""
 
 
 STATELESS = (nn.Dropout, nn.Identity, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.SELU, nn.GELU, nn.SiLU,
@@ -186,40 +189,34 @@ def _unstack_module(stacked: nn.Module, target: nn.Module, k: int) -> None:
         stacked.unstack_into(target, k)
 
 
+def _part(model: nn.Module, path: str) -> nn.Module:
+    for name in path.split("."):
+        model = getattr(model, name)
+    return model
+
+
 class Stacked(nn.Module):
-    """K stacked copies of an MLP or FrameConv (see pipeline.model.models)."""
+    """K stacked copies of one model, applied part by part.
 
-    def __init__(self, models: list[nn.Module]):
+    `parts`: the dotted names of the model's parts in the order its forward applies them to a
+    flat row (e.g. ("body", "head")). `conv`: (name of a conv stack, frames, features per frame)
+    for a model whose forward first reads the row as frames through that stack (FrameConv)."""
+
+    def __init__(self, models: list[nn.Module], parts: tuple[str, ...],
+                 conv: tuple[str, int, int] | None = None):  # fmt: skip
         super().__init__()
-        from pipeline.model.models import MLP, FrameConv
-
         self.K = len(models)
-        self._flat: list[nn.Module] | None = None
+        self.parts = parts
+        self.conv = conv
         # the architecture unstack() rebuilds; in a list so it is not a submodule (its
         # parameters must not join the stack's)
         self._template = [copy.deepcopy(models[0]).cpu()]
-        first = models[0]
-        if isinstance(first, FrameConv):
-            self.frames, self.frame_dim = first.frames, first.frame_dim
-            self.convs = _stack_module([m.convs for m in models], conv=True)
-            self.mlp_body = _stack_module([m.mlp.body for m in models])
-            self.head = _stack_module([m.mlp.head for m in models])
-        elif type(first).__name__ == "EmbeddingInput":
-            raise NotStackable("category embeddings (features.encode/high_cardinality=embed)")
-        elif getattr(first, "window", None):
-            raise NotStackable(
-                "a sequence model (windows of consecutive rows train one fold at a time)"
-            )
-        elif isinstance(first, MLP):
-            self.convs = None
-            self.mlp_body = _stack_module([m.body for m in models])
-            self.head = _stack_module([m.head for m in models])
-        else:
-            raise NotStackable(f"a {type(first).__name__} model (only MLP and conv models stack)")
-
-    @classmethod
-    def from_models(cls, models: list[nn.Module]) -> Stacked:
-        return cls(models)
+        self.convs = None
+        if conv is not None:
+            name, self.frames, self.frame_dim = conv
+            self.convs = _stack_module([_part(m, name) for m in models], conv=True)
+        self.stages = nn.ModuleList(_stack_module([_part(m, p) for m in models]) for p in parts)
+        self._flat: list[nn.Module] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (K, B, features) -> (K, B, out)
         if self.convs is not None:
@@ -233,9 +230,11 @@ class Stacked(nn.Module):
 
     @property
     def _layers(self) -> list[nn.Module]:
-        """The MLP's layers in order, called one after another (no nested Sequential calls)."""
+        """The layers in order, called one after another (no nested Sequential calls)."""
         if self._flat is None:
-            self._flat = [*self.mlp_body, self.head]
+            self._flat = []
+            for stage in self.stages:
+                self._flat.extend(stage if isinstance(stage, nn.Sequential) else [stage])
         return self._flat
 
     def weight_parameters(self) -> list[nn.Parameter]:
@@ -247,11 +246,20 @@ class Stacked(nn.Module):
         for k in range(self.K):
             model = copy.deepcopy(self._template[0])
             if self.convs is not None:
-                _unstack_module(self.convs, model.convs, k)
-                _unstack_module(self.mlp_body, model.mlp.body, k)
-                _unstack_module(self.head, model.mlp.head, k)
-            else:
-                _unstack_module(self.mlp_body, model.body, k)
-                _unstack_module(self.head, model.head, k)
+                _unstack_module(self.convs, _part(model, self.conv[0]), k)
+            for stage, path in zip(self.stages, self.parts, strict=True):
+                _unstack_module(stage, _part(model, path), k)
             out.append(model)
         return out
+
+
+def stack_body_head(models: list[nn.Module]) -> Stacked:
+    """For models whose forward is `head(body(x))` on flat rows (the MLP)."""
+    return Stacked(models, ("body", "head"))
+
+
+def stack_frames(models: list[nn.Module]) -> Stacked:
+    """For models whose forward is a conv stack over frames (`convs`), flattened into an MLP
+    (`mlp.body`, `mlp.head`): the frame conv model."""
+    first = models[0]
+    return Stacked(models, ("mlp.body", "mlp.head"), conv=("convs", first.frames, first.frame_dim))
