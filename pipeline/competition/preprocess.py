@@ -2,9 +2,9 @@
 rows and to the test rows. A new instance is made for every fold, so nothing learned from
 validation rows can reach training.
 
-A Preprocessor turns raw rows into model inputs and, for regression, describes the target the
-network learns: y_model = (y - offset(X) - shift) / scale, where offset is an optional raw column
-(predict the change from a known value) and shift/scale standardise the rest. Predictions are
+A Preprocessor turns raw rows into model inputs and, for regression, fits the target map the
+network learns through (pipeline/competition/target.py): an optional offset column (predict the
+change from a known value) and the shift/scale that standardise the rest. Predictions are
 mapped back with the inverse, so metrics are always computed on the competition's own scale.
 """
 
@@ -23,6 +23,7 @@ from sklearn.preprocessing import (
     StandardScaler,
 )
 
+from pipeline.competition.target import from_model, to_model
 from pipeline.errors import ConfigError, DataError
 
 SCALERS = {
@@ -199,11 +200,11 @@ class Preprocessor:
 
     def model_target(self, y: np.ndarray, X: np.ndarray) -> np.ndarray:
         """The (regression) target in the space the model learns."""
-        return ((y - self.offset(X) - self.shift_) / self.scale_).astype(np.float32)
+        return to_model(y, self.offset(X), self.shift_, self.scale_).astype(np.float32)
 
     def inverse_target(self, z: np.ndarray, X: np.ndarray) -> np.ndarray:
         """Model-space predictions back on the competition's scale."""
-        return z * self.scale_ + self.shift_ + self.offset(X)
+        return from_model(z, self.offset(X), self.shift_, self.scale_)
 
 
 def tabular_preprocessor(

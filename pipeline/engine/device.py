@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
+from pipeline.competition.target import from_model, to_model
+
 
 @dataclass
 class DeviceFolds:
@@ -87,9 +89,7 @@ class DeviceFolds:
                 return
             self.Xk = torch.stack([self._mapped(self.X, k) for k in range(self.K)])
         if not self.classification and self.Xk is not None:
-            self.zk = (self.y - self.offset - self.target_shift[:, None]) / self.target_scale[
-                :, None
-            ]
+            self.zk = self._to_model(self.y, self.offset)
 
     def _mapped(self, rows: torch.Tensor, k: int) -> torch.Tensor:
         return (rows[:, self.columns[k]].float() - self.center[k]) * self.mult[k]
@@ -109,13 +109,21 @@ class DeviceFolds:
         return (torch.gather(rows, 2, cols) - self.center.unsqueeze(1)) * self.mult.unsqueeze(1)
 
     def targets(self, idx: torch.Tensor) -> torch.Tensor:
-        """(K, B) model-space targets: classes, or (y - offset - shift_k) / scale_k."""
+        """(K, B) model-space targets: classes, or fold k's target map of the values."""
         if self.classification:
             return self.y[idx]
         if self.zk is not None:
             return self.zk[self._folds(idx), idx]
-        off = self.offset[idx]
-        return (self.y[idx] - off - self.target_shift[:, None]) / self.target_scale[:, None]
+        return self._to_model(self.y[idx], self.offset[idx])
+
+    def _to_model(self, y: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+        """Each fold's model-space targets: (K, n) from y and offset of (n,) or (K, n)."""
+        return to_model(y, offset, self.target_shift[:, None], self.target_scale[:, None])
+
+    def target_scale_of(self, z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """(K, B) model-space values of rows `idx` back on the competition's scale."""
+        return from_model(z, self.offset[idx], self.target_shift[:, None],
+                          self.target_scale[:, None])  # fmt: skip
 
     def _folds(self, idx: torch.Tensor) -> torch.Tensor:
         if self.fold_index is None or self.fold_index.device != idx.device:

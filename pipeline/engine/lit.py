@@ -3,7 +3,7 @@ optimizer and schedule, and the per-fold module built on it (the stacked module 
 engine, engine/lit_stacked.py, is the other member).
 
 Batches are (x, y, offset) with y on the competition's scale; for regression the module trains
-on (y - offset - shift) / scale (see pipeline.competition.preprocess) and maps predictions back, so
+on the target map of pipeline/competition/target.py and maps predictions back, so
 `val/<metric>` is on the competition's scale, comparable across configs and folds. `metric` is
 the quantity the module is watched on (engine/cv.py's FitSpec.stop: the competition's metric,
 or the loss as a Metric, e.g. logloss, per train.monitor).
@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipeline.competition.target import from_model, to_model
 from pipeline.model import optim
 from pipeline.model.metrics import Metric, Task
 
@@ -104,13 +105,13 @@ class LitModel(LitBase):
     def model_target(self, y: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
         if self.task.is_classification:
             return y
-        return (y - offset - self.target_shift) / self.target_scale
+        return to_model(y, offset, self.target_shift, self.target_scale)
 
     def to_prediction(self, out: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
         pred = self.task.to_prediction(out.float())
         if self.task.is_classification:
             return pred
-        return pred * self.target_scale + self.target_shift + offset
+        return from_model(pred, offset, self.target_shift, self.target_scale)
 
     def training_step(self, batch, batch_idx):
         x, y, offset = batch

@@ -11,7 +11,6 @@ leaves the K scores in `fold_scores` for the per-fold early stopping (engine/sto
 from __future__ import annotations
 
 import torch
-from torch.nn import functional as F
 
 from pipeline.engine.device import EPOCH_GATHER, DeviceFolds, memory_budget
 from pipeline.engine.lit import LitBase
@@ -46,13 +45,7 @@ class StackedLitModel(LitBase):
         """The sum over folds of each fold's mean loss: fold k's gradient is the gradient of
         its own loss. Summed in one reduction (every fold's batch has B rows), as few ops as
         possible: at tabular sizes each op's overhead costs more than its arithmetic."""
-        out = self.stacked(x)
-        K, B = target.shape
-        if self.task.is_classification:
-            loss = F.cross_entropy(out.reshape(K * B, -1), target.reshape(-1), reduction="sum")
-        else:
-            loss = F.mse_loss(out.view(K, B), target, reduction="sum")
-        return loss / B
+        return self.task.loss(self.stacked(x), target, reduction="sum") / target.shape[1]
 
     def training_step(self, epoch_idx, batch_idx):
         """One epoch: (steps, K, B) row indices, one optimizer step per (K, B) slice."""
@@ -134,29 +127,38 @@ class StackedLitModel(LitBase):
 
     @torch.no_grad()
     def predict_folds(
-        self, chunks: list[tuple[torch.Tensor, list]]
-    ) -> tuple[list[torch.Tensor], list[bool]]:
-        """Predictions of fold k's model for its rows in `chunks` (prediction space), and
-        whether each fold's predictions are all finite (one check for all folds)."""
-        preds = [[] for _ in chunks[0][1]]
-        finite = None
+        self, chunks: list[tuple[torch.Tensor, list]], with_loss: bool = False
+    ) -> tuple[list[torch.Tensor], list[bool], torch.Tensor | None]:
+        """Predictions of fold k's model for its rows in `chunks` (prediction space), whether
+        each fold's predictions are all finite (one check for all folds), and with_loss: each
+        fold's training loss on those rows, (K,) means."""
+        K = len(chunks[0][1])
+        preds: list[list[torch.Tensor]] = [[] for _ in range(K)]
+        finite, loss_sum = None, torch.zeros(K, device=self.device)
         for batch, lengths in chunks:
-            out = self.task.to_prediction(self.stacked(self.data.inputs(batch)).float())
+            raw = self.stacked(self.data.inputs(batch)).float()
+            out = self.task.to_prediction(raw)
             if not self.task.is_classification:
-                out = (out * self.data.target_scale[:, None] + self.data.target_shift[:, None]
-                       + self.data.offset[batch])  # fmt: skip
+                out = self.data.target_scale_of(out, batch)
             # padding repeats a real row of the fold, so it is finite when the fold's rows are
             ok = torch.isfinite(out).flatten(1).all(1)
             finite = ok if finite is None else finite & ok
+            target = self.data.targets(batch) if with_loss else None
             for k, length in enumerate(lengths):
                 preds[k].append(out[k, :length])
-        return [torch.cat(p) if len(p) > 1 else p[0] for p in preds], finite.tolist()
+                if target is not None:
+                    part = self.task.loss(raw[k, :length], target[k, :length], reduction="sum")
+                    loss_sum[k] += part
+        rows = torch.tensor([sum(c[1][k] for c in chunks) for k in range(K)], device=self.device)
+        losses = loss_sum / rows if with_loss else None
+        return [torch.cat(p) if len(p) > 1 else p[0] for p in preds], finite.tolist(), losses
 
     def validation_step(self, batch, batch_idx):
         if self._val_chunks is None:  # the same every epoch: built once
             self._val_chunks = self.chunks(self.data.val_idx)
             self._val_y = [self.data.y[idx] for idx in self.data.val_idx]
-        preds, finite = self.predict_folds(self._val_chunks)
+        logs = self.logger is not None
+        preds, finite, losses = self.predict_folds(self._val_chunks, with_loss=logs)
         nan = torch.tensor(float("nan"), device=self.device)
         self.fold_scores = torch.stack([
             self.metric.torch(y, pred).to(self.device) if ok else nan
@@ -167,23 +169,13 @@ class StackedLitModel(LitBase):
         # epoch's numbers go to the logger in one call: self.log costs more than a step here.
         self.log(self.monitor, mean, logger=False)
         train_loss = self.epoch_loss.pop() / self.data.K
-        if self.logger is not None:
+        if logs:
             row = {
                 "epoch": self.current_epoch,
                 "lr": self.trainer.optimizers[0].param_groups[0]["lr"],
                 "train/loss": float(train_loss),
-                "val/loss": self._val_loss(preds),
+                "val/loss": float(losses.mean()),  # the training loss, mean over folds
                 self.monitor: float(mean),
                 **{f"{self.monitor}/fold{k}": float(s) for k, s in enumerate(self.fold_scores)},
             }
             self.logger.log_metrics(row, self.global_step)
-
-    def _val_loss(self, preds: list[torch.Tensor]) -> float:
-        """The training loss on the validation rows, mean over folds (for the learning curves)."""
-        losses = []
-        for k, (pred, y) in enumerate(zip(preds, self._val_y, strict=True)):
-            if self.task.is_classification:
-                losses.append(F.nll_loss(pred.clamp_min(1e-12).log(), y))
-            else:
-                losses.append((((pred - y) / self.data.target_scale[k]) ** 2).mean())
-        return float(torch.stack(losses).mean())

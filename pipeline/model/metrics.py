@@ -180,10 +180,14 @@ class Task:
             return "a binary classification"
         return f"a {self.n_classes}-class classification"
 
-    def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def loss(self, out: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        """The training loss of network outputs against model-space targets; the one loss of
+        both engines. Outputs have the targets' shape plus a last axis of the outputs (rows,
+        stacked folds, windows alike)."""
         if self.is_classification:
-            return F.cross_entropy(out, target)
-        return F.mse_loss(out.squeeze(-1), target)
+            flat = out.reshape(-1, out.shape[-1])
+            return F.cross_entropy(flat, target.reshape(-1), reduction=reduction)
+        return F.mse_loss(out.reshape(target.shape), target, reduction=reduction)
 
     def to_prediction(self, out: torch.Tensor) -> torch.Tensor:
         """Network output -> prediction space (probabilities or values)."""

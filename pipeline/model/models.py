@@ -28,7 +28,6 @@ import torch
 from torch import nn
 
 from pipeline.errors import ConfigError
-from pipeline.model import frames, mlp, sequence  # noqa: F401, I001 (built-ins, in this order)
 from pipeline.model.registry import MODELS
 from pipeline.model.stacking import NotStackable, Stacked
 

@@ -9,9 +9,9 @@ Names are normalised (case, '-' and '_' ignored), so `LeakyReLU`, `leaky_relu` a
 are one entry, and the registry's own spelling is what a config stores. An unknown name raises
 ValueError listing the valid ones.
 
-This module imports no torch. Each registry's built-in entries live in the module that defines
-them (`builtins="pipeline.model.models"`) and are imported on the registry's first use, so the config
-checks names against these objects without importing models itself. Tests parametrize over the
+This module imports no torch. Each registry's built-in entries live in the modules that define
+them (`builtins="pipeline.model.layers"`) and are imported on the registry's first use, so the
+config checks names against these objects without importing the models itself. Tests parametrize over the
 registries, so a new entry is tested the day it is added.
 """
 
@@ -35,12 +35,15 @@ def normalize(name: str | None) -> str:
 class Registry(Mapping[str, Any]):
     """A read-only mapping of names (in registration order) to entries, open to `register`.
 
-    kind: the word used in messages ("model"); builtins: the module that registers the
-    built-in entries, imported on first use; info: the facts an entry may be registered with,
-    and their defaults (an unknown fact is refused, so a typo does not pass silently).
+    kind: the word used in messages ("model"); builtins: the module (or modules, in order) that
+    register the built-in entries, imported on first use; info: the facts an entry may be
+    registered with, and their defaults (an unknown fact is refused, so a typo does not pass
+    silently).
     """
 
-    def __init__(self, kind: str, builtins: str | None = None, info: Mapping | None = None):
+    def __init__(
+        self, kind: str, builtins: str | tuple[str, ...] | None = None, info: Mapping | None = None
+    ):
         self.kind = kind
         self.builtins = builtins
         self._pending = builtins  # imported on first use
@@ -130,11 +133,12 @@ class Registry(Mapping[str, Any]):
 
     def _load(self) -> None:
         if self._pending is not None:
-            module, self._pending = self._pending, None  # first, so its registrations pass
+            pending, self._pending = self._pending, None  # first, so its registrations pass
             try:
-                importlib.import_module(module)
+                for module in (pending,) if isinstance(pending, str) else pending:
+                    importlib.import_module(module)
             except BaseException:
-                self._pending = module
+                self._pending = pending
                 raise
 
 
@@ -175,7 +179,7 @@ def canonical(table: Mapping[str, Any], kind: str, name: str | None) -> str:
 # config dataclass (None: ModelConfig); stacks: fn(K models) -> Stacked (pipeline.model.stacking)
 MODELS = Registry(
     "model",
-    builtins="pipeline.model.models",
+    builtins=("pipeline.model.mlp", "pipeline.model.frames", "pipeline.model.sequence"),
     info={"frame": False, "sequence": False, "config": None, "stacks": None},
 )
 # activations: factory(leaky_slope) -> nn.Module; gain: torch.nn.init.calculate_gain's name

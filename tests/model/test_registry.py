@@ -435,7 +435,7 @@ def test_the_config_and_the_registries_import_no_torch():
     imported when a name is first looked up."""
     code = (
         "import sys, pipeline.config, pipeline.model.registry;"
-        "print('torch' in sys.modules, 'pipeline.model.models' in sys.modules)"
+        "print('torch' in sys.modules, 'pipeline.model.mlp' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["False", "False"], done.stderr
