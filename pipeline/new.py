@@ -16,7 +16,7 @@ import pandas as pd
 from pipeline.cli import ArgumentParser, run_cli
 from pipeline.errors import DataError, UserError
 from pipeline.io import write_text
-from pipeline.tabular.columns import read_csv
+from pipeline.tabular.read import read_csv
 from pipeline.tabular.spec import SPEC_FILE
 
 

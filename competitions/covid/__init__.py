@@ -18,8 +18,8 @@ import pandas as pd
 from pipeline.competition.base import Competition, TestData, TrainData
 from pipeline.errors import DataError
 from pipeline.model.metrics import Task
-from pipeline.competition.preprocess import TabularFeatures, tabular_preprocessor
-from pipeline.tabular.read import read_table
+from pipeline.tabular.features import TabularFeatures, tabular_preprocessor
+from pipeline.tabular.read import read_csv
 
 STATES = (  # noqa: SIM905 (one line of 40 codes reads better than 40 lines)
     "AL AK AZ AR CA CO CT FL GA ID IL IN IA KS KY LA MD MA MI MN MS MO NE NV NJ NM NY NC OH OK OR "
@@ -119,7 +119,7 @@ class Covid(Competition):
     defaults_file = Path(__file__).with_name("defaults.yaml")
 
     def load_train(self, data_dir: Path) -> TrainData:
-        frame = read_table(self.require_file(data_dir, "covid.train.csv"), TRAIN_COLUMNS)
+        frame = read_csv(self.require_file(data_dir, "covid.train.csv"), expected=TRAIN_COLUMNS)
         X = frame[FEATURES].to_numpy(dtype=np.float32)
         return TrainData(
             X=X,
@@ -131,7 +131,7 @@ class Covid(Competition):
         )
 
     def load_test(self, data_dir: Path) -> TestData:
-        frame = read_table(self.require_file(data_dir, "covid.test.csv"), TEST_COLUMNS)
+        frame = read_csv(self.require_file(data_dir, "covid.test.csv"), expected=TEST_COLUMNS)
         X = frame[FEATURES].to_numpy(dtype=np.float32)
         _state_of_rows(X, "covid.test.csv")
         return TestData(X=X, ids=frame["id"].to_numpy(), source="covid.test.csv")
@@ -140,16 +140,16 @@ class Covid(Competition):
         path = Path(data_dir) / "sampleSubmission.csv"
         if not path.is_file():
             return None
-        return read_table(path, ["id", "tested_positive"])
+        return read_csv(path, expected=["id", "tested_positive"])
 
     def make_preprocessor(self, cfg, train: TrainData):
         features: CovidFeatures = cfg.features
         return tabular_preprocessor(
             features,
             self.task.kind,
+            len(FEATURES),
             groups=GROUPS,
             offset_column=DAY2_TESTED_POSITIVE if features.residual else None,
-            n_columns=len(FEATURES),
         )
 
 

@@ -16,8 +16,8 @@ import pandas as pd
 from pipeline.competition.base import Competition, TestData, TrainData
 from pipeline.io import write_csv
 from pipeline.model.metrics import Task
-from pipeline.competition.preprocess import TabularFeatures, tabular_preprocessor
-from pipeline.tabular.read import class_labels, read_table
+from pipeline.tabular.features import TabularFeatures, tabular_preprocessor
+from pipeline.tabular.read import class_labels, read_csv
 
 PIXELS = [f"pixel{i}" for i in range(64)]
 
@@ -59,7 +59,7 @@ class Demo(Competition):
         write_csv(data_dir / "sample_submission.csv", test[["id"]].assign(label=0))
 
     def load_train(self, data_dir: Path) -> TrainData:
-        frame = read_table(self.require_file(data_dir, "train.csv"), ["id", *PIXELS, "label"])
+        frame = read_csv(self.require_file(data_dir, "train.csv"), expected=["id", *PIXELS, "label"])
         return TrainData(
             X=frame[PIXELS].to_numpy(dtype=np.float32),
             y=class_labels("train.csv", frame["label"], self.task.n_classes),
@@ -69,16 +69,16 @@ class Demo(Competition):
         )
 
     def load_test(self, data_dir: Path) -> TestData:
-        frame = read_table(self.require_file(data_dir, "test.csv"), ["id", *PIXELS])
+        frame = read_csv(self.require_file(data_dir, "test.csv"), expected=["id", *PIXELS])
         X = frame[PIXELS].to_numpy(dtype=np.float32)
         return TestData(X=X, ids=frame["id"].to_numpy(), source="test.csv")
 
     def load_sample_submission(self, data_dir: Path) -> pd.DataFrame | None:
         path = Path(data_dir) / "sample_submission.csv"
-        return read_table(path, ["id", "label"]) if path.is_file() else None
+        return read_csv(path, expected=["id", "label"]) if path.is_file() else None
 
     def make_preprocessor(self, cfg, train: TrainData):
-        return tabular_preprocessor(cfg.features, self.task.kind, n_columns=len(PIXELS))
+        return tabular_preprocessor(cfg.features, self.task.kind, len(PIXELS))
 
 
 competition = Demo()

@@ -21,8 +21,8 @@ import pandas as pd
 from pipeline.competition.base import Competition, TestData, TrainData
 from pipeline.errors import ConfigError, DataError
 from pipeline.model.metrics import Task
-from pipeline.competition.preprocess import TabularFeatures, tabular_preprocessor
-from pipeline.tabular.read import read_table
+from pipeline.tabular.features import TabularFeatures, tabular_preprocessor
+from pipeline.tabular.read import read_csv
 
 N_CLASSES = 39
 FRAME_DIM = 39
@@ -97,7 +97,7 @@ class Timit(Competition):
                 path = folder / name
                 if path.is_file():
                     frame = pd.read_csv(path, nrows=0)
-                    return read_table(path, [str(c) for c in frame.columns])
+                    return read_csv(path, expected=[str(c) for c in frame.columns])
         return None
 
     def row_features(self, cfg, X: np.ndarray) -> np.ndarray:
@@ -107,7 +107,7 @@ class Timit(Competition):
         return widen_context(X, context)
 
     def make_preprocessor(self, cfg, train: TrainData):
-        return tabular_preprocessor(cfg.features, self.task.kind, n_columns=train.X.shape[1])
+        return tabular_preprocessor(cfg.features, self.task.kind, train.X.shape[1])
 
 
 def widen_context(X: np.ndarray, context: int) -> np.ndarray:

@@ -10,11 +10,11 @@ mapped back with the inverse, so metrics are always computed on the competition'
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.feature_selection import SelectKBest, f_classif, f_regression
+from sklearn.feature_selection import SelectKBest
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import (
     MinMaxScaler,
@@ -24,7 +24,7 @@ from sklearn.preprocessing import (
 )
 
 from pipeline.competition.target import from_model, to_model
-from pipeline.errors import ConfigError, DataError
+from pipeline.errors import DataError
 
 SCALERS = {
     "standard": StandardScaler,
@@ -34,46 +34,6 @@ SCALERS = {
     "quantile": lambda: QuantileTransformer(output_distribution="normal", subsample=100_000),
     "none": None,
 }
-
-
-@dataclass
-class TabularFeatures:
-    """Feature options shared by tabular competitions; subclass to add a competition's own."""
-
-    select: str = "all"  # all | groups | kbest
-    groups: list[str] = field(default_factory=list)  # select=groups: named column groups
-    k: int = 16  # select=kbest: keep the k columns with the best univariate score on the fold
-    scale: str = "standard"  # standard | minmax | robust | quantile | none, fitted on the fold
-    scale_target: bool = False  # regression: standardise the target on the training fold
-
-    def group_names(self) -> list[str]:
-        """Names valid in `groups`; competitions with column groups override this."""
-        return []
-
-    def check(self) -> None:
-        if self.select not in ("all", "groups", "kbest"):
-            raise ConfigError(
-                f"features.select must be one of: all, groups, kbest; got {self.select!r}."
-            )
-        if self.scale not in SCALERS:
-            raise ConfigError(
-                f"features.scale must be one of: {', '.join(SCALERS)}; got {self.scale!r}."
-            )
-        if self.k < 1:
-            raise ConfigError(f"features.k must be an int >= 1; got {self.k!r}.")
-        valid = self.group_names()
-        if self.select == "groups":
-            if not self.groups:
-                raise ConfigError(
-                    "features.select=groups needs features.groups, a list from: "
-                    f"{', '.join(valid) or '(this competition has no groups)'}."
-                )
-            for name in self.groups:
-                if name not in valid:
-                    raise ConfigError(
-                        f"features.groups: unknown group {name!r}; choose from: "
-                        f"{', '.join(valid)}."
-                    )
 
 
 class SelectColumns(TransformerMixin, BaseEstimator):
@@ -205,30 +165,6 @@ class Preprocessor:
     def inverse_target(self, z: np.ndarray, X: np.ndarray) -> np.ndarray:
         """Model-space predictions back on the competition's scale."""
         return from_model(z, self.offset(X), self.shift_, self.scale_)
-
-
-def tabular_preprocessor(
-    cfg: TabularFeatures,
-    task_kind: str,
-    groups: dict[str, list[int]] | None = None,
-    offset_column: int | None = None,
-    n_columns: int | None = None,
-) -> Preprocessor:
-    """Column selection (named groups or SelectKBest) then scaling, fitted per fold."""
-    steps = []
-    if cfg.select == "groups":
-        columns = sorted({c for name in cfg.groups for c in (groups or {})[name]})
-        steps.append(("select", SelectColumns(columns)))
-    elif cfg.select == "kbest":
-        if n_columns is not None and cfg.k > n_columns:
-            raise ConfigError(f"features.k must be <= {n_columns} (the columns); got {cfg.k}.")
-        score = f_classif if task_kind == "classification" else f_regression
-        steps.append(("select", SelectKBest(score, k=cfg.k)))
-    scaler = SCALERS[cfg.scale]
-    if scaler is not None:
-        steps.append(("scale", scaler()))
-    features = Pipeline(steps) if steps else None
-    return Preprocessor(features, offset_column=offset_column, scale_target=cfg.scale_target)
 
 
 def check_finite(X: np.ndarray, pre: Preprocessor, source: str, names: list[str] | None) -> None:

@@ -14,7 +14,6 @@ Class labels (strings, booleans, any integers) are numbered once, in sorted orde
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,24 +21,6 @@ import pandas as pd
 from pipeline.competition.ids import where
 from pipeline.errors import DataError
 from pipeline.tabular.read import FLOAT32_MAX
-
-# Kaggle files mark missing cells in many ways; pandas' defaults know them ("", NA, NaN, null)
-READ_OPTIONS = {"low_memory": False, "encoding": "utf-8-sig"}
-
-
-def read_csv(path: Path, what: str) -> pd.DataFrame:
-    name = path.name
-    try:
-        frame = pd.read_csv(path, **READ_OPTIONS)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{name} ({what}) is empty; download it again.") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"{name} is not a readable CSV file: {exc}".splitlines()[0]) from None
-    if frame.empty:
-        raise DataError(f"{name} ({what}) has a header but no rows; download it again.")
-    frame.columns = [str(c) for c in frame.columns]
-    frame.attrs["source"] = name
-    return frame
 
 
 def require_columns(frame: pd.DataFrame, columns: list[str], role: str) -> None:

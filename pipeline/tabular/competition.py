@@ -21,10 +21,10 @@ from pipeline.tabular.columns import (
     Labels,
     Layout,
     check_no_missing_target,
-    read_csv,
     require_columns,
 )
-from pipeline.tabular.features import TableFeatures, table_preprocessor
+from pipeline.tabular.features import ColumnKinds, TabularFeatures, tabular_preprocessor
+from pipeline.tabular.read import read_csv
 from pipeline.tabular.spec import CompetitionSpec
 
 CLASSIFICATION_METRIC_DEFAULT = "accuracy"
@@ -32,7 +32,7 @@ REGRESSION_METRIC_DEFAULT = "rmse"
 
 
 class CsvCompetition(Competition):
-    features_cls = TableFeatures
+    features_cls = TabularFeatures
 
     def __init__(self, spec: CompetitionSpec, command: str | None = None):
         self.spec = spec
@@ -225,8 +225,9 @@ class CsvCompetition(Competition):
         layout = self.layout
         n_categories = [len(layout.categories[f]) for f, c in
                         zip(layout.features, layout.categorical) if c]  # fmt: skip
-        return table_preprocessor(cfg.features, self.task.kind, layout.categorical,
-                                  n_categories, self._has_missing, seed=cfg.seed)  # fmt: skip
+        kinds = ColumnKinds(layout.categorical, n_categories, self._has_missing)
+        return tabular_preprocessor(cfg.features, self.task.kind, len(layout.features),
+                                    kinds=kinds, seed=cfg.seed)  # fmt: skip
 
 
 def _kind_of_values(y: pd.Series) -> str:

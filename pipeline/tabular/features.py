@@ -1,17 +1,26 @@
-"""Per-fold preprocessing of a CSV competition's columns, with scikit-learn's ColumnTransformer.
+"""The features section of tabular competitions and the per-fold preprocessing it builds.
 
-Numeric columns: imputation (median by default) with a missing-value indicator, then scaling.
-Categorical columns (category codes, NaN where missing): one-hot, where rare categories share
-one column and categories the training fold never saw map to it too (OneHotEncoder's
-infrequent handling); columns with many categories are target-encoded instead (TargetEncoder,
-cross-fitted on the training rows) or ordinal-coded. Everything is fitted on the fold's
-training rows only; a fresh instance is made for every fold.
+One section, `TabularFeatures` (features.* keys), serves the plug-ins (covid, demo, timit
+subclass it to add their own keys) and every competition.yaml competition. One builder,
+`tabular_preprocessor`, turns it into a fresh, unfitted Preprocessor for a fold:
+
+- numeric columns without missing cells and no categorical columns (the plug-ins' arrays):
+  column selection (named groups, or SelectKBest) then scaling, a per-column affine map the
+  fast engine applies on the device;
+- otherwise scikit-learn's ColumnTransformer. Numeric columns: imputation (median by default)
+  with a missing-value indicator, then scaling. Categorical columns (category codes, NaN where
+  missing): one-hot, where rare categories share one column and categories the training fold
+  never saw map to it too (OneHotEncoder's infrequent handling); columns with many categories
+  are target-encoded instead (TargetEncoder, cross-fitted on the training rows) or
+  ordinal-coded, or embedded by the network (encode=embed).
+
+Everything is fitted on the fold's training rows only; a fresh instance is made for every fold.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -28,16 +37,23 @@ from sklearn.preprocessing import (
     TargetEncoder,
 )
 
-from pipeline.competition.preprocess import SCALERS, Preprocessor, TabularFeatures
+from pipeline.competition.preprocess import SCALERS, Preprocessor, SelectColumns
 from pipeline.errors import ConfigError
 
 Encoding = Literal["onehot", "target", "ordinal", "embed"]
 
 
 @dataclass
-class TableFeatures(TabularFeatures):
-    """features.* keys of a CSV competition (competition.yaml)."""
+class TabularFeatures:
+    """features.* keys of tabular competitions; a plug-in subclasses it to add its own."""
 
+    select: Literal["all", "groups", "kbest"] = "all"  # groups: named column groups
+    groups: list[str] = field(default_factory=list)  # select=groups: the groups to keep
+    k: int = 16  # select=kbest: keep the k columns with the best univariate score on the fold
+    # standard | minmax | robust | quantile | none, fitted on the fold
+    scale: Literal["standard", "minmax", "robust", "quantile", "none"] = "standard"
+    scale_target: bool = False  # regression: standardise the target on the training fold
+    # The keys below act on missing cells and categorical columns (competition.yaml files).
     impute: Literal["median", "mean"] = "median"  # numeric columns, fitted on the fold
     missing_indicator: bool = True  # one 0/1 column per numeric column that has missing cells
     encode: Encoding = "onehot"  # categorical columns with at most max_onehot categories
@@ -46,22 +62,94 @@ class TableFeatures(TabularFeatures):
     min_frequency: int = 5  # one-hot: categories rarer than this in the fold share a column
     embed_dim: int = 0  # embed: width of each column's embedding; 0: min(32, 1.6 n^0.56)
 
+    def group_names(self) -> list[str]:
+        """Names valid in `groups`; competitions with column groups override this."""
+        return []
+
     def check(self) -> None:
-        if self.select == "groups":
-            raise ConfigError("features.select=groups needs named column groups; a CSV "
-                              "competition has none: use all or kbest.")  # fmt: skip
-        super().check()
+        if self.k < 1:
+            raise ConfigError(f"features.k must be an int >= 1; got {self.k!r}.")
         if self.max_onehot < 2:
             raise ConfigError(f"features.max_onehot must be an int >= 2; got {self.max_onehot}.")
         if self.embed_dim < 0:
             raise ConfigError(f"features.embed_dim must be an int >= 0; got {self.embed_dim}.")
-        if self.select == "kbest" and "embed" in (self.encode, self.high_cardinality):
-            raise ConfigError("features.select=kbest would reorder the embedded code columns; "
-                              "use select=all with embed.")  # fmt: skip
         if self.min_frequency < 1:
             raise ConfigError(
                 f"features.min_frequency must be an int >= 1; got {self.min_frequency}."
             )
+        if self.select == "kbest" and "embed" in (self.encode, self.high_cardinality):
+            raise ConfigError(
+                "features.select=kbest would reorder the embedded code columns; use select=all "
+                "with embed."
+            )
+        if self.select == "groups":
+            self._check_groups()
+
+    def _check_groups(self) -> None:
+        valid = self.group_names()
+        if not valid:
+            raise ConfigError(
+                "features.select=groups needs named column groups; this competition has none: "
+                "use all or kbest."
+            )
+        if not self.groups:
+            raise ConfigError(
+                f"features.select=groups needs features.groups, a list from: {', '.join(valid)}."
+            )
+        for name in self.groups:
+            if name not in valid:
+                raise ConfigError(
+                    f"features.groups: unknown group {name!r}; choose from: {', '.join(valid)}."
+                )
+
+
+@dataclass
+class ColumnKinds:
+    """What the builder needs to know of a table's raw columns."""
+
+    categorical: np.ndarray  # bool per column: category codes 0..n-1, NaN where missing
+    n_categories: list[int]  # per categorical column, in column order
+    has_missing: np.ndarray  # bool per column: NaN in train or test
+
+    @property
+    def plain(self) -> bool:
+        """Numbers only, none missing: selection and scaling are all there is to do."""
+        return not self.categorical.any() and not self.has_missing.any()
+
+
+def tabular_preprocessor(
+    cfg: TabularFeatures,
+    task_kind: str,
+    n_columns: int,
+    *,
+    kinds: ColumnKinds | None = None,
+    groups: dict[str, list[int]] | None = None,
+    offset_column: int | None = None,
+    seed: int = 0,
+) -> Preprocessor:
+    """A fresh, unfitted Preprocessor for one fold. `kinds` None: every column is a number
+    and none is missing (arrays a plug-in has checked)."""
+    if kinds is None or kinds.plain:
+        return _plain(cfg, task_kind, n_columns, groups, offset_column)
+    return _columns(cfg, task_kind, kinds, seed)
+
+
+def _plain(cfg, task_kind, n_columns, groups, offset_column) -> Preprocessor:
+    """Column selection (named groups or SelectKBest), then scaling."""
+    steps = []
+    if cfg.select == "groups":
+        columns = sorted({c for name in cfg.groups for c in (groups or {})[name]})
+        steps.append(("select", SelectColumns(columns)))
+    elif cfg.select == "kbest":
+        if cfg.k > n_columns:
+            raise ConfigError(f"features.k must be <= {n_columns} (the columns); got {cfg.k}.")
+        score = f_classif if task_kind == "classification" else f_regression
+        steps.append(("select", SelectKBest(score, k=cfg.k)))
+    scaler = SCALERS[cfg.scale]
+    if scaler is not None:
+        steps.append(("scale", scaler()))
+    features = Pipeline(steps) if steps else None
+    return Preprocessor(features, offset_column=offset_column, scale_target=cfg.scale_target)
 
 
 class CrossFitTargetEncoder(TargetEncoder):
@@ -101,10 +189,9 @@ def _key(X) -> tuple:
     return data.shape, hashlib.blake2b(data.tobytes(), digest_size=16).hexdigest()
 
 
-def table_preprocessor(cfg: TableFeatures, task_kind: str, categorical: np.ndarray,
-                       n_categories: list[int], has_missing: np.ndarray,
-                       seed: int = 0) -> Preprocessor:  # fmt: skip
-    """A fresh, unfitted Preprocessor for one fold of a CSV competition."""
+def _columns(cfg: TabularFeatures, task_kind: str, kinds: ColumnKinds, seed: int) -> Preprocessor:
+    """Numeric and categorical columns, each kind through its own transformers."""
+    categorical, n_categories, has_missing = kinds.categorical, kinds.n_categories, kinds.has_missing
     numeric = np.flatnonzero(~categorical).tolist()
     parts = []
     if numeric:
@@ -138,7 +225,7 @@ def table_preprocessor(cfg: TableFeatures, task_kind: str, categorical: np.ndarr
     return Preprocessor(Pipeline(steps), scale_target=cfg.scale_target, embed=embed)
 
 
-def _encoder(encoding: str, cfg: TableFeatures, task_kind: str, seed: int):
+def _encoder(encoding: str, cfg: TabularFeatures, task_kind: str, seed: int):
     fill = SimpleImputer(strategy="constant", fill_value=-1.0)  # missing: a category of its own
     if encoding == "onehot":
         encoder = OneHotEncoder(handle_unknown="infrequent_if_exist",

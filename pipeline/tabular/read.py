@@ -1,4 +1,5 @@
-"""Reading competition CSV files with checks that end in one readable line.
+"""The one reader of competition CSV files, with checks that end in one readable line: plug-ins
+(covid, demo) and competition.yaml competitions read their files through read_csv.
 
 Numbers are checked in float64, before a loader casts them to float32: `1e300` is finite in
 float64 but infinite in float32, so it is refused here, naming the file, column and line.
@@ -14,29 +15,32 @@ import pandas as pd
 from pipeline.errors import DataError
 
 
-def read_table(path: Path, expected: list[str], numeric: list[str] | None = None) -> pd.DataFrame:
-    """Read a CSV whose header must equal `expected`; `numeric` columns must be finite numbers.
+def read_csv(
+    path: Path, what: str = "", expected: list[str] | None = None, numeric: list[str] | None = None
+) -> pd.DataFrame:
+    """Read a competition's CSV file: column names as text, `source` in the frame's attrs.
 
-    Repeated names in a header come back with pandas' suffixes (`cli`, `cli.1`, ...), so
-    `expected` uses those spellings.
+    One missing-value rule for every file: empty cells and the markers Kaggle files use (NA,
+    NaN, null, n/a, ... : pandas' defaults) are missing. `expected`: the header must equal it
+    (repeated names come back with pandas' suffixes, `cli`, `cli.1`, ...); `numeric`: those
+    columns (default: all of `expected`) must hold finite numbers in every row.
     """
     name = path.name
-    try:
-        # only empty cells are missing; "n/a", "NaN" and other text is reported as text
-        # (utf-8-sig: a byte-order mark that Excel writes is not part of the first name)
-        frame = pd.read_csv(
-            path, low_memory=False, keep_default_na=False, na_values=[""], encoding="utf-8-sig"
-        )
+    about = f" ({what})" if what else ""
+    try:  # utf-8-sig: a byte-order mark that Excel writes is not part of the first name
+        frame = pd.read_csv(path, low_memory=False, encoding="utf-8-sig")
     except pd.errors.EmptyDataError:
-        raise DataError(f"{name} is empty; download it again.") from None
+        raise DataError(f"{name}{about} is empty; download it again.") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(f"{name} is not a readable CSV file: {exc}".splitlines()[0]) from None
-    check_columns(name, [str(c) for c in frame.columns], expected)
+    frame.columns = [str(c) for c in frame.columns]
+    if expected is not None:
+        check_columns(name, list(frame.columns), expected)
     if frame.empty:
-        raise DataError(f"{name} has a header but no rows; download it again.")
-    for column in numeric if numeric is not None else expected:
-        check_numeric(name, frame[column])
-    frame.attrs["source"] = name  # for messages about the frame's rows (load_inputs)
+        raise DataError(f"{name}{about} has a header but no rows; download it again.")
+    frame.attrs["source"] = name  # for messages about the frame's rows
+    for column in (numeric if numeric is not None else expected) or []:
+        check_numeric(name, frame[column], path)
     return frame
 
 
@@ -67,9 +71,10 @@ def check_columns(name: str, got: list[str], expected: list[str]) -> None:
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def check_numeric(name: str, column: pd.Series) -> None:
+def check_numeric(name: str, column: pd.Series, path: Path | None = None) -> None:
     """Every cell a number that float32 holds: not empty, not text, not NaN or inf, and not
-    beyond float32's range (which the cast to float32 would turn into inf)."""
+    beyond float32's range (which the cast to float32 would turn into inf). `path`: the file
+    the column was read from, to show what a missing cell held (empty, or a marker like n/a)."""
     values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     with np.errstate(invalid="ignore"):
         bad = ~np.isfinite(values) | (np.abs(values) > FLOAT32_MAX)
@@ -85,10 +90,23 @@ def check_numeric(name: str, column: pd.Series) -> None:
                 else "not a finite number"
             )
         else:
-            what = "is empty"
+            text = _cell_text(path, column, row) if path is not None else ""
+            what = f"holds {text!r}, not a finite number" if text.strip() else "is empty"
         raise DataError(
             f"{name} line {row + 2}, column {column.name!r} {what}; fix or re-download the file."
         )
+
+
+def _cell_text(path: Path, column: pd.Series, row: int) -> str:
+    """The text of one cell as the file holds it (a missing-value marker, or nothing)."""
+    try:
+        header = pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns
+        position = [str(c) for c in header].index(str(column.name))
+        cell = pd.read_csv(path, usecols=[position], dtype=str, keep_default_na=False,
+                           skiprows=range(1, row + 1), nrows=1, encoding="utf-8-sig")  # fmt: skip
+        return str(cell.iloc[0, 0])
+    except (ValueError, IndexError, OSError, pd.errors.ParserError):
+        return ""
 
 
 def class_labels(name: str, column: pd.Series, n_classes: int) -> np.ndarray:

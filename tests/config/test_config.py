@@ -5,7 +5,6 @@ from typing import Literal
 import pytest
 import yaml
 
-from pipeline.competition.preprocess import TabularFeatures
 from pipeline.config import (
     COMPILE_MODES,
     Config,
@@ -18,6 +17,7 @@ from pipeline.config import (
     to_yaml,
 )
 from pipeline.errors import ConfigError
+from pipeline.tabular.features import TabularFeatures
 
 
 def test_layers_apply_in_order():
@@ -80,7 +80,7 @@ def test_parse_overrides_nests():
         ("train.precision=8", r"train.precision must be one of: 32, 16-mixed, bf16-mixed"),
         ("cv=3", r"cv is a section"),
         ("model.dropout", r"overrides are key=value pairs"),
-        ("features.select=groups", r"features.select=groups needs features.groups"),
+        ("features.select=groups", r"features.select=groups needs named column groups; this"),
         ("post.prior_weight=1.5", r"post.prior_weight must be a float in \[0, 1\]; got 1.5"),
         ("post.transition_weight=0", r"post.transition_weight must be a float > 0"),
     ],

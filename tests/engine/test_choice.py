@@ -14,11 +14,12 @@ import pytest
 from sklearn.decomposition import PCA
 from sklearn.pipeline import Pipeline
 
-from pipeline.competition.preprocess import Preprocessor, TabularFeatures, tabular_preprocessor
+from pipeline.competition.preprocess import Preprocessor
 from pipeline.engine.choice import choose_engine
 from pipeline.engine.cv import CrossValidator
 from pipeline.errors import ConfigError
 from pipeline.model.models import build_model
+from pipeline.tabular.features import TabularFeatures, tabular_preprocessor
 from pipeline.train import main as train_main
 from tests.conftest import small_config
 
@@ -32,7 +33,7 @@ import pandas as pd
 
 from pipeline.competition.base import Competition, TestData, TrainData
 from pipeline.model.metrics import Task
-from pipeline.competition.preprocess import TabularFeatures, tabular_preprocessor
+from pipeline.tabular.features import TabularFeatures, tabular_preprocessor
 
 COLUMNS = ["year", "income", "x2", "x3"]
 
@@ -57,7 +58,7 @@ class Plain(Competition):
                         source="test.csv")
 
     def make_preprocessor(self, cfg, train):
-        return tabular_preprocessor(cfg.features, "regression")
+        return tabular_preprocessor(cfg.features, "regression", len(COLUMNS))
 
 
 competition = Plain()
@@ -100,7 +101,7 @@ def rawtab(tmp_path, monkeypatch):
 def test_the_affine_map_is_read_from_the_fitted_parameters(features):
     frame = _table(500)
     X = frame[["year", "income", "x2", "x3"]].to_numpy(np.float32)
-    pre = tabular_preprocessor(features, "regression").fit(X, frame["y"].to_numpy(np.float32))
+    pre = tabular_preprocessor(features, "regression", 4).fit(X, frame["y"].to_numpy(np.float32))
     m = pre.affine()
     got = (X[:, m.columns].astype(np.float64) - m.center) * m.mult
     X64 = X.astype(np.float64)  # scikit-learn in float64: the exact reference
