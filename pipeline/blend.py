@@ -162,7 +162,8 @@ def blend_runs(args: argparse.Namespace) -> tuple[dict, dict]:
         "prediction_in_sample": _shown(competition, blend(oofs, result["weights"])),
     })  # fmt: skip
     files = {
-        "submission": build_submission(competition, test.ids, test_blend, sample=inputs.sample),
+        "submission": build_submission(competition, test.ids, test_blend, sample=inputs.sample,
+                                       fmt=inputs.fmt),
         "oof": oof_frame,
         "oof_pred": result["oof"],
         "test_pred": test_blend,

@@ -9,6 +9,7 @@ any training; then the engine trains and hands back one TrainedFold per fold, wh
 
 from __future__ import annotations
 
+import copy
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,17 +75,30 @@ class CrossValidator:
         self.on_fold_end = on_fold_end
         self.fold_callbacks = fold_callbacks
 
-    def fit(self, train: TrainData, test: TestData | None = None) -> CrossValidator:
-        """`test`, when given, is checked with the training rows before any training."""
+    def fit(
+        self,
+        train: TrainData,
+        test: TestData | None = None,
+        splits: list | None = None,
+        probe: Preprocessor | None = None,
+    ) -> CrossValidator:
+        """`test`, when given, is checked with the training rows before any training.
+        `splits` and `probe` (the first fold's preprocessing, fitted on its training rows from
+        its seed) are what the input checks made (pipeline/run/inputs.py); made here if None."""
         quiet_lightning()
         cfg, competition = self.cfg, self.competition
         task, metric = competition.task, competition.metric
         check_task(metric, task)
         self.stop_ = stop = stop_metric(metric, task, cfg.train.monitor)
-        self.splits_ = make_splits(cfg.cv, train, cfg.seed, task.is_classification)
+        if splits is None:
+            splits = make_splits(cfg.cv, train, cfg.seed, task.is_classification)
+        self.splits_ = splits
         pres = []
         for k, (tr, _) in enumerate(self.splits_):
             L.seed_everything(cfg.seed + k, verbose=False)  # fold k's seed, both engines
+            if k == 0 and probe is not None:  # a copy: padding below must not change the caller's
+                pres.append(copy.deepcopy(probe))
+                continue
             pre = competition.make_preprocessor(cfg, train)
             pres.append(pre.fit(train.X[tr], train.y[tr]))
         width = max(p.n_features_out_ for p in pres)

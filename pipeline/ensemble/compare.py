@@ -1,7 +1,8 @@
 """What a run is compared with: the same-folds references (pipeline.ensemble.references) and a blend of
 the network with them, non-negative weights fitted on the out-of-fold predictions
 (pipeline.ensemble.weights). The blend's score that leads is the nested one: fold k's rows blended
-with weights fitted on the other folds only."""
+with weights fitted on the other folds only. The references reuse each fold's preprocessing as
+the network's run fitted it."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ def compare(
 ) -> tuple[list[Reference], dict | None, np.ndarray | None]:
     """(references, the blend's metrics.json entry or None, the blend's test predictions)."""
     competition, cfg, train, test = inputs.competition, inputs.cfg, inputs.train, inputs.test
-    refs = reference_predictions(competition, cfg, train, cv.splits_, test.X)
+    pres = [fold.preprocessor for fold in sorted(cv.folds_, key=lambda f: f.fold)]
+    refs = reference_predictions(competition, cfg, train, cv.splits_, test.X, preprocessors=pres)
     usable = [r for r in refs if r.test is not None]
     if not cfg.cv.blend or not usable:
         return refs, None, None

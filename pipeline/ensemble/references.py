@@ -75,17 +75,17 @@ class ReferenceFold:
     train: TrainData
     test_X: np.ndarray | None = None
     shared: dict = field(default_factory=dict)  # one run's cache, the same for every fold
-    _pre: Preprocessor | None = field(default=None, repr=False)
+    fitted: Preprocessor | None = field(default=None, repr=False)  # the run's, when given
 
     @property
     def seed(self) -> int:
         return self.cfg.seed + self.k
 
     def preprocessor(self) -> Preprocessor:
-        if self._pre is None:
+        if self.fitted is None:
             pre = self.competition.make_preprocessor(self.cfg, self.train)
-            self._pre = pre.fit(self.train.X[self.tr], self.train.y[self.tr])
-        return self._pre
+            self.fitted = pre.fit(self.train.X[self.tr], self.train.y[self.tr])
+        return self.fitted
 
 
 def reference_names(cfg) -> list[str]:
@@ -100,8 +100,11 @@ def reference_predictions(
     splits,
     test_X: np.ndarray | None = None,
     names: list[str] | None = None,
+    preprocessors: list[Preprocessor] | None = None,
 ) -> list[Reference]:
-    """Fit each reference (default: reference_names(cfg)) on every fold of `splits`."""
+    """Fit each reference (default: reference_names(cfg)) on every fold of `splits`.
+    `preprocessors`: each fold's preprocessing, fitted by the run (the network's own); fitted
+    here on each fold's training rows when None."""
     names = reference_names(cfg) if names is None else [REFERENCES.canonical(n) for n in names]
     task, metric = competition.task, competition.metric
     n = len(train.y)
@@ -113,7 +116,8 @@ def reference_predictions(
     covered = np.zeros(n, dtype=bool)
     shared: dict = {}
     for k, (tr, va) in enumerate(splits):
-        fold = ReferenceFold(k, tr, va, competition, cfg, train, test_X, shared)
+        fitted = preprocessors[k] if preprocessors is not None else None
+        fold = ReferenceFold(k, tr, va, competition, cfg, train, test_X, shared, fitted)
         covered[va] = True
         for name in names:
             start = time.perf_counter()

@@ -1,9 +1,11 @@
-"""One K-fold run from checked inputs to the files of a run folder.
+"""One K-fold run from checked inputs to the files of a run folder, in four named steps that each
+hand a value to the next: fit (cross-validate, predict the test rows), compare (the same-folds
+references and the blend with them), finish (post-processing and the submissions) and write.
 
-Writes (each atomically): config.yaml, oof.csv, submission.csv, metrics.json, and the
-predictions pipeline.blend reads: oof_proba.npy / test_proba.npy (classification) or
-oof_pred.npy / test_pred.npy (regression, the model's target scale); Lightning writes
-checkpoints/ and logs/.
+Writes (each atomically): config.yaml, provenance.json, oof.csv, submission.csv (and
+submission_blend.csv), metrics.json, and the predictions pipeline.blend reads: oof_proba.npy /
+test_proba.npy (classification) or oof_pred.npy / test_pred.npy (regression, the model's
+target scale); Lightning writes checkpoints/ and logs/.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,21 +24,12 @@ from pipeline.config import to_yaml
 from pipeline.engine.cv import CrossValidator
 from pipeline.ensemble.compare import compare
 from pipeline.ensemble.members import run_info
+from pipeline.ensemble.references import Reference
 from pipeline.io import write_csv, write_json, write_npy, write_text
 from pipeline.run.inputs import Inputs
 from pipeline.run.postprocess import postprocess, postprocess_oof
 from pipeline.run.provenance import collect
 from pipeline.submission.format import build_submission, write_submission
-
-
-def write_config(inputs: Inputs, out_dir: Path, final_dir: Path | None = None) -> None:
-    shown = (final_dir or out_dir) / "config.yaml"  # where the file lives once the run is done
-    header = (
-        f"# resolved config of a {inputs.competition.name} run; replay with\n"
-        f"# python -m pipeline.train {inputs.competition.command_name} --config {shown}"
-    )
-    write_text(out_dir / "config.yaml", to_yaml(inputs.cfg, header))
-
 
 RUN_DIR_ENV = "PIPELINE_RUN_DIR"  # the run folder, handed to DDP worker processes
 
@@ -45,88 +39,121 @@ def is_ddp_worker() -> bool:
     return any(int(os.environ.get(k, "0") or 0) > 0 for k in ("LOCAL_RANK", "NODE_RANK", "RANK"))
 
 
-def fit_and_write(
-    inputs: Inputs,
-    out_dir: Path,
-    progress: bool = True,
-    write: bool = True,
-    final_dir: Path | None = None,
-):
-    """Cross-validate, predict the test rows, write every file; returns the metrics dict.
-    write=False (DDP worker processes) only takes part in training. `final_dir`: where the
-    files will live when out_dir is a temporary folder (pipeline/run/folder.py)."""
+@dataclass
+class Fitted:
+    """The cross-validated network and its test predictions (prediction space)."""
+
+    cv: CrossValidator
+    test_pred: np.ndarray
+    test_spread: np.ndarray | None
+    seconds: dict = field(default_factory=dict)
+
+
+@dataclass
+class Compared:
+    references: list[Reference]
+    blend: dict | None  # metrics.json's entry
+    test_blend: np.ndarray | None
+
+
+@dataclass
+class Finished:
+    """What the run submits, with the out-of-fold frame and post-processing scores."""
+
+    oof: pd.DataFrame
+    submission: pd.DataFrame
+    submission_blend: pd.DataFrame | None
+    post: dict | None
+
+
+def fit(inputs: Inputs, out_dir: Path, progress: bool = True) -> Fitted:
+    """Cross-validate on the checked folds, then predict the test rows with the fold models.
+    The input checks and the engine choice come first inside the fit: a data error leaves no
+    files."""
+    start = time.perf_counter()
+    cv = CrossValidator(inputs.competition, inputs.cfg, run_dir=out_dir, progress=progress)
+    cv.fit(inputs.train, inputs.test, splits=inputs.splits, probe=inputs.probe)
+    fit_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    test_pred, test_spread = cv.predict(inputs.test.X)
+    seconds = {
+        "cv_fit": round(fit_seconds, 3),
+        "folds": [round(s, 3) for s in cv.fold_seconds_],
+        "predict_test": round(time.perf_counter() - start, 3),
+    }
+    return Fitted(cv, test_pred, test_spread, seconds)
+
+
+def compare_step(inputs: Inputs, fitted: Fitted) -> Compared:
+    start = time.perf_counter()
+    refs, blended, test_blend = compare(inputs, fitted.cv, fitted.test_pred)
+    fitted.seconds["compare"] = round(time.perf_counter() - start, 3)
+    return Compared(refs, blended, test_blend)
+
+
+def finish(inputs: Inputs, fitted: Fitted, compared: Compared) -> Finished:
+    """Out-of-fold frame, post-processing (on its own folds' labels) and the submissions."""
     competition, cfg, train, test = inputs.competition, inputs.cfg, inputs.train, inputs.test
-    task, metric = competition.task, competition.metric
-    if not write:
-        CrossValidator(competition, cfg, run_dir=out_dir, progress=False).fit(train)
-        return None
-    started = time.perf_counter()
-    # the input checks and the engine choice come first inside fit: a data error leaves no files
-    cv = CrossValidator(competition, cfg, run_dir=out_dir, progress=progress).fit(train, test)
-    fit_seconds = time.perf_counter() - started
+    cv, task = fitted.cv, competition.task
+    shown = task.to_labels if task.is_classification else competition.to_target_scale
+    oof = pd.DataFrame({
+        "id": train.ids,
+        "fold": cv.fold_of_row_,
+        "target": train.y if task.is_classification else competition.to_target_scale(train.y),
+        "prediction": shown(cv.oof_),
+    })  # fmt: skip
+    submitted, post = fitted.test_pred, None  # the prediction space; the format decides
+    if cfg.post.enabled:
+        start = time.perf_counter()
+        oof["prediction_post"] = postprocess_oof(cv.oof_, train.y, cv.splits_, cfg.post)
+        submitted = postprocess(fitted.test_pred, train.y, cfg.post)  # class numbers
+        post = _scores(competition.metric, train.y, oof["prediction_post"].to_numpy(), cv.splits_)
+        post.update(
+            smooth=cfg.post.smooth,
+            viterbi=cfg.post.viterbi,
+            transition_weight=cfg.post.transition_weight,
+            prior_weight=cfg.post.prior_weight,
+            seconds=round(time.perf_counter() - start, 3),
+        )
+    if cv.oof_spread_ is not None:
+        oof["mc_spread"] = cv.oof_spread_
+
+    def submission(pred: np.ndarray) -> pd.DataFrame:
+        return build_submission(competition, test.ids, pred, sample=inputs.sample, fmt=inputs.fmt)
+
+    blend = None if compared.test_blend is None else submission(compared.test_blend)
+    return Finished(oof, submission(submitted), blend, post)
+
+
+def write_files(inputs: Inputs, fitted: Fitted, done: Finished, out_dir: Path,
+                final_dir: Path | None) -> None:  # fmt: skip
+    """Every file of the run but metrics.json. `final_dir`: where the files will live when
+    out_dir is a temporary folder (pipeline/run/folder.py)."""
+    competition, test, cv = inputs.competition, inputs.test, fitted.cv
     out_dir.mkdir(parents=True, exist_ok=True)
     write_config(inputs, out_dir, final_dir)
     write_json(out_dir / "provenance.json", collect(inputs.data_dir, competition.files))
-
-    t0 = time.perf_counter()
-    test_pred, test_spread = cv.predict(test.X)
-    predict_seconds = time.perf_counter() - t0
-
-    refs, blended, test_blend = compare(inputs, cv, test_pred)
-    linear = next((r for r in refs if r.key == "linear"), None)
-    baseline = linear.summary() if linear is not None else None
-
-    submitted = test_pred  # the prediction space; the submission format decides what is written
-    oof = pd.DataFrame(
-        {
-            "id": train.ids,
-            "fold": cv.fold_of_row_,
-            "target": train.y if task.is_classification else competition.to_target_scale(train.y),
-            "prediction": task.to_labels(cv.oof_)
-            if task.is_classification
-            else competition.to_target_scale(cv.oof_),
-        }
-    )
-    post = None
-    if cfg.post.enabled:
-        t0 = time.perf_counter()
-        oof["prediction_post"] = postprocess_oof(cv.oof_, train.y, cv.splits_, cfg.post)
-        submitted = postprocess(test_pred, train.y, cfg.post)  # class numbers
-        post = _scores(metric, train.y, oof["prediction_post"].to_numpy(), cv.splits_)
-        post.update(smooth=cfg.post.smooth, viterbi=cfg.post.viterbi,
-                    transition_weight=cfg.post.transition_weight,
-                    prior_weight=cfg.post.prior_weight,
-                    seconds=round(time.perf_counter() - t0, 3))  # fmt: skip
-    submission = build_submission(competition, test.ids, submitted, sample=inputs.sample)
-    if cv.oof_spread_ is not None:
-        oof["mc_spread"] = cv.oof_spread_
-    write_csv(out_dir / "oof.csv", oof)
-    if test_spread is not None:
-        write_csv(
-            out_dir / "test_mc_spread.csv",
-            pd.DataFrame(
-                {
-                    "id": test.ids,
-                    "prediction": test_pred
-                    if not task.is_classification
-                    else task.to_labels(test_pred),
-                    "mc_spread": test_spread,
-                }
-            ),
-        )
+    write_csv(out_dir / "oof.csv", done.oof)
+    if fitted.test_spread is not None:
+        task = competition.task
+        pred = task.to_labels(fitted.test_pred) if task.is_classification else fitted.test_pred
+        spread = {"id": test.ids, "prediction": pred, "mc_spread": fitted.test_spread}
+        write_csv(out_dir / "test_mc_spread.csv", pd.DataFrame(spread))
     # the prediction space, for pipeline.blend: probabilities, or values on the model's scale
-    kind = "proba" if task.is_classification else "pred"
+    kind = "proba" if competition.task.is_classification else "pred"
     write_npy(out_dir / f"oof_{kind}.npy", cv.oof_)
-    write_npy(out_dir / f"test_{kind}.npy", test_pred)
-    write_submission(out_dir / "submission.csv", submission)
-    if test_blend is not None:
-        write_submission(
-            out_dir / "submission_blend.csv",
-            build_submission(competition, test.ids, test_blend, sample=inputs.sample),
-        )
+    write_npy(out_dir / f"test_{kind}.npy", fitted.test_pred)
+    write_submission(out_dir / "submission.csv", done.submission)
+    if done.submission_blend is not None:
+        write_submission(out_dir / "submission_blend.csv", done.submission_blend)
 
-    metrics = {
-        **run_info(competition, cfg, len(train.y), len(test.ids)),
+
+def summary(inputs: Inputs, fitted: Fitted, compared: Compared, done: Finished) -> dict:
+    """metrics.json: scores per fold, references, blend, post-processing, timings."""
+    cv, train = fitted.cv, inputs.train
+    linear = next((r for r in compared.references if r.key == "linear"), None)
+    return {
+        **run_info(inputs.competition, inputs.cfg, len(train.y), len(inputs.test.ids)),
         # what early stopping and checkpoints watched (train.monitor): the metric or the loss
         "monitor": cv.stop_.name,
         "engine": cv.engine_,
@@ -137,20 +164,49 @@ def fit_and_write(
         "oof_score": cv.oof_score_,
         "best_epochs": [e + 1 for e in cv.best_epochs_],
         "epochs_run": cv.epochs_run_,
-        "baseline": baseline,
-        "references": [r.summary() for r in refs],
-        "blend": blended,
-        "post": post,
-        "seconds": {
-            "total": round(time.perf_counter() - started, 3),
-            "cv_fit": round(fit_seconds, 3),
-            "folds": [round(s, 3) for s in cv.fold_seconds_],
-            "predict_test": round(predict_seconds, 3),
-        },
+        "baseline": linear.summary() if linear is not None else None,
+        "references": [r.summary() for r in compared.references],
+        "blend": compared.blend,
+        "post": done.post,
+        "seconds": dict(fitted.seconds),
         "versions": {"pipeline": __version__, "python": platform.python_version()},
     }
+
+
+def fit_and_write(
+    inputs: Inputs,
+    out_dir: Path,
+    progress: bool = True,
+    write: bool = True,
+    final_dir: Path | None = None,
+) -> dict | None:
+    """The whole run; returns the metrics dict. write=False (DDP worker processes) only takes
+    part in training."""
+    if not write:
+        CrossValidator(inputs.competition, inputs.cfg, run_dir=out_dir, progress=False).fit(
+            inputs.train, splits=inputs.splits, probe=inputs.probe
+        )
+        return None
+    started = time.perf_counter()
+    fitted = fit(inputs, out_dir, progress)
+    compared = compare_step(inputs, fitted)
+    done = finish(inputs, fitted, compared)
+    start = time.perf_counter()
+    write_files(inputs, fitted, done, out_dir, final_dir)
+    fitted.seconds["write"] = round(time.perf_counter() - start, 3)
+    fitted.seconds["total"] = round(time.perf_counter() - started, 3)
+    metrics = summary(inputs, fitted, compared, done)
     write_json(out_dir / "metrics.json", metrics)
     return metrics
+
+
+def write_config(inputs: Inputs, out_dir: Path, final_dir: Path | None = None) -> None:
+    shown = (final_dir or out_dir) / "config.yaml"  # where the file lives once the run is done
+    header = (
+        f"# resolved config of a {inputs.competition.name} run; replay with\n"
+        f"# python -m pipeline.train {inputs.competition.command_name} --config {shown}"
+    )
+    write_text(out_dir / "config.yaml", to_yaml(inputs.cfg, header))
 
 
 def _scores(metric, y: np.ndarray, pred: np.ndarray, splits) -> dict:

@@ -1,8 +1,11 @@
 """Everything a run reads, loaded and checked before any output is written.
 
 `load_inputs(args)` resolves the config, loads the competition's train/test arrays and the
-sample submission, checks their ids (pipeline.competition.ids) and the folds, and builds the model once so
-impossible combinations fail before training.
+sample submission, checks their ids (pipeline.competition.ids), makes the folds, derives the
+submission format, fits the first fold's preprocessing and builds the model once, so that
+impossible combinations fail before training. What the checks made is handed on (Inputs.splits,
+.fmt, .probe): the cross-validator trains on these folds and reuses the fitted preprocessing,
+and the submission is written in this format.
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ import pandas as pd
 from pipeline.competition.base import Competition, TestData, TrainData
 from pipeline.competition.catalog import load_competition
 from pipeline.competition.ids import check_same_ids, checked_ids
+from pipeline.competition.preprocess import Preprocessor
 from pipeline.config import Config, build_config, load_yaml
+from pipeline.engine.splits import Split, make_splits
 from pipeline.errors import ConfigError, DataError, UserError
 from pipeline.model.metrics import check_target, check_task
+from pipeline.submission.checks import SubmissionFormat
 from pipeline.submission.format import submission_format
 
 
@@ -42,6 +48,9 @@ class Inputs:
     train: TrainData
     test: TestData
     sample: pd.DataFrame | None
+    fmt: SubmissionFormat  # what submission.csv holds (pipeline/submission/format.py)
+    splits: list[Split]  # the folds every model of the run trains on
+    probe: Preprocessor  # fold 1's preprocessing, fitted by the checks; the run reuses it
 
 
 def load_inputs(args: argparse.Namespace) -> Inputs:
@@ -62,11 +71,11 @@ def load_inputs(args: argparse.Namespace) -> Inputs:
         )
     sample = competition.load_sample_submission(data_dir)
     check_rows(competition, train, test, sample)
-    submission_format(competition, sample)  # a sample that fits neither target nor classes
+    fmt = submission_format(competition, sample)  # a sample that fits neither target nor classes
     train.X = competition.row_features(cfg, train.X)
     test.X = competition.row_features(cfg, test.X)
-    check_buildable(competition, cfg, train)
-    return Inputs(competition, cfg, data_dir, train, test, sample)
+    splits, probe = check_buildable(competition, cfg, train)
+    return Inputs(competition, cfg, data_dir, train, test, sample, fmt, splits, probe)
 
 
 def check_rows(
@@ -83,12 +92,17 @@ def check_rows(
         check_same_ids(test.ids, test.source, sample)
 
 
-def check_buildable(competition: Competition, cfg: Config, train: TrainData) -> None:
-    """Build the preprocessor, model and optimizer once, so that impossible combinations
-    (group norm that does not divide a width, ...) fail before training starts."""
+def check_buildable(
+    competition: Competition, cfg: Config, train: TrainData
+) -> tuple[list[Split], Preprocessor]:
+    """Make the folds, fit the first fold's preprocessing and build the model and optimizer
+    once, so that impossible combinations (too few rows for the folds, group norm that does not
+    divide a width, ...) fail before training starts. Returns the folds and the preprocessing,
+    fitted on the first fold's training rows from the first fold's seed, as the
+    cross-validator fits it."""
+    import lightning as L
     import torch
 
-    from pipeline.engine.splits import make_splits
     from pipeline.model import models, optim
 
     if cfg.post.enabled and not (competition.ordered_rows and competition.task.is_classification):
@@ -107,10 +121,16 @@ def check_buildable(competition: Competition, cfg: Config, train: TrainData) -> 
             f"model.name={cfg.model.name} trains on one device (its window batches are not "
             f"sharded across processes); set train.devices=1 (got {cfg.train.devices})."
         )
-    make_splits(cfg.cv, train, cfg.seed, competition.task.is_classification)  # enough rows
+    splits = make_splits(cfg.cv, train, cfg.seed, competition.task.is_classification)
+    L.seed_everything(cfg.seed, verbose=False)  # fold 1's seed, as the cross-validator's
+    tr = splits[0][0]
     pre = competition.make_preprocessor(cfg, train)
-    rows = min(len(train.y), 64)
-    pre.fit(train.X[:rows], train.y[:rows])
+    try:
+        pre.fit(train.X[tr], train.y[tr])
+    except ValueError as exc:
+        if isinstance(exc, UserError):
+            raise
+        raise ConfigError(f"features: {exc}".splitlines()[0]) from None
     try:
         model = models.build_model(
             cfg.model, pre.n_features_out_, competition.task.n_outputs, competition.frame_dim,
@@ -124,3 +144,4 @@ def check_buildable(competition: Competition, cfg: Config, train: TrainData) -> 
         if isinstance(exc, UserError):
             raise
         raise ConfigError(str(exc)) from None
+    return splits, pre

@@ -154,7 +154,7 @@ def top_k_ensemble(study: optuna.Study, setup: TuneSetup, k: int) -> dict | str:
     folder = setup.out_dir / "ensemble"
     write_submission(
         folder / "submission.csv",
-        build_submission(competition, test.ids, test_pred, sample=inputs.sample),
+        build_submission(competition, test.ids, test_pred, sample=inputs.sample, fmt=inputs.fmt),
     )
     write_csv(
         folder / "oof.csv",

@@ -325,7 +325,7 @@ class _Exploding:
     def __init__(self, *args, **kwargs):
         pass
 
-    def fit(self, train):
+    def fit(self, train, **given):
         raise self.error
 
 
