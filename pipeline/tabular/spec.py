@@ -22,17 +22,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pipeline.config import load_yaml
+from pipeline.config.hints import coerce, hints
 from pipeline.errors import ConfigError
+from pipeline.model.metrics import METRICS
 
 SPEC_FILE = "competition.yaml"
-TASKS = ("auto", "regression", "binary", "multiclass")
 
 
 @dataclass
 class CompetitionSpec:
+    """competition.yaml's keys, typed: the file is checked by the same type-hint path as every
+    config key (pipeline.config.hints), so a wrong value gets the same one-line message."""
+
     name: str
     train: str = "train.csv"
     test: str = "test.csv"
@@ -41,8 +45,8 @@ class CompetitionSpec:
     sample_submission: str | None = None
     id: str | None = None
     target: str | None = None
-    task: str = "auto"
-    metric: str | None = None
+    task: Literal["auto", "regression", "binary", "multiclass"] = "auto"
+    metric: Annotated[str, METRICS] | None = None
     positive: Any = None
     categorical: list[str] = field(default_factory=list)
     drop: list[str] = field(default_factory=list)
@@ -86,25 +90,8 @@ def load_spec(path: Path) -> CompetitionSpec:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r}; valid keys: {', '.join(KEYS)}.")
     data = {k: v for k, v in raw.items() if v is not None or k in ("slug", "positive")}
     data.setdefault("name", path.resolve().parent.name)
-    for key in ("name", "train", "test", "slug", "title", "sample_submission", "id", "target",
-                "metric"):  # fmt: skip
-        if key in data and data[key] is not None and not isinstance(data[key], str):
-            raise ConfigError(f"{where}: {key} must be a string; got {data[key]!r}.")
-    for key in ("categorical", "drop"):
-        value = data.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{where}: {key} must be a list of column names; got {value!r}.")
-    for key in ("defaults", "search"):
-        if not isinstance(data.get(key, {}), dict):
-            raise ConfigError(f"{where}: {key} must be a mapping; got {data[key]!r}.")
-    task = data.get("task", "auto")
-    if task not in TASKS:
-        raise ConfigError(f"{where}: task must be one of: {', '.join(TASKS)}; got {task!r}.")
-    if "metric" in data:
-        from pipeline.model.metrics import get_metric
-
-        try:  # an unknown name is refused before any data is read
-            get_metric(data["metric"])
-        except ValueError as exc:
-            raise ConfigError(f"{where}: {exc}") from None
+    types = hints(CompetitionSpec)
+    for key, value in data.items():
+        if value is not None:  # null: the key's default (slug, positive: none)
+            data[key] = coerce(value, types[key], f"{where}: {key}")
     return CompetitionSpec(**data, folder=path.resolve().parent)

@@ -182,3 +182,21 @@ def test_high_cardinality_columns_can_be_embedded(tmp_path):
     import torch
 
     assert model(torch.from_numpy(pre.transform(train.X[:5]))).shape == (5, 3)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("categorical: abc\n", "categorical must be a list of strings; got 'abc'"),
+    ("task: foo\n", "task must be one of: auto, regression, binary, multiclass; got 'foo'"),
+    ("metric: Nonsense\n", "metric must be one of: rmse, .* or null; got 'Nonsense'"),
+    ("defaults: [1]\n", "defaults must be a mapping; got \\[1\\]"),
+])  # fmt: skip
+def test_competition_yaml_is_checked_by_the_config_type_hints(tmp_path, text, message):
+    from pipeline.errors import ConfigError
+    from pipeline.tabular.spec import load_spec
+
+    (tmp_path / "competition.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=f"competition.yaml: {message}"):
+        load_spec(tmp_path / "competition.yaml")
+    (tmp_path / "competition.yaml").write_text("metric: AUC\ntarget: 2020\nslug: null\n")
+    spec = load_spec(tmp_path / "competition.yaml")
+    assert (spec.metric, spec.target, spec.slug) == ("auc", "2020", None)  # a year-named column
