@@ -33,15 +33,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.competition.catalog import load_competition
+from bench.template import project_cv, template_cv
 from pipeline.cli import run_cli
+from pipeline.competition.catalog import load_competition
 from pipeline.config import COMPILE_MODES
+from pipeline.engine.splits import make_splits
 from pipeline.engine.trainer import quiet_lightning
 from pipeline.errors import UserError
 from pipeline.run.inputs import resolve_config
-from pipeline.engine.splits import make_splits
-
-from bench.template import project_cv, template_cv
 
 
 def _generated(competition, size: str, tmp: Path) -> Path:
@@ -54,9 +53,7 @@ def _generated(competition, size: str, tmp: Path) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--data",
         default="timit",
@@ -67,8 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="the competition's files (real data: whole runs, early stopping)",
     )
-    parser.add_argument("--size", choices=("small", "full"), default="small",
-                        help="generated data: 20,000 rows, or the real files' size")  # fmt: skip
+    parser.add_argument(
+        "--size",
+        choices=("small", "full"),
+        default="small",
+        help="generated data: 20,000 rows, or the real files' size",
+    )
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--batch", type=int, help="batch size (default: the competition's)")
     parser.add_argument(
@@ -76,9 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     parser.add_argument(
-        "--compile", choices=COMPILE_MODES,
-        default="none", help="train.compile for the project's path (reduce-overhead: CUDA graphs)",
-    )  # fmt: skip
+        "--compile",
+        choices=COMPILE_MODES,
+        default="none",
+        help="train.compile for the project's path (reduce-overhead: CUDA graphs)",
+    )
     parser.add_argument(
         "--repeats", type=int, default=2, help="runs of each path per seed; the fastest counts"
     )
@@ -91,19 +94,29 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     def run() -> int:
         args = build_parser().parse_args(argv)
-        for flag, least in (("folds", 2), ("seeds", 1), ("repeats", 1), ("batch", 1),
-                            ("epochs", 1)):  # fmt: skip
+        for flag, least in (
+            ("folds", 2),
+            ("seeds", 1),
+            ("repeats", 1),
+            ("batch", 1),
+            ("epochs", 1),
+        ):
             value = getattr(args, flag)
             if value is not None and value < least:
                 raise UserError(f"--{flag} must be an integer >= {least}; got {value}.")
         quiet_lightning()
         warnings.filterwarnings("ignore", ".*tensorboardX.*")  # the template's default logger
-        accelerator = args.device if args.device != "auto" else (
-            "gpu" if torch.cuda.is_available() else "cpu"
-        )  # fmt: skip
+        accelerator = (
+            args.device
+            if args.device != "auto"
+            else ("gpu" if torch.cuda.is_available() else "cpu")
+        )
         competition = load_competition(args.data)
-        overrides = [*competition.bench_overrides, f"cv.folds={args.folds}",
-                     f"train.accelerator={accelerator}"]  # fmt: skip
+        overrides = [
+            *competition.bench_overrides,
+            f"cv.folds={args.folds}",
+            f"train.accelerator={accelerator}",
+        ]
         if args.batch:
             overrides.append(f"train.batch_size={args.batch}")
         early_stop = args.data_dir is not None and args.epochs is None
@@ -118,18 +131,23 @@ def main(argv: list[str] | None = None) -> int:
             for seed in range(args.seeds):
                 seeded = [*overrides, f"seed={seed}"]
                 cfg = resolve_config(competition, None, seeded)
-                fast_cfg = resolve_config(competition, None, [
-                    *seeded, "train.engine=fast", f"train.compile={args.compile}"
-                ])  # fmt: skip
+                fast_cfg = resolve_config(
+                    competition,
+                    None,
+                    [*seeded, "train.engine=fast", f"train.compile={args.compile}"],
+                )
                 train = copy.copy(raw)
                 train.X = competition.row_features(cfg, raw.X)
                 splits = make_splits(cfg.cv, train, cfg.seed, competition.task.is_classification)
                 if seed == 0:
                     device = torch.cuda.get_device_name() if accelerator == "gpu" else "CPU"
-                    print(f"{args.data} ({len(train.y):,} rows), {args.folds} folds, batch "
-                          f"{cfg.train.batch_size}, model {cfg.model.name} {cfg.model.hidden}, "
-                          f"on {device} ({torch.get_num_threads()} threads), "
-                          f"{args.seeds} seed(s)", flush=True)  # fmt: skip
+                    print(
+                        f"{args.data} ({len(train.y):,} rows), {args.folds} folds, batch "
+                        f"{cfg.train.batch_size}, model {cfg.model.name} {cfg.model.hidden}, "
+                        f"on {device} ({torch.get_num_threads()} threads), "
+                        f"{args.seeds} seed(s)",
+                        flush=True,
+                    )
                 tries = {name: [] for name in runs}
                 template = (competition, cfg, train, splits, accelerator, early_stop)
                 for _ in range(args.repeats):
@@ -141,14 +159,21 @@ def main(argv: list[str] | None = None) -> int:
             # over seeds: seconds added up, epochs of every fold, one score (fold mean) per
             # seed, and the first seed's run as it was
             best = {
-                name: (sum(r[0] for r in rs), [e for r in rs for e in r[1]],
-                       [float(np.mean(r[2])) for r in rs], rs[0])
+                name: (
+                    sum(r[0] for r in rs),
+                    [e for r in rs for e in r[1]],
+                    [float(np.mean(r[2])) for r in rs],
+                    rs[0],
+                )
                 for name, rs in runs.items()
-            }  # fmt: skip
+            }
         name = competition.metric.name
         compiled = f", compile={args.compile}" if args.compile != "none" else ""
-        labels = {"template": "common template", "trimmed": "template, extras off",
-                  "project": f"project (engine=fast{compiled})"}  # fmt: skip
+        labels = {
+            "template": "common template",
+            "trimmed": "template, extras off",
+            "project": f"project (engine=fast{compiled})",
+        }
         # seconds per epoch of all folds: a run's seconds over its mean epochs per fold
         per_epoch = {key: b[0] / max(np.mean(b[1]), 1) / args.seeds for key, b in best.items()}
         for key, label in labels.items():
@@ -157,19 +182,27 @@ def main(argv: list[str] | None = None) -> int:
                 spread = f"{np.mean(scores):.4f} ± {np.std(scores):.4f} over {args.seeds} seeds"
             else:
                 spread = f"{np.mean(folds):.4f} ± {np.std(folds):.4f}"
-            print(f"{label:>22}: {sec:7.2f} s total, {per_epoch[key]:.4f} s per epoch (all "
-                  f"folds), epochs {first_epochs}, {name} {spread}")  # fmt: skip
+            print(
+                f"{label:>22}: {sec:7.2f} s total, {per_epoch[key]:.4f} s per epoch (all "
+                f"folds), epochs {first_epochs}, {name} {spread}"
+            )
         if early_stop:  # whole runs: each path's total seconds
             p_sec = best["project"][0]
             print(f"template with extras off / project: {best['trimmed'][0] / p_sec:.1f}x")
-            print(f"ratio (whole {args.folds}-fold run, common template / project): "
-                  f"{best['template'][0] / p_sec:.1f}x")  # fmt: skip
+            print(
+                f"ratio (whole {args.folds}-fold run, common template / project): "
+                f"{best['template'][0] / p_sec:.1f}x"
+            )
         else:
             p_epoch = per_epoch["project"]
-            print(f"template with extras off / project, per epoch: "
-                  f"{per_epoch['trimmed'] / p_epoch:.1f}x")  # fmt: skip
-            print(f"ratio (seconds per epoch, common template / project): "
-                  f"{per_epoch['template'] / p_epoch:.1f}x")  # fmt: skip
+            print(
+                f"template with extras off / project, per epoch: "
+                f"{per_epoch['trimmed'] / p_epoch:.1f}x"
+            )
+            print(
+                f"ratio (seconds per epoch, common template / project): "
+                f"{per_epoch['template'] / p_epoch:.1f}x"
+            )
         return 0
 
     return run_cli(run)

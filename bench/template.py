@@ -62,8 +62,9 @@ def template_cv(competition, cfg, train, splits, accelerator, early_stop, trimme
                 return TensorDataset(x, torch.tensor(train.y[rows], dtype=torch.long))
             return TensorDataset(x, torch.tensor(pre.model_target(train.y[rows], train.X[rows])))
 
-        net = build_model(cfg.model, pre.n_features_out_, task.n_outputs, competition.frame_dim,
-                          embed=pre.embed)  # fmt: skip
+        net = build_model(
+            cfg.model, pre.n_features_out_, task.n_outputs, competition.frame_dim, embed=pre.embed
+        )
         module = TemplateModule(net, task, cfg.optim.lr)
         with tempfile.TemporaryDirectory() as tmp:
             callbacks = [ModelCheckpoint(dirpath=tmp, monitor="val_loss", save_weights_only=True)]
@@ -71,8 +72,12 @@ def template_cv(competition, cfg, train, splits, accelerator, early_stop, trimme
                 callbacks.append(EarlyStopping("val_loss", patience=cfg.train.patience))
             extras = {}
             if trimmed:
-                extras = dict(logger=False, enable_progress_bar=False,
-                              enable_model_summary=False, num_sanity_val_steps=0)  # fmt: skip
+                extras = dict(
+                    logger=False,
+                    enable_progress_bar=False,
+                    enable_model_summary=False,
+                    num_sanity_val_steps=0,
+                )
             trainer = L.Trainer(
                 max_epochs=cfg.train.epochs,
                 accelerator=accelerator,

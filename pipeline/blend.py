@@ -2,12 +2,13 @@
 [--bags N] [--top-k K] [--references] [--data-dir DIR] [--overwrite]
 
 Ensemble selection over finished runs: reads each run's out-of-fold and test predictions
-(pipeline/ensemble/members.py: train runs, tune trials, a tune folder's best trials, earlier blends),
-refuses runs whose competition, task, rows, ids or folds differ (pipeline/ensemble/checks.py),
-fits non-negative weights summing to 1 on the out-of-fold predictions with the competition's
-metric (pipeline/ensemble/weights.py) and writes a run folder like pipeline.train does
-(pipeline/run/folder.py): submission.csv, oof.csv, metrics.json, blend.png. The score it leads
-with is nested: each fold's rows blended with weights fitted on the other folds only.
+(pipeline/ensemble/members.py: train runs, tune trials, a tune folder's best trials, earlier
+blends), refuses runs whose competition, task, rows, ids or folds differ
+(pipeline/ensemble/checks.py), fits non-negative weights summing to 1 on the out-of-fold
+predictions with the competition's metric (pipeline/ensemble/weights.py) and writes a run folder
+like pipeline.train does (pipeline/run/folder.py): submission.csv, oof.csv, metrics.json,
+blend.png. The score it leads with is nested: each fold's rows blended with weights fitted on the
+other folds only.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ METHODS = ("caruana", "nnls", "mean")
 # README: bags of half the members, Caruana et al.'s way for libraries of hundreds of models,
 # blend worse than no bagging with a handful; bootstrap bags as well or better)
 CARUANA = {"iterations": 50, "bags": 20, "bag": "rows", "seed": 0}
-REFERENCES = ("linear", "hgb")  # --references: pipeline.ensemble.references' models, on all columns
+# --references: pipeline.ensemble.references' models, on all columns
+REFERENCES = ("linear", "hgb")
 
 
 def build_parser() -> ArgumentParser:
@@ -52,25 +54,47 @@ def build_parser() -> ArgumentParser:
     )
     add = parser.add_argument
     add("competition", help="competition name or competition.yaml path, as for pipeline.train")
-    add("runs", nargs="+", type=Path, metavar="RUN_DIR",
+    add(
+        "runs",
+        nargs="+",
+        type=Path,
+        metavar="RUN_DIR",
         help="run folders of pipeline.train, tune trials (tune-x/trials/3), or tune folders "
-        "(their best saved trials)")  # fmt: skip
+        "(their best saved trials)",
+    )
     add("--out", type=Path, help="run folder (default: runs/<competition>/blend-<time>/)")
-    add("--method", choices=METHODS, default="caruana",
+    add(
+        "--method",
+        choices=METHODS,
+        default="caruana",
         help="caruana: bagged greedy selection with replacement on the metric (default); "
-        "nnls: least squares over the simplex; mean: equal weights")  # fmt: skip
-    add("--bags", type=int, default=CARUANA["bags"],
+        "nnls: least squares over the simplex; mean: equal weights",
+    )
+    add(
+        "--bags",
+        type=int,
+        default=CARUANA["bags"],
         help=f"caruana: bootstrap samples of the rows, each a greedy selection whose weights "
         f"are averaged (default {CARUANA['bags']}; 1: one selection on all rows; the time "
-        "grows with it)")  # fmt: skip
+        "grows with it)",
+    )
     add("--top-k", type=int, help="a tune folder adds its k best saved trials (default: all)")
-    add("--references", action="store_true",
+    add(
+        "--references",
+        action="store_true",
         help="add the same-folds references (ridge / logistic regression, "
-        "HistGradientBoosting) on all of the competition's columns")  # fmt: skip
-    add("--data-dir", type=Path, help="folder with the competition files (default: "
-        "data/<kaggle-slug>/)")  # fmt: skip
-    add("--overwrite", action="store_true", help="replace the finished run in --out, once "
-        "this blend has finished")  # fmt: skip
+        "HistGradientBoosting) on all of the competition's columns",
+    )
+    add(
+        "--data-dir",
+        type=Path,
+        help="folder with the competition files (default: data/<kaggle-slug>/)",
+    )
+    add(
+        "--overwrite",
+        action="store_true",
+        help="replace the finished run in --out, once this blend has finished",
+    )
     add("--quiet", action="store_true", help="no summary table")
     return parser
 
@@ -83,8 +107,9 @@ def _inputs(args: argparse.Namespace, first: Member):
     overrides += [f"seed={seed}"] if seed is not None else []
     if args.references and hasattr(competition.features_cls(), "select"):
         overrides.append("features.select=all")
-    ns = argparse.Namespace(competition=args.competition, config=None, overrides=overrides,
-                            data_dir=args.data_dir)  # fmt: skip
+    ns = argparse.Namespace(
+        competition=args.competition, config=None, overrides=overrides, data_dir=args.data_dir
+    )
     return load_inputs(ns)
 
 
@@ -100,10 +125,12 @@ def reference_members(inputs, first: Member) -> list[Member]:
             f"--references: the folds of {cfg.cv.folds}-fold {cfg.cv.strategy} CV (seed "
             f"{cfg.seed}) are not those of {where(first)}; blend without --references."
         )
-    refs = reference_predictions(competition, cfg, train, splits, inputs.test.X,
-                                 names=list(REFERENCES))  # fmt: skip
-    return [Member(f"{r.name} (all columns)", None, first.info, r.oof, r.test, folds)
-            for r in refs]  # fmt: skip
+    refs = reference_predictions(
+        competition, cfg, train, splits, inputs.test.X, names=list(REFERENCES)
+    )
+    return [
+        Member(f"{r.name} (all columns)", None, first.info, r.oof, r.test, folds) for r in refs
+    ]
 
 
 def blend_runs(args: argparse.Namespace) -> tuple[dict, dict]:
@@ -124,8 +151,9 @@ def blend_runs(args: argparse.Namespace) -> tuple[dict, dict]:
     rows = np.all([np.isfinite(o).reshape(len(o), -1).all(axis=1) for o in oofs], axis=0)
     fold_of_row = np.where(rows, members[0].folds, -1)
     options = {**CARUANA, "bags": args.bags} if args.method == "caruana" else {}
-    entry, result, test_blend = fit_blend(names, oofs, tests, train.y, fold_of_row,
-                                          args.method, task, metric, **options)  # fmt: skip
+    entry, result, test_blend = fit_blend(
+        names, oofs, tests, train.y, fold_of_row, args.method, task, metric, **options
+    )
     scored = [fold_scores(metric, train.y, o, fold_of_row) for o in oofs]
     sign = 1.0 if metric.greater_is_better else -1.0
     best = int(np.argmax([sign * s["oof_score"] for s in scored]))
@@ -154,16 +182,19 @@ def blend_runs(args: argparse.Namespace) -> tuple[dict, dict]:
         "n_rows_blended": int(rows.sum()),
         "seconds": round(time.perf_counter() - started, 3),
     }
-    oof_frame = pd.DataFrame({
-        "id": train.ids,
-        "fold": fold_of_row,
-        "target": train.y if task.is_classification else competition.to_target_scale(train.y),
-        "prediction": _shown(competition, result["oof"]),
-        "prediction_in_sample": _shown(competition, blend(oofs, result["weights"])),
-    })  # fmt: skip
+    oof_frame = pd.DataFrame(
+        {
+            "id": train.ids,
+            "fold": fold_of_row,
+            "target": train.y if task.is_classification else competition.to_target_scale(train.y),
+            "prediction": _shown(competition, result["oof"]),
+            "prediction_in_sample": _shown(competition, blend(oofs, result["weights"])),
+        }
+    )
     files = {
-        "submission": build_submission(competition, test.ids, test_blend, sample=inputs.sample,
-                                       fmt=inputs.fmt),
+        "submission": build_submission(
+            competition, test.ids, test_blend, sample=inputs.sample, fmt=inputs.fmt
+        ),
         "oof": oof_frame,
         "oof_pred": result["oof"],
         "test_pred": test_blend,

@@ -234,8 +234,10 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         competition, data_dir = competition_of(args)
         # files reach data_dir whole, by rename, only after the whole download was checked
-        with keeping(f"the download did not finish; no file in {data_dir}/ is partly written "
-                     "(run the same command to download again)"):  # fmt: skip
+        with keeping(
+            f"the download did not finish; no file in {data_dir}/ is partly written "
+            "(run the same command to download again)"
+        ):
             download(competition, data_dir, force=args.force, timeout=args.timeout)
         return 0
 

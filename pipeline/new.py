@@ -21,9 +21,10 @@ from pipeline.tabular.spec import SPEC_FILE
 
 
 def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="python -m pipeline.new",
-                            description="Write a competition.yaml inferred from a Kaggle "
-                            "download (CSV files).")  # fmt: skip
+    parser = ArgumentParser(
+        prog="python -m pipeline.new",
+        description="Write a competition.yaml inferred from a Kaggle download (CSV files).",
+    )
     parser.add_argument("name", help="the competition's name, e.g. playground-s5e1")
     parser.add_argument("--data-dir", type=Path, required=True, help="folder with the CSV files")
     parser.add_argument("--metric", help="the competition's metric (default: guessed; check it)")
@@ -55,28 +56,40 @@ def infer(data_dir: Path, metric: str | None = None) -> dict:
     train = read_csv(data_dir / train_name, "the training data")
     test = read_csv(data_dir / test_name, "the test data")
     sample = read_csv(data_dir / sample_name, "the sample submission") if sample_name else None
-    id_col = sample.columns[0] if sample is not None else next(
-        (c for c in test.columns if c in train.columns), None)  # fmt: skip
+    id_col = (
+        sample.columns[0]
+        if sample is not None
+        else next((c for c in test.columns if c in train.columns), None)
+    )
     extra = [c for c in train.columns if c not in test.columns]
     if sample is not None and len(sample.columns) == 2 and sample.columns[1] in train.columns:
         target = sample.columns[1]
     elif len(extra) == 1:
         target = extra[0]
     else:
-        raise DataError(f"cannot tell the target column: the train file's columns not in the "
-                        f"test file are {extra}; write competition.yaml by hand.")  # fmt: skip
+        raise DataError(
+            f"cannot tell the target column: the train file's columns not in the "
+            f"test file are {extra}; write competition.yaml by hand."
+        )
     task = task_of(train[target])
     per_class = sample is not None and len(sample.columns) > 2
     fractional = sample is not None and not per_class and _fractional(sample.iloc[:, 1])
     return {
-        "name": None, "slug": None,
-        "train": train_name, "test": test_name, "sample_submission": sample_name,
-        "id": id_col, "target": target, "task": task,
+        "name": None,
+        "slug": None,
+        "train": train_name,
+        "test": test_name,
+        "sample_submission": sample_name,
+        "id": id_col,
+        "target": target,
+        "task": task,
         "metric": metric or guess_metric(task, per_class, fractional),
-        "positive": None, "categorical": [], "drop": [],
+        "positive": None,
+        "categorical": [],
+        "drop": [],
         "_types": _types(train, [id_col, target]),
         "_batch_size": batch_size_for(len(train)),
-    }  # fmt: skip
+    }
 
 
 def batch_size_for(rows: int) -> int:
@@ -118,8 +131,10 @@ def _types(train: pd.DataFrame, skip: list[str]) -> list[str]:
             continue
         kind = "numeric" if train[name].dtype.kind in "iuf" else "categorical"
         missing = int(train[name].isna().sum())
-        lines.append(f"#   {name}: {kind}, {train[name].nunique()} values"
-                     + (f", {missing} missing" if missing else ""))  # fmt: skip
+        lines.append(
+            f"#   {name}: {kind}, {train[name].nunique()} values"
+            + (f", {missing} missing" if missing else "")
+        )
     return lines
 
 
@@ -138,8 +153,20 @@ def render(name: str, found: dict, slug: str | None) -> str:
     }
     data = {**found, "name": name, "slug": slug}
     lines = [f"# {name}: written by python -m pipeline.new from the files; edit as needed."]
-    for key in ("name", "slug", "train", "test", "sample_submission", "id", "target", "task",
-                "metric", "positive", "categorical", "drop"):  # fmt: skip
+    for key in (
+        "name",
+        "slug",
+        "train",
+        "test",
+        "sample_submission",
+        "id",
+        "target",
+        "task",
+        "metric",
+        "positive",
+        "categorical",
+        "drop",
+    ):
         lines.append(f"{key}: {value(data[key])}{notes.get(key, '')}")
     lines += [
         "defaults:  # config keys, as in a --config file",

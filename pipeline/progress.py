@@ -90,8 +90,10 @@ class RunProgress:
 
     def stacked_epoch_done(self, folds: int, epoch: int, value: float, best: float) -> None:
         if self.pulse is not None and self.pulse.due():
-            self.pulse.say(f"{folds} folds together epoch {epoch + 1}/{self.epochs} mean "
-                           f"{self.monitor} {value:.4f}, best {best:.4f}")  # fmt: skip
+            self.pulse.say(
+                f"{folds} folds together epoch {epoch + 1}/{self.epochs} mean "
+                f"{self.monitor} {value:.4f}, best {best:.4f}"
+            )
         if self.live:
             self.progress.update(
                 self.task,
@@ -102,8 +104,10 @@ class RunProgress:
 
     def epoch_done(self, fold: int, epoch: int, value: float, best: float) -> None:
         if self.pulse is not None and self.pulse.due():
-            self.pulse.say(f"fold {fold + 1}/{self.folds} epoch {epoch + 1}/{self.epochs} "
-                           f"{self.monitor} {value:.4f}, best {best:.4f}")  # fmt: skip
+            self.pulse.say(
+                f"fold {fold + 1}/{self.folds} epoch {epoch + 1}/{self.epochs} "
+                f"{self.monitor} {value:.4f}, best {best:.4f}"
+            )
         if not self.live:
             return
         shown = f" · {self.monitor} {value:.4f} (best {best:.4f})"

@@ -57,8 +57,14 @@ def fake_run(folder: Path, data, oof, test, **changes) -> Path:
     task = competition.task
     info = run_info(competition, inputs.cfg, len(train.y), len(inputs.test.ids))
     info.update(changes.pop("info", {}))
-    frame = pd.DataFrame({"id": train.ids, "fold": changes.pop("folds", folds),
-                          "target": train.y, "prediction": task.to_labels(oof)})  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "id": train.ids,
+            "fold": changes.pop("folds", folds),
+            "target": train.y,
+            "prediction": task.to_labels(oof),
+        }
+    )
     frame = changes.pop("frame", lambda f: f)(frame)
     kind = "proba" if task.is_classification else "pred"
     write_npy(folder / f"oof_{kind}.npy", oof)
@@ -80,27 +86,44 @@ def regression_members(data, tmp_path: Path, seed: int = 0) -> tuple[Path, Path]
     inputs, _ = data
     y, n_test = inputs.train.y.astype(np.float64), len(inputs.test.ids)
     rng = np.random.default_rng(seed)
-    good = fake_run(tmp_path / "good", data, y + rng.normal(size=len(y)) * 0.3 * y.std(),
-                    rng.normal(size=n_test) + y.mean())  # fmt: skip
+    good = fake_run(
+        tmp_path / "good",
+        data,
+        y + rng.normal(size=len(y)) * 0.3 * y.std(),
+        rng.normal(size=n_test) + y.mean(),
+    )
     noise = fake_run(tmp_path / "noise", data, rng.permutation(y), rng.normal(size=n_test))
     return good, noise
 
 
 CHANGES = {  # how the second member differs -> what the one line says
     "folds": (lambda d: {"folds": np.roll(d[1], 7)}, r"puts [\d,]+ rows in other folds than"),
-    "cv": (lambda d: {"info": {"cv": {"strategy": "kfold", "folds": 3, "gap": 0}}},
-           r"used 3-fold kfold CV, run .* 5-fold kfold CV; blend members must share"),
-    "ids": (lambda d: {"frame": lambda f: f.assign(id=f.id.where(f.index != 4, "x"))},
-            r"has id x in row 5, the training data \S+: it was trained on other rows"),
-    "rows": (lambda d: {"frame": lambda f: f.iloc[:-3]}, r"has 2,247 out-of-fold rows; the "
-             r"training data has 2,250"),
-    "task": (lambda d: {"info": {"task": {"kind": "classification", "n_classes": 3}}},
-             r"is a 3-class classification run; wage is a regression"),
-    "competition": (lambda d: {"info": {"competition": "penguins"}},
-                    r"is a penguins run; this blend is of wage"),
-    "target": (lambda d: {"frame": lambda f: f.assign(target=f.target + 1.0)},
-               r"has target .* in row 1, the training data .*: it was trained on another file"),
-}  # fmt: skip
+    "cv": (
+        lambda d: {"info": {"cv": {"strategy": "kfold", "folds": 3, "gap": 0}}},
+        r"used 3-fold kfold CV, run .* 5-fold kfold CV; blend members must share",
+    ),
+    "ids": (
+        lambda d: {"frame": lambda f: f.assign(id=f.id.where(f.index != 4, "x"))},
+        r"has id x in row 5, the training data \S+: it was trained on other rows",
+    ),
+    "rows": (
+        lambda d: {"frame": lambda f: f.iloc[:-3]},
+        r"has 2,247 out-of-fold rows; the "
+        r"training data has 2,250",
+    ),
+    "task": (
+        lambda d: {"info": {"task": {"kind": "classification", "n_classes": 3}}},
+        r"is a 3-class classification run; wage is a regression",
+    ),
+    "competition": (
+        lambda d: {"info": {"competition": "penguins"}},
+        r"is a penguins run; this blend is of wage",
+    ),
+    "target": (
+        lambda d: {"frame": lambda f: f.assign(target=f.target + 1.0)},
+        r"has target .* in row 1, the training data .*: it was trained on another file",
+    ),
+}
 
 
 @pytest.mark.parametrize("change", CHANGES)
@@ -172,9 +195,15 @@ def test_the_nested_score_never_beats_the_in_sample_one(method, seed, wage, tmp_
     inputs, _ = wage
     y = inputs.train.y.astype(np.float64)
     rng = np.random.default_rng(seed)
-    runs = [fake_run(tmp_path / f"m{i}", wage, y + rng.normal(size=len(y)) * y.std() * s,
-                     np.zeros(len(inputs.test.ids)))
-            for i, s in enumerate((0.5, 0.7, 1.0))]  # fmt: skip
+    runs = [
+        fake_run(
+            tmp_path / f"m{i}",
+            wage,
+            y + rng.normal(size=len(y)) * y.std() * s,
+            np.zeros(len(inputs.test.ids)),
+        )
+        for i, s in enumerate((0.5, 0.7, 1.0))
+    ]
     code, _, err = blend(WAGE, *runs, "--method", method, "--out", tmp_path / "out", "--quiet")
     assert code == 0, err
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
@@ -226,8 +255,13 @@ def test_references_join_on_the_members_folds_and_other_folds_are_refused(pengui
     ]
     assert metrics["weights"]["a"] < 0.05  # knows nothing
     assert metrics["best_member"]["oof_score"] > 0.9
-    other = fake_run(tmp_path / "other", penguins, uniform, np.full((n_test, k), 1.0 / k),
-                     folds=np.roll(folds, 1))  # fmt: skip
+    other = fake_run(
+        tmp_path / "other",
+        penguins,
+        uniform,
+        np.full((n_test, k), 1.0 / k),
+        folds=np.roll(folds, 1),
+    )
     code, _, err = blend(PENGUINS, other, "--references", "--out", tmp_path / "o2")
     assert code == 2 and err.count("\n") == 1
     assert "--references: the folds of 5-fold kfold CV (seed 0) are not those of run" in err
@@ -243,8 +277,16 @@ def test_blend_end_to_end_of_two_train_runs(covid_dir, tmp_path):
             assert train_main(["covid", "--out", str(tmp_path / name), *quick, *extra]) == 0
     assert (tmp_path / "groups" / "oof_pred.npy").is_file()
     out = tmp_path / "blend"
-    code, _, err = blend("covid", tmp_path / "groups", tmp_path / "all", "--data-dir", covid_dir,
-                         "--out", out, "--quiet")  # fmt: skip
+    code, _, err = blend(
+        "covid",
+        tmp_path / "groups",
+        tmp_path / "all",
+        "--data-dir",
+        covid_dir,
+        "--out",
+        out,
+        "--quiet",
+    )
     assert code == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
     assert [m["name"] for m in metrics["members"]] == ["groups", "all"]

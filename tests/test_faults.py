@@ -59,14 +59,24 @@ def test_a_writable_out_folder_leaves_no_probe(tmp_path):
 @pytest.mark.parametrize(
     ("error", "message"),
     [
-        (OSError(errno.ENOSPC, "No space left on device", "/runs/x/oof.csv"),
-         r"No space left on the disk while writing /runs/x/oof.csv: free some space"),
-        (OSError(errno.EDQUOT, "Disk quota exceeded", "/runs/x/a.ckpt"), r"writing /runs/x/a.ckpt"),
-        (OSError(errno.EROFS, "Read-only file system", "/mnt/r"), r"cannot write /mnt/r: read-only"),
-        (PermissionError(errno.EACCES, "Permission denied", "/d/t.csv"),
-         r"cannot access /d/t.csv: permission denied"),
+        (
+            OSError(errno.ENOSPC, "No space left on device", "/runs/x/oof.csv"),
+            r"No space left on the disk while writing /runs/x/oof.csv: free some space",
+        ),
+        (
+            OSError(errno.EDQUOT, "Disk quota exceeded", "/runs/x/a.ckpt"),
+            r"writing /runs/x/a.ckpt",
+        ),
+        (
+            OSError(errno.EROFS, "Read-only file system", "/mnt/r"),
+            r"cannot write /mnt/r: read-only",
+        ),
+        (
+            PermissionError(errno.EACCES, "Permission denied", "/d/t.csv"),
+            r"cannot access /d/t.csv: permission denied",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_full_disk_mid_run_is_one_line_naming_the_path(capsys, error, message):
     def command():
         raise error

@@ -74,9 +74,15 @@ class _Tiny(L.LightningModule):
 def test_lightning_lets_the_interrupt_through_instead_of_exiting_1(tmp_path):
     """Lightning turns a KeyboardInterrupt inside fit into sys.exit(1); Interrupted passes."""
     data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.zeros(8, 2)))
-    trainer = L.Trainer(max_epochs=5, callbacks=[_Stop()], logger=False, enable_progress_bar=False,
-                        enable_checkpointing=False, enable_model_summary=False,
-                        default_root_dir=tmp_path)  # fmt: skip
+    trainer = L.Trainer(
+        max_epochs=5,
+        callbacks=[_Stop()],
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     with pytest.raises(Interrupted), handled():
         trainer.fit(_Tiny(), data)
     assert trainer.current_epoch == 0  # it stopped in the first epoch

@@ -30,8 +30,17 @@ def run_with_data_dir(demo_dir, tmp_path, monkeypatch):
     the working directory moved, so the default data/demo/ is another folder."""
     data = shutil.copytree(demo_dir, tmp_path / "my-data")
     out = tmp_path / "run"
-    argv = ["demo", "--data-dir", data, "--out", out, "--quiet", "cv.folds=2", "train.epochs=2",
-            "cv.baseline=false"]  # fmt: skip
+    argv = [
+        "demo",
+        "--data-dir",
+        data,
+        "--out",
+        out,
+        "--quiet",
+        "cv.folds=2",
+        "train.epochs=2",
+        "cv.baseline=false",
+    ]
     code, _, err = quiet(train, argv)
     assert code == 0, err
     elsewhere = tmp_path / "elsewhere"

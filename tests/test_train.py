@@ -109,9 +109,21 @@ def test_demo_runs_end_to_end(demo_dir, tmp_path, capsys):
 @pytest.mark.parametrize("engine", ["fast", "plain"])
 def test_train_monitor_loss_stops_on_the_validation_logloss(engine, demo_dir, tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["demo", "--data-dir", demo_dir, "--out", out, "--quiet", "train.epochs=4",
-            "train.patience=1", "cv.folds=2", "cv.baseline=false", "train.monitor=loss",
-            f"train.engine={engine}", "optim.lr=0.05"]  # fmt: skip
+    args = [
+        "demo",
+        "--data-dir",
+        demo_dir,
+        "--out",
+        out,
+        "--quiet",
+        "train.epochs=4",
+        "train.patience=1",
+        "cv.folds=2",
+        "cv.baseline=false",
+        "train.monitor=loss",
+        f"train.engine={engine}",
+        "optim.lr=0.05",
+    ]
     code, stdout, _ = run_cli(args, capsys)
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
@@ -126,8 +138,12 @@ def test_train_monitor_loss_stops_on_the_validation_logloss(engine, demo_dir, tm
         log = pd.read_csv(out / "logs" / "folds" / "metrics.csv")
         curves = [log[f"val/logloss/fold{k}"].dropna().to_numpy() for k in range(2)]
     else:
-        curves = [pd.read_csv(out / "logs" / f"fold{k}" / "metrics.csv")["val/logloss"]
-                  .dropna().to_numpy() for k in range(2)]  # fmt: skip
+        curves = [
+            pd.read_csv(out / "logs" / f"fold{k}" / "metrics.csv")["val/logloss"]
+            .dropna()
+            .to_numpy()
+            for k in range(2)
+        ]
     for k, curve in enumerate(curves):  # (the fast engine logs a stopped fold on to the end)
         run = curve[: metrics["epochs_run"][k]]
         assert len(run) == metrics["epochs_run"][k]
@@ -176,12 +192,29 @@ def test_data_parallel_training_with_two_processes(demo_dir, tmp_path):
     (TensorBatches shards by rank), rank 0 alone writes the run folder."""
     out = tmp_path / "ddp"
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.train", "demo", "--data-dir", str(demo_dir),
-         "--out", str(out), "--quiet", "train.engine=plain", "train.accelerator=cpu",
-         "train.devices=2", "train.strategy=ddp", "cv.folds=2", "train.epochs=4",
-         "cv.baseline=false"],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pipeline.train",
+            "demo",
+            "--data-dir",
+            str(demo_dir),
+            "--out",
+            str(out),
+            "--quiet",
+            "train.engine=plain",
+            "train.accelerator=cpu",
+            "train.devices=2",
+            "train.strategy=ddp",
+            "cv.folds=2",
+            "train.epochs=4",
+            "cv.baseline=false",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["fold_scores"]) == 2 and metrics["mean"] > 0.5

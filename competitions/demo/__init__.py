@@ -59,7 +59,9 @@ class Demo(Competition):
         write_csv(data_dir / "sample_submission.csv", test[["id"]].assign(label=0))
 
     def load_train(self, data_dir: Path) -> TrainData:
-        frame = read_csv(self.require_file(data_dir, "train.csv"), expected=["id", *PIXELS, "label"])
+        frame = read_csv(
+            self.require_file(data_dir, "train.csv"), expected=["id", *PIXELS, "label"]
+        )
         return TrainData(
             X=frame[PIXELS].to_numpy(dtype=np.float32),
             y=class_labels("train.csv", frame["label"], self.task.n_classes),

@@ -60,8 +60,12 @@ class Timit(Competition):
     full_size = (1_229_932, 451_552)
     # the bench times the frame MLP (the fast engine's case); the default sequence model trains
     # one fold at a time (scripts/gpu_check.sh times it)
-    bench_overrides = ("model.name=mlp", "model.hidden=[1024,1024,512,256]",
-                       "features.context=11", "train.grad_clip=0.0")  # fmt: skip
+    bench_overrides = (
+        "model.name=mlp",
+        "model.hidden=[1024,1024,512,256]",
+        "features.context=11",
+        "train.grad_clip=0.0",
+    )
 
     def generate(self, data_dir: Path, train_rows: int, test_rows: int, seed: int = 0) -> None:
         from competitions.timit.generate import generate

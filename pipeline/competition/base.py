@@ -1,7 +1,7 @@
 """The plug-in interface: one Competition object per folder in competitions/.
 
-The engine never names a competition: pipeline.competition.catalog finds one by name (a plug-in module, or
-a competition.yaml read by pipeline.tabular.competition).
+The engine never names a competition: pipeline.competition.catalog finds one by name (a plug-in
+module, or a competition.yaml read by pipeline.tabular.competition).
 """
 
 from __future__ import annotations

@@ -154,8 +154,9 @@ class Preprocessor:
         if getattr(self, "pad_to_", 0) > out.shape[1]:
             m = len(getattr(self, "embed", []))
             zeros = np.zeros((len(out), self.pad_to_ - out.shape[1]), dtype=np.float32)
-            out = np.concatenate([out[:, : out.shape[1] - m], zeros, out[:, out.shape[1] - m :]],
-                                 axis=1)  # fmt: skip
+            out = np.concatenate(
+                [out[:, : out.shape[1] - m], zeros, out[:, out.shape[1] - m :]], axis=1
+            )
         return out
 
     def model_target(self, y: np.ndarray, X: np.ndarray) -> np.ndarray:

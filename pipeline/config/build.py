@@ -138,7 +138,9 @@ def _model_section(parent: Any, key: str, name: Any, path: str, source: str) -> 
     cls = config_class(name)
     if type(old) is not cls:
         kept = {f.name: getattr(old, f.name) for f in dataclasses.fields(old)}
-        setattr(parent, key, cls(**{k: v for k, v in kept.items() if k in cls.__dataclass_fields__}))
+        setattr(
+            parent, key, cls(**{k: v for k, v in kept.items() if k in cls.__dataclass_fields__})
+        )
     return getattr(parent, key)
 
 

@@ -133,8 +133,13 @@ def describe(hint: Any) -> str:
     if origin in (list, tuple):
         (item,) = typing.get_args(hint)[:1] or (Any,)
         return f"a list of {describe(item).removeprefix('a ').removeprefix('an ')}s"
-    names = {bool: "true or false", int: "an int", float: "a float", str: "a string",
-             dict: "a mapping"}  # fmt: skip
+    names = {
+        bool: "true or false",
+        int: "an int",
+        float: "a float",
+        str: "a string",
+        dict: "a mapping",
+    }
     if hint is type(None):
         return "null"
     return names.get(hint, getattr(hint, "__name__", str(hint)))

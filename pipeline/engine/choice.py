@@ -66,9 +66,12 @@ def run_device(accelerator: str) -> torch.device:
 
 
 def choose_engine(
-    cfg, preprocessors: list[Preprocessor], models: list[nn.Module], n_rows: int,
+    cfg,
+    preprocessors: list[Preprocessor],
+    models: list[nn.Module],
+    n_rows: int,
     budget: int | None = None,
-) -> EngineChoice:  # fmt: skip
+) -> EngineChoice:
     """The engine for this config, fitted preprocessing and data; refuses train.engine=fast
     with the reason when it cannot run (train.engine=auto falls back to plain with it)."""
     asked = cfg.train.engine

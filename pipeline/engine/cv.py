@@ -106,15 +106,16 @@ class CrossValidator:
             for p in pres:
                 p.pad_to(width)
         check_inputs(train, test, pres)
-        # the engine choice stacks these to see whether they stack; train.engine=plain needs no probe
-        # (the plain engine builds each fold's model again, right before it trains)
+        # the engine choice stacks these to see whether they stack; train.engine=plain needs no
+        # probe (the plain engine builds each fold's model again, right before it trains)
         plain = cfg.train.engine == "plain"
         models = [] if plain else [self._model(k, pre) for k, pre in enumerate(pres)]
         choice = choose_engine(cfg, pres, models, len(train.y))
         self.engine_, self.engine_note_ = choice.engine, choice.reason
         n = len(train.y)
-        self.oof_ = np.full((n, task.n_classes) if task.is_classification else (n,), np.nan,
-                            dtype=np.float32)  # fmt: skip
+        self.oof_ = np.full(
+            (n, task.n_classes) if task.is_classification else (n,), np.nan, dtype=np.float32
+        )
         self.oof_spread_ = np.full(n, np.nan, dtype=np.float32) if cfg.predict.mc_samples else None
         self.fold_of_row_ = np.full(n, -1, dtype=np.int64)
         self.fold_scores_, self.best_epochs_, self.epochs_run_ = [], [], []
@@ -124,13 +125,17 @@ class CrossValidator:
         with tempfile.TemporaryDirectory(prefix="cv-") as tmp:
             root = Path(self.run_dir) if self.run_dir is not None else Path(tmp)
             logs = self.run_dir is not None
-            with RunProgress(len(self.splits_), cfg.train.epochs, f"val/{stop.name}",
-                             enabled=self.progress) as bar:  # fmt: skip
+            with RunProgress(
+                len(self.splits_), cfg.train.epochs, f"val/{stop.name}", enabled=self.progress
+            ) as bar:
                 if choice.engine == "fast":
-                    callbacks = [bar.stacked_callback(len(pres), stop.mode),
-                                 *self._callbacks(None)]  # fmt: skip
-                    results, note = fit_stacked(spec, train, self.splits_, pres, choice,
-                                                callbacks, root, logs)  # fmt: skip
+                    callbacks = [
+                        bar.stacked_callback(len(pres), stop.mode),
+                        *self._callbacks(None),
+                    ]
+                    results, note = fit_stacked(
+                        spec, train, self.splits_, pres, choice, callbacks, root, logs
+                    )
                     self.engine_note_ = note
                     for result in results:
                         self._collect(result, train.y, bar)
@@ -138,8 +143,9 @@ class CrossValidator:
                     for k, (tr, va) in enumerate(self.splits_):
                         model = self._model(k, pres[k])  # seeded: training goes on from here
                         callbacks = [bar.callback(k, stop.mode), *self._callbacks(k)]
-                        result = fit_fold(spec, k, train, tr, va, pres[k], model, callbacks,
-                                          root, logs)  # fmt: skip
+                        result = fit_fold(
+                            spec, k, train, tr, va, pres[k], model, callbacks, root, logs
+                        )
                         self._collect(result, train.y, bar)
         covered = self.fold_of_row_ >= 0
         self.oof_score_ = metric(train.y[covered], self.oof_[covered])
@@ -149,8 +155,13 @@ class CrossValidator:
         """Fold k's model, initialised from fold k's seed (the same on both engines)."""
         L.seed_everything(self.cfg.seed + k, verbose=False)
         task = self.competition.task
-        return build_model(self.cfg.model, pre.n_features_out_, task.n_outputs,
-                           self.competition.frame_dim, embed=pre.embed)  # fmt: skip
+        return build_model(
+            self.cfg.model,
+            pre.n_features_out_,
+            task.n_outputs,
+            self.competition.frame_dim,
+            embed=pre.embed,
+        )
 
     def _callbacks(self, fold: int | None) -> list:
         out = []
@@ -173,8 +184,10 @@ class CrossValidator:
         self.best_epochs_.append(int(r.best_epoch))
         self.epochs_run_.append(int(r.epochs_run))
         self.fold_seconds_.append(r.seconds)
-        line = (f"fold {r.fold + 1}/{len(self.splits_)}: {metric.name} {score:.4f} "
-                f"(best epoch {r.best_epoch + 1}, {r.seconds:.1f} s)")  # fmt: skip
+        line = (
+            f"fold {r.fold + 1}/{len(self.splits_)}: {metric.name} {score:.4f} "
+            f"(best epoch {r.best_epoch + 1}, {r.seconds:.1f} s)"
+        )
         bar.fold_done(r.fold, line)
         if self.on_fold_end is not None:
             self.on_fold_end(r.fold, score)

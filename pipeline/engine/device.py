@@ -45,9 +45,10 @@ class DeviceFolds:
         big = "X" if self.X is not None else "Xk"
         moved = {
             k: (v.to(device) if isinstance(v, torch.Tensor) else [t.to(device) for t in v])
-            if isinstance(v, (torch.Tensor, list)) and k != big else v
+            if isinstance(v, (torch.Tensor, list)) and k != big
+            else v
             for k, v in self.__dict__.items()
-        }  # fmt: skip
+        }
         rows_tensor = getattr(self, big)
         if rows == "device":
             moved[big] = rows_tensor.to(device)
@@ -122,8 +123,9 @@ class DeviceFolds:
 
     def target_scale_of(self, z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """(K, B) model-space values of rows `idx` back on the competition's scale."""
-        return from_model(z, self.offset[idx], self.target_shift[:, None],
-                          self.target_scale[:, None])  # fmt: skip
+        return from_model(
+            z, self.offset[idx], self.target_shift[:, None], self.target_scale[:, None]
+        )
 
     def _folds(self, idx: torch.Tensor) -> torch.Tensor:
         if self.fold_index is None or self.fold_index.device != idx.device:

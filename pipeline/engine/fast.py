@@ -88,9 +88,17 @@ def fit_stacked(
     module = StackedLitModel(stacked, task, stop, cfg, data, batches.steps)
     stopper = FoldEarlyStopping(K, cfg.train.patience, cfg.train.min_delta, stop.mode)
     logger = CSVLogger(root / "logs", name="folds", version="") if logs else False
-    trainer = make_trainer(cfg, [stopper, *callbacks], logger, root, 1, devices=1,
-                           strategy="auto", enable_checkpointing=False,
-                           gradient_clip_val=None)  # fmt: skip
+    trainer = make_trainer(
+        cfg,
+        [stopper, *callbacks],
+        logger,
+        root,
+        1,
+        devices=1,
+        strategy="auto",
+        enable_checkpointing=False,
+        gradient_clip_val=None,
+    )
     L.seed_everything(cfg.seed, verbose=False)
     with no_memory_poisoning():
         trainer.fit(module, batches, OncePerEpoch())
@@ -102,18 +110,27 @@ def fit_stacked(
     seconds = (time.perf_counter() - start) / K
     results = []
     for k, (model, pre, (_, va)) in enumerate(zip(stacked.unstack(), pres, splits, strict=True)):
-        lit = LitModel(model, task, stop, cfg, steps_per_epoch=batches.steps,
-                       target_shift=pre.shift_, target_scale=pre.scale_).to(device)  # fmt: skip
+        lit = LitModel(
+            model,
+            task,
+            stop,
+            cfg,
+            steps_per_epoch=batches.steps,
+            target_shift=pre.shift_,
+            target_scale=pre.scale_,
+        ).to(device)
         x_va = to_tensor(pre.transform(train.X[va]))
         off_va = to_tensor(pre.offset(train.X[va]))
-        pred, spread = lit.predict_array(x_va, off_va, mc_samples=cfg.predict.mc_samples,
-                                         seed=cfg.seed + k)  # fmt: skip
+        pred, spread = lit.predict_array(
+            x_va, off_va, mc_samples=cfg.predict.mc_samples, seed=cfg.seed + k
+        )
         lit.cpu()
         if logs:
             path = root / "checkpoints" / f"fold{k}.ckpt"
             path.parent.mkdir(parents=True, exist_ok=True)
             torch.save({"state_dict": lit.state_dict(), "epoch": stopper.best_epoch[k]}, path)
         epochs = stopper.stopped_at[k] or trainer.current_epoch
-        results.append(TrainedFold(k, va, lit, pre, pred, spread, stopper.best_epoch[k], epochs,
-                                  seconds))  # fmt: skip
+        results.append(
+            TrainedFold(k, va, lit, pre, pred, spread, stopper.best_epoch[k], epochs, seconds)
+        )
     return results, module.placement_note

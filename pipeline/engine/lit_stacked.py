@@ -120,8 +120,12 @@ class StackedLitModel(LitBase):
         for start in range(0, max(len(i) for i in idx), chunk):
             parts = [i[start : start + chunk] for i in idx]
             width = max(len(p) for p in parts)
-            batch = torch.stack([torch.cat([p, i[:1].expand(width - len(p))])
-                                 for p, i in zip(parts, idx, strict=True)])  # fmt: skip
+            batch = torch.stack(
+                [
+                    torch.cat([p, i[:1].expand(width - len(p))])
+                    for p, i in zip(parts, idx, strict=True)
+                ]
+            )
             out.append((batch, [len(p) for p in parts]))
         return out
 
@@ -160,10 +164,12 @@ class StackedLitModel(LitBase):
         logs = self.logger is not None
         preds, finite, losses = self.predict_folds(self._val_chunks, with_loss=logs)
         nan = torch.tensor(float("nan"), device=self.device)
-        self.fold_scores = torch.stack([
-            self.metric.torch(y, pred).to(self.device) if ok else nan
-            for pred, y, ok in zip(preds, self._val_y, finite, strict=True)
-        ])  # fmt: skip
+        self.fold_scores = torch.stack(
+            [
+                self.metric.torch(y, pred).to(self.device) if ok else nan
+                for pred, y, ok in zip(preds, self._val_y, finite, strict=True)
+            ]
+        )
         mean = self.fold_scores.nanmean()
         # Only the monitored mean goes through self.log (callbacks read it); the rest of the
         # epoch's numbers go to the logger in one call: self.log costs more than a step here.

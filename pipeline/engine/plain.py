@@ -23,8 +23,9 @@ from pipeline.engine.trainer import diverged, make_trainer
 from pipeline.engine.windows import WindowBatches, row_runs
 
 
-def fit_fold(spec, k: int, train, tr, va, pre, model, callbacks: list, root: Path,
-             logs: bool) -> TrainedFold:  # fmt: skip
+def fit_fold(
+    spec, k: int, train, tr, va, pre, model, callbacks: list, root: Path, logs: bool
+) -> TrainedFold:
     """Train fold k's `model` (built after seeding with seed + k) on rows `tr`, validate on
     `va` with early stopping on `spec.stop`, restore the best epoch, predict `va`."""
     cfg, task, stop = spec.cfg, spec.task, spec.stop
@@ -39,21 +40,51 @@ def fit_fold(spec, k: int, train, tr, va, pre, model, callbacks: list, root: Pat
     if getattr(model, "window", None):  # a sequence model: batches are windows of rows
         window, stride = model.window, model.stride
         per_batch = max(1, round(cfg.train.batch_size / window))  # batch_size counts rows
-        batches = WindowBatches(x_tr, y_tr, off_tr, row_runs(tr), window, stride, per_batch,
-                                seed=seed)  # fmt: skip
+        batches = WindowBatches(
+            x_tr, y_tr, off_tr, row_runs(tr), window, stride, per_batch, seed=seed
+        )
         extra["runs"] = row_runs(va)
-        val_batches = WindowBatches(x_va, y_va, off_va, extra["runs"], window, stride,
-                                    max(1, 4096 // window), shuffle=False)  # fmt: skip
-        module = SequenceModule(model, task, stop, cfg, steps_per_epoch=len(batches),
-                                target_shift=pre.shift_, target_scale=pre.scale_,
-                                n_val_rows=len(va))  # fmt: skip
+        val_batches = WindowBatches(
+            x_va,
+            y_va,
+            off_va,
+            extra["runs"],
+            window,
+            stride,
+            max(1, 4096 // window),
+            shuffle=False,
+        )
+        module = SequenceModule(
+            model,
+            task,
+            stop,
+            cfg,
+            steps_per_epoch=len(batches),
+            target_shift=pre.shift_,
+            target_scale=pre.scale_,
+            n_val_rows=len(va),
+        )
     else:
-        batches = TensorBatches(x_tr, y_tr, off_tr, batch_size=cfg.train.batch_size, shuffle=True,
-                                seed=seed, drop_last="single", shard=True)  # fmt: skip
-        val_batches = TensorBatches(x_va, y_va, off_va,
-                                    batch_size=max(cfg.train.batch_size, 4096))  # fmt: skip
-        module = LitModel(model, task, stop, cfg, steps_per_epoch=len(batches),
-                          target_shift=pre.shift_, target_scale=pre.scale_)  # fmt: skip
+        batches = TensorBatches(
+            x_tr,
+            y_tr,
+            off_tr,
+            batch_size=cfg.train.batch_size,
+            shuffle=True,
+            seed=seed,
+            drop_last="single",
+            shard=True,
+        )
+        val_batches = TensorBatches(x_va, y_va, off_va, batch_size=max(cfg.train.batch_size, 4096))
+        module = LitModel(
+            model,
+            task,
+            stop,
+            cfg,
+            steps_per_epoch=len(batches),
+            target_shift=pre.shift_,
+            target_scale=pre.scale_,
+        )
     monitor = module.monitor
     checkpoint = ModelCheckpoint(
         dirpath=root / "checkpoints",
@@ -66,9 +97,14 @@ def fit_fold(spec, k: int, train, tr, va, pre, model, callbacks: list, root: Pat
     )
     stoppers = [checkpoint, FiniteGuard(monitor)]
     if cfg.train.patience > 0:
-        stoppers.append(EarlyStopping(monitor=monitor, mode=stop.mode,
-                                      patience=cfg.train.patience,
-                                      min_delta=cfg.train.min_delta))  # fmt: skip
+        stoppers.append(
+            EarlyStopping(
+                monitor=monitor,
+                mode=stop.mode,
+                patience=cfg.train.patience,
+                min_delta=cfg.train.min_delta,
+            )
+        )
     logger = CSVLogger(root / "logs", name=f"fold{k}", version="") if logs else False
     trainer = make_trainer(cfg, [*stoppers, *callbacks], logger, root, len(batches))
     trainer.fit(module, batches, val_batches)
@@ -78,7 +114,17 @@ def fit_fold(spec, k: int, train, tr, va, pre, model, callbacks: list, root: Pat
     state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
     module.load_state_dict(state["state_dict"])
     module.cpu()
-    pred, spread = module.predict_array(x_va, off_va, mc_samples=cfg.predict.mc_samples, seed=seed,
-                                        **extra)  # fmt: skip
-    return TrainedFold(k, va, module, pre, pred, spread, state["epoch"], trainer.current_epoch,
-                      time.perf_counter() - start)  # fmt: skip
+    pred, spread = module.predict_array(
+        x_va, off_va, mc_samples=cfg.predict.mc_samples, seed=seed, **extra
+    )
+    return TrainedFold(
+        k,
+        va,
+        module,
+        pre,
+        pred,
+        spread,
+        state["epoch"],
+        trainer.current_epoch,
+        time.perf_counter() - start,
+    )

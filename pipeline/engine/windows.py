@@ -67,8 +67,18 @@ class WindowBatches:
     (x, y, offset, mask, windows) with x of shape (windows, W, features), y, offset, mask and
     the window positions of shape (windows, W)."""
 
-    def __init__(self, x, y, offset, runs, window: int, stride: int, per_batch: int,
-                 seed: int = 0, shuffle: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        x,
+        y,
+        offset,
+        runs,
+        window: int,
+        stride: int,
+        per_batch: int,
+        seed: int = 0,
+        shuffle: bool = True,
+    ):
         self.x, self.y, self.offset = x, y, offset
         self.runs, self.window, self.stride = runs, window, stride
         self.per_batch = max(1, per_batch)

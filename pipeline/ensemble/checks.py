@@ -58,8 +58,10 @@ def check_rows(member: Member, ids: np.ndarray, digest: str, n_test: int, task: 
             f"{where(member)} has {rows:,} out-of-fold rows; the training data has {n:,}."
         )
     if member.oof.shape != shape:  # the task check has passed: a damaged array
-        raise DataError(f"{where(member)} has out-of-fold predictions of shape "
-                        f"{member.oof.shape}; expected {shape}.")  # fmt: skip
+        raise DataError(
+            f"{where(member)} has out-of-fold predictions of shape "
+            f"{member.oof.shape}; expected {shape}."
+        )
     if member.test.shape != (n_test, *shape[1:]):
         raise DataError(
             f"{where(member)} has {member.test.shape[0]:,} test predictions; the test data has "
@@ -76,8 +78,9 @@ def check_rows(member: Member, ids: np.ndarray, digest: str, n_test: int, task: 
                 f"{ids[i]}: it was trained on other rows."
             )
     elif member.ids_sha256 is not None and member.ids_sha256 != digest:
-        raise DataError(f"{where(member)} was trained on other rows (its ids differ from the "
-                        "training data's).")  # fmt: skip
+        raise DataError(
+            f"{where(member)} was trained on other rows (its ids differ from the training data's)."
+        )
 
 
 def check_target(member: Member, competition, y: np.ndarray) -> None:

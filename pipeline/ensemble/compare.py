@@ -1,8 +1,8 @@
-"""What a run is compared with: the same-folds references (pipeline.ensemble.references) and a blend of
-the network with them, non-negative weights fitted on the out-of-fold predictions
+"""What a run is compared with: the same-folds references (pipeline.ensemble.references) and a
+blend of the network with them, non-negative weights fitted on the out-of-fold predictions
 (pipeline.ensemble.weights). The blend's score that leads is the nested one: fold k's rows blended
-with weights fitted on the other folds only. The references reuse each fold's preprocessing as
-the network's run fitted it."""
+with weights fitted on the other folds only. The references reuse each fold's preprocessing as the
+network's run fitted it."""
 
 from __future__ import annotations
 
@@ -29,9 +29,11 @@ def compare(
         return refs, {"skipped": f"more than {BLEND_CELLS:,} out-of-fold cells"}, None
     names = ["network", *(r.name for r in usable)]
     members = [np.asarray(cv.oof_, dtype=np.float64), *(r.oof for r in usable)]
-    fold_of_row = np.where(np.isfinite(members[0]).reshape(len(train.y), -1).all(axis=1),
-                           cv.fold_of_row_, -1)  # fmt: skip
+    fold_of_row = np.where(
+        np.isfinite(members[0]).reshape(len(train.y), -1).all(axis=1), cv.fold_of_row_, -1
+    )
     tests = [np.asarray(test_pred, dtype=np.float64), *(r.test for r in usable)]
-    entry, _, test_blend = fit_blend(names, members, tests, train.y, fold_of_row, "nnls", task,
-                                     metric)  # fmt: skip
+    entry, _, test_blend = fit_blend(
+        names, members, tests, train.y, fold_of_row, "nnls", task, metric
+    )
     return refs, entry, test_blend

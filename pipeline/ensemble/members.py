@@ -130,8 +130,16 @@ def load_trial(folder: Path) -> Member:
     if (folder / "trial.json").is_file() and (folder / "folds.npy").is_file():
         info = _json(folder / "trial.json")
         folds = np.load(folder / "folds.npy").astype(np.int64)
-        return Member(name, folder, info, oof, test, folds, ids_sha256=info.get("ids_sha256"),
-                      value=info.get("value"))  # fmt: skip
+        return Member(
+            name,
+            folder,
+            info,
+            oof,
+            test,
+            folds,
+            ids_sha256=info.get("ids_sha256"),
+            value=info.get("value"),
+        )
     # saved by an older version: the study's rows and folds are its final fit's, unless the
     # study searched the folds themselves
     searched = _json(tune_dir / "tune.json").get("params") or []
@@ -146,8 +154,17 @@ def load_trial(folder: Path) -> Member:
     final = load_run(tune_dir)
     top = {row["number"]: row["value"] for row in _json(tune_dir / "tune.json").get("top", [])}
     number = int(folder.name) if folder.name.isdigit() else None
-    return Member(name, folder, final.info, oof, test, final.folds, ids=final.ids,
-                  target=final.target, value=top.get(number))  # fmt: skip
+    return Member(
+        name,
+        folder,
+        final.info,
+        oof,
+        test,
+        final.folds,
+        ids=final.ids,
+        target=final.target,
+        value=top.get(number),
+    )
 
 
 def trial_folders(tune_dir: Path, top_k: int | None) -> list[Path]:
@@ -189,8 +206,10 @@ def load_members(paths: list[Path], top_k: int | None = None) -> list[Member]:
     for given in paths:
         path = _trial_path(Path(given))
         if not path.is_dir():
-            raise UserError(f"{given} is not a folder; pass run folders (pipeline.train, "
-                            "pipeline.tune trials, pipeline.blend).")  # fmt: skip
+            raise UserError(
+                f"{given} is not a folder; pass run folders (pipeline.train, "
+                "pipeline.tune trials, pipeline.blend)."
+            )
         if path.parent.name == "trials" and is_tune_dir(path.parent.parent):
             loaded = [load_trial(path)]
         elif is_tune_dir(path):

@@ -173,8 +173,7 @@ def fit_linear(fold: ReferenceFold) -> tuple[np.ndarray, np.ndarray | None]:
             model.fit(features(X_tr), train.y[fold.tr])
 
         def predict(X):
-            return _class_columns(model.predict_proba(features(X)), model.classes_,
-                                  task.n_classes)  # fmt: skip
+            return _class_columns(model.predict_proba(features(X)), model.classes_, task.n_classes)
     else:
         model = RidgeCV(alphas=np.logspace(-3, 3, 13))
         model.fit(features(X_tr), pre.model_target(train.y[fold.tr], X_tr))
@@ -202,8 +201,11 @@ def hgb_model(task, categorical: np.ndarray | None, seed: int):
     """300 rounds at learning rate 0.06 (slower and steadier than scikit-learn's 100 x 0.1);
     early stopping on an internal 10% split where scikit-learn's `auto` turns it on (more
     than 10,000 rows), so small folds keep all their rows."""
-    cls = HistGradientBoostingClassifier if task.is_classification else (
-        HistGradientBoostingRegressor)  # fmt: skip
+    cls = (
+        HistGradientBoostingClassifier
+        if task.is_classification
+        else (HistGradientBoostingRegressor)
+    )
     return cls(
         learning_rate=0.06,
         max_iter=300,

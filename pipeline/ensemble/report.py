@@ -24,10 +24,19 @@ def print_blend_summary(metrics: dict, out_dir: Path, console: Console | None = 
     for column in ("member", "weight", f"out-of-fold {name}", "folds mean ± std"):
         table.add_column(column, justify="left" if column == "member" else "right")
     for m in metrics["members"]:
-        table.add_row(m["name"], f"{m['weight']:.2f}", f"{m['oof_score']:.4f}",
-                      f"{m['mean']:.4f} ± {m['std']:.4f}")  # fmt: skip
-    table.add_row(f"blend ({metrics['method']}), nested", "", f"{metrics['oof_score']:.4f}",
-                  f"{metrics['mean']:.4f} ± {metrics['std']:.4f}", end_section=True)  # fmt: skip
+        table.add_row(
+            m["name"],
+            f"{m['weight']:.2f}",
+            f"{m['oof_score']:.4f}",
+            f"{m['mean']:.4f} ± {m['std']:.4f}",
+        )
+    table.add_row(
+        f"blend ({metrics['method']}), nested",
+        "",
+        f"{metrics['oof_score']:.4f}",
+        f"{metrics['mean']:.4f} ± {metrics['std']:.4f}",
+        end_section=True,
+    )
     console.print(table)
     best, gain = metrics["best_member"], metrics["gain_over_best_member"]
     verdict = "beats" if gain > 0 else "does not beat"
@@ -56,14 +65,20 @@ def plot_blend(path: Path, metrics: dict) -> Path:
     ax_w.invert_yaxis()
     labels = [*names, "equal weights", "blend, in sample", "blend, nested"]
     scores = [m["oof_score"] for m in members]
-    scores += [metrics["equal_weights_oof_score"], metrics["in_sample_oof_score"],
-               metrics["oof_score"]]  # fmt: skip
+    scores += [
+        metrics["equal_weights_oof_score"],
+        metrics["in_sample_oof_score"],
+        metrics["oof_score"],
+    ]
     colors = ["C7"] * len(members) + ["C2", "C1", "C3"]
     ax_s.barh(labels, scores, color=colors)
     low, high = min(scores), max(scores)
     pad = (high - low) * 0.5 or abs(high) * 0.01 or 0.01
-    ax_s.set(xlim=(low - pad, high + pad), xlabel=f"out-of-fold {metrics['metric']}",
-             title="out-of-fold scores")  # fmt: skip
+    ax_s.set(
+        xlim=(low - pad, high + pad),
+        xlabel=f"out-of-fold {metrics['metric']}",
+        title="out-of-fold scores",
+    )
     ax_s.invert_yaxis()
     for y, score in enumerate(scores):
         ax_s.text(score, y, f" {score:.4f}", va="center", fontsize=8)

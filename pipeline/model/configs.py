@@ -2,8 +2,8 @@
 it (`register_model(..., config=ConvConfig)`), so a key that a model does not read is an unknown
 key for it, and the message names the models that take it.
 
-`ModelConfig` holds the keys every model reads; a model adds its own keys by subclassing it. This module imports no torch: the config is checked before any
-model is built.
+`ModelConfig` holds the keys every model reads; a model adds its own keys by subclassing it. This
+module imports no torch: the config is checked before any model is built.
 """
 
 from __future__ import annotations
@@ -119,13 +119,15 @@ def takers(key: str) -> list[str]:
 
 
 def takers_text(key: str, name: str) -> str | None:
-    """"model.<key> applies to the sequence models (seq), not to model.name=mlp." when other
+    """ "model.<key> applies to the sequence models (seq), not to model.name=mlp." when other
     registered models take the key; None when none does."""
     names = takers(key)
     if not names:
         return None
-    kinds = {("sequence" if MODELS.info(n)["sequence"] else "frame" if MODELS.info(n)["frame"]
-              else "") for n in names}  # fmt: skip
+    kinds = {
+        ("sequence" if MODELS.info(n)["sequence"] else "frame" if MODELS.info(n)["frame"] else "")
+        for n in names
+    }
     kind = {
         frozenset({"frame"}): "the frame models",
         frozenset({"sequence"}): "the sequence models",

@@ -33,8 +33,15 @@ class FrameConv(nn.Module):
                 layers.append(nn.Dropout(cfg.frame_dropout))
             width = cfg.channels
         self.convs = nn.Sequential(*layers)
-        self.mlp = MLP(cfg.channels * frames, out_features, list(cfg.hidden), act_layer,
-                       head_norm, cfg.dropout, 0.0)  # fmt: skip
+        self.mlp = MLP(
+            cfg.channels * frames,
+            out_features,
+            list(cfg.hidden),
+            act_layer,
+            head_norm,
+            cfg.dropout,
+            0.0,
+        )
         self.body = nn.Sequential(self.convs, self.mlp.body)
         self.head = self.mlp.head
 
@@ -57,8 +64,15 @@ class FrameGRU(nn.Module):
             bidirectional=True,
             dropout=cfg.frame_dropout if cfg.layers > 1 else 0.0,
         )
-        self.mlp = MLP(2 * cfg.channels, out_features, list(cfg.hidden), act_layer, head_norm,
-                       cfg.dropout, 0.0)  # fmt: skip
+        self.mlp = MLP(
+            2 * cfg.channels,
+            out_features,
+            list(cfg.hidden),
+            act_layer,
+            head_norm,
+            cfg.dropout,
+            0.0,
+        )
         self.body = self.mlp.body  # the GRU keeps PyTorch's own (orthogonal-friendly) init
         self.head = self.mlp.head
 
@@ -96,8 +110,6 @@ def build_conv(cfg, in_features: int, out_features: int, frame_dim: int = 0) -> 
 @register_model("gru", frame=True, config=FrameConfig)
 def build_gru(cfg, in_features: int, out_features: int, frame_dim: int = 0) -> FrameGRU:
     frames = count_frames(cfg, in_features, frame_dim)
-    model = FrameGRU(
-        frame_dim, frames, out_features, cfg, activation_factory(cfg), head_norm(cfg)
-    )
+    model = FrameGRU(frame_dim, frames, out_features, cfg, activation_factory(cfg), head_norm(cfg))
     apply_init(model, cfg)
     return model

@@ -1,5 +1,5 @@
-"""The built-in activations, norms and weight inits of `pipeline.model.registry` (timm's create_act /
-create_norm): what the models are made of, chosen by name in the config.
+"""The built-in activations, norms and weight inits of `pipeline.model.registry` (timm's create_act
+/ create_norm): what the models are made of, chosen by name in the config.
 
 Add your own the same way, e.g. from a competition plug-in:
 

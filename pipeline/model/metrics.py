@@ -4,8 +4,8 @@ watches.
 Predictions live in the competition's own space: values for regression, class probabilities for
 classification. Metrics take (y_true, predictions) in that space. METRICS is an open registry
 (pipeline.model.registry) whose built-in entries, sklearn.metrics by name, live in
-pipeline/model/metric_defs.py; `register_metric(Metric("mine", fn, greater_is_better=False))` from a
-competition plug-in makes `metric_name = "mine"` valid.
+pipeline/model/metric_defs.py; `register_metric(Metric("mine", fn, greater_is_better=False))` from
+a competition plug-in makes `metric_name = "mine"` valid.
 
 `stop_metric(metric, task, monitor)` is the Metric the engines watch (early stopping,
 checkpoints, plateau schedules, progress, pruning): with train.monitor=auto the task's loss for
@@ -180,7 +180,9 @@ class Task:
             return "a binary classification"
         return f"a {self.n_classes}-class classification"
 
-    def loss(self, out: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    def loss(
+        self, out: torch.Tensor, target: torch.Tensor, reduction: str = "mean"
+    ) -> torch.Tensor:
         """The training loss of network outputs against model-space targets; the one loss of
         both engines. Outputs have the targets' shape plus a last axis of the outputs (rows,
         stacked folds, windows alike)."""

@@ -33,9 +33,12 @@ from pipeline.model.stacking import NotStackable, Stacked
 
 
 def build_model(
-    cfg, in_features: int, out_features: int, frame_dim: int = 0,
+    cfg,
+    in_features: int,
+    out_features: int,
+    frame_dim: int = 0,
     embed: Sequence[tuple[int, int]] = (),
-) -> nn.Module:  # fmt: skip
+) -> nn.Module:
     """cfg is the `model` config section; frame_dim > 0 when rows are frames x frame_dim;
     `embed`: (categories, width) of each category-code column at the end of a row, read
     through learned embeddings (EmbeddingInput) before the model."""

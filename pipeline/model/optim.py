@@ -1,15 +1,15 @@
 """Optimizers, learning-rate schedules and weight penalties/constraints, built from config.
 
-OPTIMIZERS and SCHEDULERS are the open registries of `pipeline.model.registry`; the built-in entries
-are registered here. An optimizer entry is a torch.optim.Optimizer class registered with the
-optional optim.* keys it takes (`options`); the config refuses the others, so no switch is
+OPTIMIZERS and SCHEDULERS are the open registries of `pipeline.model.registry`; the built-in
+entries are registered here. An optimizer entry is a torch.optim.Optimizer class registered with
+the optional optim.* keys it takes (`options`); the config refuses the others, so no switch is
 silently ignored. A schedule entry is either a closed form f(cfg, t, total) -> multiplier of the
 initial lr (a LambdaLR, written as the formula; tests compare them step by step), or, registered
 with builder=True, f(optimizer, cfg, epochs, steps_per_epoch, monitor, mode) -> Lightning's
 lr_scheduler dict (plateau and one-cycle are PyTorch's own). Its other facts: `options` (the
 optional sched.* keys it takes; one it does not take, set away from its default, is refused),
-`needs` ({key: example} it cannot do without) and `no_warmup`
-(why sched.warmup does not combine with it).
+`needs` ({key: example} it cannot do without) and `no_warmup` (why sched.warmup does not combine
+with it).
 """
 
 from __future__ import annotations
@@ -26,8 +26,12 @@ register_optimizer("sgd", torch.optim.SGD, options=("momentum", "nesterov", "for
 register_optimizer("adagrad", torch.optim.Adagrad, options=("eps", "foreach"))
 register_optimizer("rmsprop", torch.optim.RMSprop, options=("momentum", "alpha", "eps", "foreach"))
 register_optimizer("adadelta", torch.optim.Adadelta, options=("rho", "eps", "foreach"))
-for _name, _cls in (("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW),
-                    ("nadam", torch.optim.NAdam), ("radam", torch.optim.RAdam)):  # fmt: skip
+for _name, _cls in (
+    ("adam", torch.optim.Adam),
+    ("adamw", torch.optim.AdamW),
+    ("nadam", torch.optim.NAdam),
+    ("radam", torch.optim.RAdam),
+):
     register_optimizer(_name, _cls, options=("betas", "eps", "foreach"))
 
 

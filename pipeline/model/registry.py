@@ -9,9 +9,9 @@ Names are normalised (case, '-' and '_' ignored), so `LeakyReLU`, `leaky_relu` a
 are one entry, and the registry's own spelling is what a config stores. An unknown name raises
 ValueError listing the valid ones.
 
-This module imports no torch. Each registry's built-in entries live in the modules that define
-them (`builtins="pipeline.model.layers"`) and are imported on the registry's first use, so the
-config checks names against these objects without importing the models itself. Tests parametrize over the
+This module imports no torch. Each registry's built-in entries live in the modules that define them
+(`builtins="pipeline.model.layers"`) and are imported on the registry's first use, so the config
+checks names against these objects without importing the models itself. Tests parametrize over the
 registries, so a new entry is tested the day it is added.
 """
 

@@ -32,8 +32,9 @@ class SequenceRNN(nn.Module):
                 nn.Dropout(cfg.frame_dropout) if cfg.frame_dropout > 0 else nn.Identity()
             )
             width = 2 * cfg.channels
-        self.mlp = MLP(width, out_features, list(cfg.hidden), act_layer, head_norm, cfg.dropout,
-                       0.0)  # fmt: skip
+        self.mlp = MLP(
+            width, out_features, list(cfg.hidden), act_layer, head_norm, cfg.dropout, 0.0
+        )
         self.body = self.mlp.body  # the recurrent layers keep PyTorch's own init
         self.head = self.mlp.head
 

@@ -31,8 +31,18 @@ class NotStackable(ConfigError):
     engine choice (pipeline/engine/choice.py) puts the message into its reason."""
 
 
-STATELESS = (nn.Dropout, nn.Identity, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.SELU, nn.GELU, nn.SiLU,
-             nn.Tanh, nn.Sigmoid)  # fmt: skip
+STATELESS = (
+    nn.Dropout,
+    nn.Identity,
+    nn.ReLU,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.SELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Tanh,
+    nn.Sigmoid,
+)
 
 
 def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -202,8 +212,12 @@ class Stacked(nn.Module):
     flat row (e.g. ("body", "head")). `conv`: (name of a conv stack, frames, features per frame)
     for a model whose forward first reads the row as frames through that stack (FrameConv)."""
 
-    def __init__(self, models: list[nn.Module], parts: tuple[str, ...],
-                 conv: tuple[str, int, int] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        models: list[nn.Module],
+        parts: tuple[str, ...],
+        conv: tuple[str, int, int] | None = None,
+    ):
         super().__init__()
         self.K = len(models)
         self.parts = parts

@@ -96,12 +96,14 @@ def finish(inputs: Inputs, fitted: Fitted, compared: Compared) -> Finished:
     competition, cfg, train, test = inputs.competition, inputs.cfg, inputs.train, inputs.test
     cv, task = fitted.cv, competition.task
     shown = task.to_labels if task.is_classification else competition.to_target_scale
-    oof = pd.DataFrame({
-        "id": train.ids,
-        "fold": cv.fold_of_row_,
-        "target": train.y if task.is_classification else competition.to_target_scale(train.y),
-        "prediction": shown(cv.oof_),
-    })  # fmt: skip
+    oof = pd.DataFrame(
+        {
+            "id": train.ids,
+            "fold": cv.fold_of_row_,
+            "target": train.y if task.is_classification else competition.to_target_scale(train.y),
+            "prediction": shown(cv.oof_),
+        }
+    )
     submitted, post = fitted.test_pred, None  # the prediction space; the format decides
     if cfg.post.enabled:
         start = time.perf_counter()
@@ -125,8 +127,9 @@ def finish(inputs: Inputs, fitted: Fitted, compared: Compared) -> Finished:
     return Finished(oof, submission(submitted), blend, post)
 
 
-def write_files(inputs: Inputs, fitted: Fitted, done: Finished, out_dir: Path,
-                final_dir: Path | None) -> None:  # fmt: skip
+def write_files(
+    inputs: Inputs, fitted: Fitted, done: Finished, out_dir: Path, final_dir: Path | None
+) -> None:
     """Every file of the run but metrics.json. `final_dir`: where the files will live when
     out_dir is a temporary folder (pipeline/run/folder.py)."""
     competition, test, cv = inputs.competition, inputs.test, fitted.cv

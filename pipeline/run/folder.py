@@ -42,25 +42,27 @@ from pipeline.interrupts import deferred, keeping
 from pipeline.io import check_out_dir, write_text
 
 MARKER = ".complete"  # written last inside a finished run folder: {"complete": true, ...}
-RUN_NAMES = frozenset(  # all that pipeline.run.fit / .report / .blend / Lightning put in a run folder
-    {
-        MARKER,
-        "config.yaml",
-        "provenance.json",
-        "metrics.json",
-        "oof.csv",
-        "submission.csv",
-        "submission_blend.csv",
-        "oof_proba.npy",
-        "test_proba.npy",
-        "oof_pred.npy",
-        "test_pred.npy",
-        "blend.png",
-        "test_mc_spread.csv",
-        "learning_curves.png",
-        "checkpoints",
-        "logs",
-    }
+RUN_NAMES = (
+    frozenset(  # all that pipeline.run.fit / .report / .blend / Lightning put in a run folder
+        {
+            MARKER,
+            "config.yaml",
+            "provenance.json",
+            "metrics.json",
+            "oof.csv",
+            "submission.csv",
+            "submission_blend.csv",
+            "oof_proba.npy",
+            "test_proba.npy",
+            "oof_pred.npy",
+            "test_pred.npy",
+            "blend.png",
+            "test_mc_spread.csv",
+            "learning_curves.png",
+            "checkpoints",
+            "logs",
+        }
+    )
 )
 
 

@@ -133,9 +133,12 @@ def check_buildable(
         raise ConfigError(f"features: {exc}".splitlines()[0]) from None
     try:
         model = models.build_model(
-            cfg.model, pre.n_features_out_, competition.task.n_outputs, competition.frame_dim,
+            cfg.model,
+            pre.n_features_out_,
+            competition.task.n_outputs,
+            competition.frame_dim,
             embed=pre.embed,
-        )  # fmt: skip
+        )
         optimizer = optim.build_optimizer(model, cfg.optim)
         optim.build_scheduler(optimizer, cfg.sched, cfg.train.epochs, 10, "val/x", "min")
         model.train()

@@ -58,8 +58,9 @@ class Layout:
     categories: dict[str, list[str]]  # sorted category text per categorical column
 
     @classmethod
-    def infer(cls, train: pd.DataFrame, test: pd.DataFrame, features: list[str],
-              declared: list[str]) -> Layout:  # fmt: skip
+    def infer(
+        cls, train: pd.DataFrame, test: pd.DataFrame, features: list[str], declared: list[str]
+    ) -> Layout:
         cats: dict[str, list[str]] = {}
         mask = []
         for name in features:

@@ -1,5 +1,5 @@
-"""A Competition defined by a competition.yaml file (pipeline/tabular/spec.py): CSV files with numeric and
-categorical columns, missing values, and class labels of any kind.
+"""A Competition defined by a competition.yaml file (pipeline/tabular/spec.py): CSV files with
+numeric and categorical columns, missing values, and class labels of any kind.
 
 The files are read once per data folder (prepare_data), which also fixes the task (from the
 yaml's task and metric, or the target's values) and the classes, so that everything that needs
@@ -41,8 +41,9 @@ class CsvCompetition(Competition):
         self.slug = spec.slug or ""
         self.title = spec.title or spec.name
         self.defaults_file = spec.path
-        files = [spec.train, spec.test] + ([spec.sample_submission] if spec.sample_submission
-                                           else [])  # fmt: skip
+        files = [spec.train, spec.test] + (
+            [spec.sample_submission] if spec.sample_submission else []
+        )
         self.files = tuple(files)
         self.needs_download = bool(spec.slug)
         self.sha256 = {}
@@ -115,8 +116,9 @@ class CsvCompetition(Competition):
         test = read_csv(self.require_file(data_dir, spec.test), "the test data")
         sample = None
         if spec.sample_submission:
-            sample = read_csv(self.require_file(data_dir, spec.sample_submission),
-                              "the sample submission")  # fmt: skip
+            sample = read_csv(
+                self.require_file(data_dir, spec.sample_submission), "the sample submission"
+            )
         self.id_column, self.target_column = self._id_and_target(train, test, sample)
         require_columns(train, [self.id_column, self.target_column], "id / target")
         require_columns(test, [self.id_column], "id")
@@ -149,12 +151,17 @@ class CsvCompetition(Competition):
         self._has_missing = np.isnan(X_train).any(axis=0) | np.isnan(X_test).any(axis=0)
         self._loaded = (
             data_dir,
-            TrainData(X=X_train, y=y, ids=train[self.id_column].to_numpy(),
-                      feature_names=features, source=spec.train,
-                      categorical=layout.categorical if layout.categorical.any() else None),
+            TrainData(
+                X=X_train,
+                y=y,
+                ids=train[self.id_column].to_numpy(),
+                feature_names=features,
+                source=spec.train,
+                categorical=layout.categorical if layout.categorical.any() else None,
+            ),
             TestData(X=X_test, ids=test[self.id_column].to_numpy(), source=spec.test),
             sample,
-        )  # fmt: skip
+        )
 
     def _id_and_target(self, train, test, sample) -> tuple[str, str]:
         spec = self.spec
@@ -172,8 +179,10 @@ class CsvCompetition(Competition):
             target = extra[0] if len(extra) == 1 else None
         if id_col is None or target is None:
             what = "id" if id_col is None else "target"
-            raise ConfigError(f"{spec.path}: cannot tell the {what} column from the files; "
-                              f"set {what}: in competition.yaml.")  # fmt: skip
+            raise ConfigError(
+                f"{spec.path}: cannot tell the {what} column from the files; "
+                f"set {what}: in competition.yaml."
+            )
         return id_col, target
 
     def _task_and_metric(self, y: pd.Series) -> tuple[Task, str]:
@@ -190,18 +199,23 @@ class CsvCompetition(Competition):
         if kind == "classification":
             n = y.nunique()
             if spec.task == "binary" and n != 2:
-                raise DataError(f"{spec.train}: task binary, but the target {y.name!r} has "
-                                f"{n} distinct values.")  # fmt: skip
+                raise DataError(
+                    f"{spec.train}: task binary, but the target {y.name!r} has "
+                    f"{n} distinct values."
+                )
             if n < 2:
                 raise DataError(f"{spec.train}: the target {y.name!r} holds one class only.")
             task = Task("classification", n_classes=int(n))
         else:
             if y.dtype.kind not in "iuf":
-                raise DataError(f"{spec.train}: task regression, but the target {y.name!r} "
-                                "holds text; use task: binary or multiclass.")  # fmt: skip
+                raise DataError(
+                    f"{spec.train}: task regression, but the target {y.name!r} "
+                    "holds text; use task: binary or multiclass."
+                )
             task = Task("regression")
-        name = spec.metric or (CLASSIFICATION_METRIC_DEFAULT if task.is_classification
-                               else REGRESSION_METRIC_DEFAULT)  # fmt: skip
+        name = spec.metric or (
+            CLASSIFICATION_METRIC_DEFAULT if task.is_classification else REGRESSION_METRIC_DEFAULT
+        )
         check_task(get_metric(name), task)
         return task, name
 
@@ -223,11 +237,13 @@ class CsvCompetition(Competition):
 
     def make_preprocessor(self, cfg, train: TrainData):
         layout = self.layout
-        n_categories = [len(layout.categories[f]) for f, c in
-                        zip(layout.features, layout.categorical) if c]  # fmt: skip
+        n_categories = [
+            len(layout.categories[f]) for f, c in zip(layout.features, layout.categorical) if c
+        ]
         kinds = ColumnKinds(layout.categorical, n_categories, self._has_missing)
-        return tabular_preprocessor(cfg.features, self.task.kind, len(layout.features),
-                                    kinds=kinds, seed=cfg.seed)  # fmt: skip
+        return tabular_preprocessor(
+            cfg.features, self.task.kind, len(layout.features), kinds=kinds, seed=cfg.seed
+        )
 
 
 def _kind_of_values(y: pd.Series) -> str:

@@ -191,7 +191,11 @@ def _key(X) -> tuple:
 
 def _columns(cfg: TabularFeatures, task_kind: str, kinds: ColumnKinds, seed: int) -> Preprocessor:
     """Numeric and categorical columns, each kind through its own transformers."""
-    categorical, n_categories, has_missing = kinds.categorical, kinds.n_categories, kinds.has_missing
+    categorical, n_categories, has_missing = (
+        kinds.categorical,
+        kinds.n_categories,
+        kinds.has_missing,
+    )
     numeric = np.flatnonzero(~categorical).tolist()
     parts = []
     if numeric:
@@ -228,16 +232,21 @@ def _columns(cfg: TabularFeatures, task_kind: str, kinds: ColumnKinds, seed: int
 def _encoder(encoding: str, cfg: TabularFeatures, task_kind: str, seed: int):
     fill = SimpleImputer(strategy="constant", fill_value=-1.0)  # missing: a category of its own
     if encoding == "onehot":
-        encoder = OneHotEncoder(handle_unknown="infrequent_if_exist",
-                                min_frequency=cfg.min_frequency, sparse_output=False)  # fmt: skip
+        encoder = OneHotEncoder(
+            handle_unknown="infrequent_if_exist",
+            min_frequency=cfg.min_frequency,
+            sparse_output=False,
+        )
     elif encoding == "target":
         target_type = "continuous" if task_kind == "regression" else "auto"
         encoder = CrossFitTargetEncoder(target_type=target_type, **_cross_fit(task_kind, seed))
     elif encoding == "embed":  # codes 1..n of the fold's categories; 0 unknown/missing/rare
-        encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
-                                 min_frequency=cfg.min_frequency)  # fmt: skip
-        return Pipeline([("fill", fill), ("encode", encoder),
-                         ("shift", FunctionTransformer(_plus_one))])  # fmt: skip
+        encoder = OrdinalEncoder(
+            handle_unknown="use_encoded_value", unknown_value=-1, min_frequency=cfg.min_frequency
+        )
+        return Pipeline(
+            [("fill", fill), ("encode", encoder), ("shift", FunctionTransformer(_plus_one))]
+        )
     else:
         encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
         scaler = SCALERS[cfg.scale]

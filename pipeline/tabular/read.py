@@ -102,8 +102,15 @@ def _cell_text(path: Path, column: pd.Series, row: int) -> str:
     try:
         header = pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns
         position = [str(c) for c in header].index(str(column.name))
-        cell = pd.read_csv(path, usecols=[position], dtype=str, keep_default_na=False,
-                           skiprows=range(1, row + 1), nrows=1, encoding="utf-8-sig")  # fmt: skip
+        cell = pd.read_csv(
+            path,
+            usecols=[position],
+            dtype=str,
+            keep_default_na=False,
+            skiprows=range(1, row + 1),
+            nrows=1,
+            encoding="utf-8-sig",
+        )
         return str(cell.iloc[0, 0])
     except (ValueError, IndexError, OSError, pd.errors.ParserError):
         return ""

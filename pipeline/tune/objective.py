@@ -107,9 +107,17 @@ def save_trial(setup: TuneSetup, inputs: Inputs, cv, number: int, value: float, 
     write_npy(folder / "test.npy", test_pred)
     write_npy(folder / "folds.npy", cv.fold_of_row_)
     info = run_info(inputs.competition, inputs.cfg, len(train.y), len(test.ids))
-    write_json(folder / "trial.json", {**info, "number": number, "value": value,
-               "fold_scores": [float(s) for s in cv.fold_scores_], "params": values,
-               "ids_sha256": ids_digest(train.ids)})  # fmt: skip
+    write_json(
+        folder / "trial.json",
+        {
+            **info,
+            "number": number,
+            "value": value,
+            "fold_scores": [float(s) for s in cv.fold_scores_],
+            "params": values,
+            "ids_sha256": ids_digest(train.ids),
+        },
+    )
 
 
 def keep_top_k(study: optuna.Study, out_dir: Path, k: int) -> None:
@@ -175,8 +183,14 @@ class Objective:
         metric = competition.metric
         stop = stop_metric(metric, competition.task, cfg.train.monitor)
         trial.set_user_attr("monitor", stop.name)  # what early stopping and the epochs watched
-        reporter = Reporter(trial, setup.pruning, setup.stride, cfg.cv.folds, setup.on_epoch,
-                            watched=(stop, metric))  # fmt: skip
+        reporter = Reporter(
+            trial,
+            setup.pruning,
+            setup.stride,
+            cfg.cv.folds,
+            setup.on_epoch,
+            watched=(stop, metric),
+        )
         cv = CrossValidator(
             competition,
             cfg,

@@ -50,8 +50,9 @@ def choose_dir(
     """--out, or the folder this command continues (module comment), or a new one."""
     if out is not None:
         return out
-    folder = None if overwrite else resumable(root / competition, competition, study, storage,
-                                              trials)  # fmt: skip
+    folder = (
+        None if overwrite else resumable(root / competition, competition, study, storage, trials)
+    )
     if folder is not None:
         print(
             f"no --out: continuing {folder}, the newest unfinished tuning run of {competition} "

@@ -28,8 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.errors import UserError
     from pipeline.run.inputs import resolve_config
 
-    parser = argparse.ArgumentParser(prog="python -m research.timit.epoch_time",
-                                     description=__doc__.split("\n")[0])  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m research.timit.epoch_time", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("overrides", nargs="*", help="key=value on top of the TIMIT defaults")
     parser.add_argument("--rows", type=int, help="train on the first N rows only")
@@ -40,12 +41,22 @@ def main(argv: list[str] | None = None) -> int:
         train = competition.load_train(args.data_dir)
         if args.rows:
             rows = slice(0, min(args.rows, len(train.y)))
-            train = TrainData(X=np.asarray(train.X[rows]), y=train.y[rows],
-                              ids=train.ids[rows], source=train.source)  # fmt: skip
-        cfg = resolve_config(competition, None, [
-            *args.overrides, f"cv.folds={args.folds}", f"train.epochs={args.epochs}",
-            "train.patience=0",
-        ])  # fmt: skip
+            train = TrainData(
+                X=np.asarray(train.X[rows]),
+                y=train.y[rows],
+                ids=train.ids[rows],
+                source=train.source,
+            )
+        cfg = resolve_config(
+            competition,
+            None,
+            [
+                *args.overrides,
+                f"cv.folds={args.folds}",
+                f"train.epochs={args.epochs}",
+                "train.patience=0",
+            ],
+        )
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         cv = CrossValidator(competition, cfg, progress=False).fit(train)

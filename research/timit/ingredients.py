@@ -22,33 +22,84 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import PostConfig
-from pipeline.run.postprocess import postprocess, postprocess_oof
 from pipeline.engine.splits import blocked_splits
+from pipeline.run.postprocess import postprocess, postprocess_oof
 
 # name -> (what it is, overrides on top of the TIMIT defaults): each recipe sets every key it
 # depends on, so it stays the same recipe when the defaults change. "seq1" is the default.
 RECIPES: dict[str, tuple[str, list[str]]] = {
-    "mlp": ("frame MLP 1024-1024-512-256, batch norm, dropout 0.25 (11 frames)",
-            ["model.name=mlp", "model.hidden=[1024,1024,512,256]", "model.norm=batch",
-             "model.dropout=0.25", "train.grad_clip=0.0", "features.context=11"]),
-    "conv": ("conv over the 11 frames, 128 channels, head [512]",
-             ["model.name=conv", "model.channels=128", "model.hidden=[512]",
-              "model.norm=batch", "model.dropout=0.25", "model.layers=2",
-              "model.frame_dropout=0.0", "train.grad_clip=0.0", "features.context=11"]),
-    "gru": ("bidirectional GRU over the 11 frames, 128 units, head [256]",
-            ["model.name=gru", "model.channels=128", "model.hidden=[256]", "model.norm=batch",
-             "model.dropout=0.25", "model.layers=2", "model.frame_dropout=0.0",
-             "train.grad_clip=1.0", "features.context=11"]),
-    "seq": ("sequence BiGRU over 64-row windows (stride 32), 2 x 128 units, 11-frame rows",
-            ["model.name=seq", "model.window=64", "model.stride=32", "model.channels=128",
-             "model.layers=2", "model.hidden=[256]", "model.norm=batch", "model.dropout=0.25",
-             "model.frame_dropout=0.2", "train.grad_clip=1.0", "features.context=11"]),
-    "seq1": ("the same sequence BiGRU reading only each row's centre frame (39 columns)",
-             ["model.name=seq", "model.window=64", "model.stride=32", "model.channels=128",
-              "model.layers=2", "model.hidden=[256]", "model.norm=batch",
-              "model.dropout=0.25", "model.frame_dropout=0.2", "train.grad_clip=1.0",
-              "features.context=1"]),
-}  # fmt: skip
+    "mlp": (
+        "frame MLP 1024-1024-512-256, batch norm, dropout 0.25 (11 frames)",
+        [
+            "model.name=mlp",
+            "model.hidden=[1024,1024,512,256]",
+            "model.norm=batch",
+            "model.dropout=0.25",
+            "train.grad_clip=0.0",
+            "features.context=11",
+        ],
+    ),
+    "conv": (
+        "conv over the 11 frames, 128 channels, head [512]",
+        [
+            "model.name=conv",
+            "model.channels=128",
+            "model.hidden=[512]",
+            "model.norm=batch",
+            "model.dropout=0.25",
+            "model.layers=2",
+            "model.frame_dropout=0.0",
+            "train.grad_clip=0.0",
+            "features.context=11",
+        ],
+    ),
+    "gru": (
+        "bidirectional GRU over the 11 frames, 128 units, head [256]",
+        [
+            "model.name=gru",
+            "model.channels=128",
+            "model.hidden=[256]",
+            "model.norm=batch",
+            "model.dropout=0.25",
+            "model.layers=2",
+            "model.frame_dropout=0.0",
+            "train.grad_clip=1.0",
+            "features.context=11",
+        ],
+    ),
+    "seq": (
+        "sequence BiGRU over 64-row windows (stride 32), 2 x 128 units, 11-frame rows",
+        [
+            "model.name=seq",
+            "model.window=64",
+            "model.stride=32",
+            "model.channels=128",
+            "model.layers=2",
+            "model.hidden=[256]",
+            "model.norm=batch",
+            "model.dropout=0.25",
+            "model.frame_dropout=0.2",
+            "train.grad_clip=1.0",
+            "features.context=11",
+        ],
+    ),
+    "seq1": (
+        "the same sequence BiGRU reading only each row's centre frame (39 columns)",
+        [
+            "model.name=seq",
+            "model.window=64",
+            "model.stride=32",
+            "model.channels=128",
+            "model.layers=2",
+            "model.hidden=[256]",
+            "model.norm=batch",
+            "model.dropout=0.25",
+            "model.frame_dropout=0.2",
+            "train.grad_clip=1.0",
+            "features.context=1",
+        ],
+    ),
+}
 GRID_PRIOR = (0.0, 0.25, 0.5, 0.75, 1.0)
 GRID_TRANSITION = (0.5, 1.0, 2.0, 3.0, 5.0)
 
@@ -72,8 +123,11 @@ def evaluate(run: Path, y: np.ndarray, answers: np.ndarray | None, grid: bool) -
     cv = metrics["cv"]
     splits = blocked_splits(len(y), cv["folds"], cv["gap"])
     ran = metrics["post"]
-    viterbi = PostConfig(viterbi=True, transition_weight=ran.get("transition_weight", 2.0),
-                         prior_weight=ran.get("prior_weight", 0.5))  # fmt: skip
+    viterbi = PostConfig(
+        viterbi=True,
+        transition_weight=ran.get("transition_weight", 2.0),
+        prior_weight=ran.get("prior_weight", 0.5),
+    )
     out = {"seconds": metrics["seconds"], "epochs": metrics["epochs_run"]}
     posts = (("raw", PostConfig()), ("smooth5", PostConfig(smooth=5)), ("viterbi", viterbi))
     for name, post in posts:
@@ -98,8 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     from competitions.timit import competition
     from pipeline.train import main as train
 
-    parser = argparse.ArgumentParser(prog="python -m research.timit.ingredients",
-                                     description=__doc__.split("\n")[0])  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m research.timit.ingredients", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("overrides", nargs="*", help="key=value for every recipe")
     parser.add_argument("--recipes", default=",".join(RECIPES), help="comma-separated names")
@@ -118,23 +173,36 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         run = args.out / name
         if not (args.reuse and (run / "metrics.json").is_file()):
-            command = ["timit", "--data-dir", str(args.data_dir), "--out", str(run),
-                       "--overwrite", "--quiet", *RECIPES[name][1], *args.overrides]  # fmt: skip
+            command = [
+                "timit",
+                "--data-dir",
+                str(args.data_dir),
+                "--out",
+                str(run),
+                "--overwrite",
+                "--quiet",
+                *RECIPES[name][1],
+                *args.overrides,
+            ]
             code = train(command)
             if code:
                 return code
         result = evaluate(run, y, answers, args.grid)
         rows.append((name, result))
         seconds = result["seconds"]["total"]
-        line = (f"{name}: raw {_fmt(result['raw'])}, smooth5 {_fmt(result['smooth5'])}, "
-                f"viterbi {_fmt(result['viterbi'])} ({seconds:.0f} s)")  # fmt: skip
+        line = (
+            f"{name}: raw {_fmt(result['raw'])}, smooth5 {_fmt(result['smooth5'])}, "
+            f"viterbi {_fmt(result['viterbi'])} ({seconds:.0f} s)"
+        )
         print(line, flush=True)
     where = "OOF / unseen-speaker test" if answers is not None else "OOF"
     print(f"\n| recipe | raw | `post.smooth=5` | Viterbi | seconds | ({where} accuracy)")
     print("|---|---|---|---|---|")
     for name, r in rows:
-        print(f"| {RECIPES[name][0]} | {_fmt(r['raw'])} | {_fmt(r['smooth5'])} | "
-              f"{_fmt(r['viterbi'])} | {r['seconds']['total']:.0f} |")  # fmt: skip
+        print(
+            f"| {RECIPES[name][0]} | {_fmt(r['raw'])} | {_fmt(r['smooth5'])} | "
+            f"{_fmt(r['viterbi'])} | {r['seconds']['total']:.0f} |"
+        )
     if args.grid:
         print("\nViterbi weights searched on OOF (prior_weight, transition_weight):")
         for name, r in rows:

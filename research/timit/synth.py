@@ -73,9 +73,9 @@ import numpy as np
 import pandas as pd
 from scipy.io import wavfile
 
-from research.timit import speech
 from pipeline.io import write_csv
 from pipeline.run.folder import move_in, sibling
+from research.timit import speech
 
 VOICES = ("kal_diphone", "cmu_us_slt_arctic_hts")
 DEFAULT_TEXT = Path("/usr/share/dictd/devil.dict.dz")

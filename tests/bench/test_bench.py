@@ -13,8 +13,20 @@ import bench.__main__ as bench
 
 
 def test_bench_times_both_paths_and_prints_the_ratio_last(covid_dir, capsys):
-    argv = ["--data", "covid", "--data-dir", str(covid_dir), "--folds", "2", "--epochs", "2",
-            "--repeats", "1", "--device", "cpu"]  # fmt: skip
+    argv = [
+        "--data",
+        "covid",
+        "--data-dir",
+        str(covid_dir),
+        "--folds",
+        "2",
+        "--epochs",
+        "2",
+        "--repeats",
+        "1",
+        "--device",
+        "cpu",
+    ]
     assert bench.main(argv) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     timed = [line for line in lines if " s per epoch (all folds)" in line]
@@ -25,8 +37,9 @@ def test_bench_times_both_paths_and_prints_the_ratio_last(covid_dir, capsys):
     ]
     for line in timed:  # every path trained the requested epochs and scored its folds
         assert "epochs [2, 2]" in line and re.search(r"rmse \d+\.\d{4} ± \d+\.\d{4}", line)
-    assert re.fullmatch(r"ratio \(seconds per epoch, common template / project\): \d+\.\dx",
-                        lines[-1])  # fmt: skip
+    assert re.fullmatch(
+        r"ratio \(seconds per epoch, common template / project\): \d+\.\dx", lines[-1]
+    )
 
 
 def test_bench_refuses_covid_without_its_files(capsys):
@@ -35,8 +48,22 @@ def test_bench_refuses_covid_without_its_files(capsys):
 
 
 def test_bench_with_several_seeds_averages_the_scores(covid_dir, capsys):
-    argv = ["--data", "covid", "--data-dir", str(covid_dir), "--folds", "2", "--epochs", "1",
-            "--repeats", "1", "--seeds", "2", "--device", "cpu"]  # fmt: skip
+    argv = [
+        "--data",
+        "covid",
+        "--data-dir",
+        str(covid_dir),
+        "--folds",
+        "2",
+        "--epochs",
+        "1",
+        "--repeats",
+        "1",
+        "--seeds",
+        "2",
+        "--device",
+        "cpu",
+    ]
     assert bench.main(argv) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     timed = [line for line in lines if " s per epoch (all folds)" in line]
@@ -65,8 +92,22 @@ def test_bench_times_the_competitions_bench_recipe(tmp_path, capsys):
     from competitions.timit.generate import generate
 
     generate(tmp_path, train_rows=2000, test_rows=100, seed=0)
-    argv = ["--data", "timit", "--data-dir", str(tmp_path), "--folds", "2", "--epochs", "1",
-            "--repeats", "1", "--device", "cpu", "--batch", "256"]  # fmt: skip
+    argv = [
+        "--data",
+        "timit",
+        "--data-dir",
+        str(tmp_path),
+        "--folds",
+        "2",
+        "--epochs",
+        "1",
+        "--repeats",
+        "1",
+        "--device",
+        "cpu",
+        "--batch",
+        "256",
+    ]
     assert bench.main(argv) == 0  # the default sequence model does not stack; the MLP does
     out = capsys.readouterr().out
     assert "model mlp [1024, 1024, 512, 256]" in out and "project (engine=fast)" in out

@@ -15,8 +15,9 @@ def test_numpy_and_torch_agree_and_the_inverse_undoes_the_map():
     rng = np.random.default_rng(0)
     y, offset = rng.normal(5, 3, 50).astype(np.float32), rng.normal(size=50).astype(np.float32)
     z = to_model(y, offset, 1.5, 2.5)
-    torch.testing.assert_close(torch.from_numpy(z), to_model(torch.from_numpy(y),
-                                                             torch.from_numpy(offset), 1.5, 2.5))
+    torch.testing.assert_close(
+        torch.from_numpy(z), to_model(torch.from_numpy(y), torch.from_numpy(offset), 1.5, 2.5)
+    )
     np.testing.assert_allclose(from_model(z, offset, 1.5, 2.5), y, rtol=1e-6)
     np.testing.assert_allclose(z, (y - offset - 1.5) / 2.5, rtol=1e-6)
 
@@ -25,13 +26,21 @@ def test_the_preprocessor_and_the_device_folds_map_the_same_way():
     rng = np.random.default_rng(1)
     X = rng.normal(size=(40, 3)).astype(np.float32)
     y = (X[:, 0] * 4 + 10 + rng.normal(size=40)).astype(np.float32)
-    pres = [Preprocessor(None, offset_column=0, scale_target=True).fit(X[:20], y[:20]),
-            Preprocessor(None, offset_column=0, scale_target=True).fit(X[20:], y[20:])]
+    pres = [
+        Preprocessor(None, offset_column=0, scale_target=True).fit(X[:20], y[:20]),
+        Preprocessor(None, offset_column=0, scale_target=True).fit(X[20:], y[20:]),
+    ]
     data = DeviceFolds(
-        X=torch.from_numpy(X), y=torch.from_numpy(y), offset=torch.from_numpy(pres[0].offset(X)),
-        columns=torch.tensor([[0, 1, 2], [0, 1, 2]]), center=torch.zeros(2, 3),
-        mult=torch.ones(2, 3), target_shift=torch.tensor([p.shift_ for p in pres]),
-        target_scale=torch.tensor([p.scale_ for p in pres]), train_idx=[], val_idx=[],
+        X=torch.from_numpy(X),
+        y=torch.from_numpy(y),
+        offset=torch.from_numpy(pres[0].offset(X)),
+        columns=torch.tensor([[0, 1, 2], [0, 1, 2]]),
+        center=torch.zeros(2, 3),
+        mult=torch.ones(2, 3),
+        target_shift=torch.tensor([p.shift_ for p in pres]),
+        target_scale=torch.tensor([p.scale_ for p in pres]),
+        train_idx=[],
+        val_idx=[],
     )
     idx = torch.arange(40).expand(2, -1)
     z = data.targets(idx)

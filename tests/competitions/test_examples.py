@@ -42,8 +42,18 @@ def test_penguins_labels_are_class_names(tmp_path):
     assert 0.0 <= metrics["blend"]["nested_oof_score"] <= 1.0
     blend = pd.read_csv(tmp_path / "run" / "submission_blend.csv")
     assert set(blend.species) <= {"Adelie", "Chinstrap", "Gentoo"}
-    assert submit_main(["tests/data/penguins", str(tmp_path / "run" / "submission.csv"),
-                        "-m", "x", "--dry-run"]) == 0  # fmt: skip
+    assert (
+        submit_main(
+            [
+                "tests/data/penguins",
+                str(tmp_path / "run" / "submission.csv"),
+                "-m",
+                "x",
+                "--dry-run",
+            ]
+        )
+        == 0
+    )
 
 
 def test_penguins_logloss_has_one_probability_column_per_class(tmp_path):
@@ -53,8 +63,7 @@ def test_penguins_logloss_has_one_probability_column_per_class(tmp_path):
     for name in ["Gentoo", "Adelie", "Chinstrap"]:  # the sample's order, not the sorted one
         sample[name] = 1 / 3
     sample.to_csv(folder / "sample_submission.csv", index=False)
-    yaml = (folder / "competition.yaml").read_text().replace("metric: accuracy",
-                                                             "metric: logloss")  # fmt: skip
+    yaml = (folder / "competition.yaml").read_text().replace("metric: accuracy", "metric: logloss")
     (folder / "competition.yaml").write_text(yaml)
     metrics, sub = run(folder, tmp_path / "run")
     assert list(sub.columns) == ["id", "Gentoo", "Adelie", "Chinstrap"]
@@ -88,8 +97,9 @@ def test_new_writes_a_yaml_that_trains(tmp_path, name, capsys):
     from pipeline.new import main as new_main
 
     folder = tmp_path / name
-    shutil.copytree(DATA / name, folder, ignore=shutil.ignore_patterns("competition.yaml",
-                                                                       "solution.csv"))  # fmt: skip
+    shutil.copytree(
+        DATA / name, folder, ignore=shutil.ignore_patterns("competition.yaml", "solution.csv")
+    )
     assert (
         new_main([name, "--data-dir", str(folder), "--out", str(folder / "competition.yaml")]) == 0
     )

@@ -62,20 +62,30 @@ def test_nested_archive_folders_are_found(timit, tmp_path):
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        (lambda d: np.save(d / "train_11.npy", np.zeros((10, 428), np.float32)),
-         r"shape \(10, 428\); expected \(rows, 429\)"),
-        (lambda d: np.save(d / "train_label_11.npy", np.array(["1", "40"] * 3000)),
-         r"row 1 holds class 40; labels must be 0..38"),
-        (lambda d: np.save(d / "train_label_11.npy", np.array(["1", "sil"] * 3000)),
-         r"row 1 holds 'sil'; labels must be class numbers 0..38"),
-        (lambda d: np.save(d / "train_label_11.npy", np.array(["1"] * 5999)),
-         r"5,999 labels for the 6,000 rows"),
+        (
+            lambda d: np.save(d / "train_11.npy", np.zeros((10, 428), np.float32)),
+            r"shape \(10, 428\); expected \(rows, 429\)",
+        ),
+        (
+            lambda d: np.save(d / "train_label_11.npy", np.array(["1", "40"] * 3000)),
+            r"row 1 holds class 40; labels must be 0..38",
+        ),
+        (
+            lambda d: np.save(d / "train_label_11.npy", np.array(["1", "sil"] * 3000)),
+            r"row 1 holds 'sil'; labels must be class numbers 0..38",
+        ),
+        (
+            lambda d: np.save(d / "train_label_11.npy", np.array(["1"] * 5999)),
+            r"5,999 labels for the 6,000 rows",
+        ),
         (lambda d: _nan_row(d / "train_11.npy", 4321), r"train_11.npy row 4,321 holds NaN"),
         (lambda d: (d / "train_11.npy").write_bytes(b"not numpy"), r"not a readable .npy array"),
-        (lambda d: (d / "train_label_11.npy").unlink(),
-         r"train_label_11.npy not found .*scripts/download.sh timit.*--data-dir"),
+        (
+            lambda d: (d / "train_label_11.npy").unlink(),
+            r"train_label_11.npy not found .*scripts/download.sh timit.*--data-dir",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_files_give_one_clear_line(timit, timit_dir, tmp_path, damage, message):
     folder = _copy(timit_dir, tmp_path)
     damage(folder)
@@ -155,8 +165,18 @@ def test_wider_context_takes_frames_from_neighbouring_rows(timit_dir, timit):
 @pytest.mark.slow
 def test_train_runs_end_to_end_on_generated_data(timit_dir, tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["timit", "--data-dir", str(timit_dir), "--out", str(out), "--quiet",
-            "model.hidden=[64]", "train.epochs=3", "cv.folds=3", "post.smooth=3"]  # fmt: skip
+    args = [
+        "timit",
+        "--data-dir",
+        str(timit_dir),
+        "--out",
+        str(out),
+        "--quiet",
+        "model.hidden=[64]",
+        "train.epochs=3",
+        "cv.folds=3",
+        "post.smooth=3",
+    ]
     assert main(args) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["cv"]["strategy"] == "blocked" and metrics["cv"]["gap"] == 20

@@ -72,8 +72,9 @@ def _table(n: int, seed: int = 0) -> pd.DataFrame:
     income = rng.normal(45_000, 12_000, n).round(2)
     x2, x3 = rng.normal(size=(2, n))
     y = 0.3 * (year - 2000) + (income - 45_000) / 12_000 + x2 + 0.1 * rng.normal(size=n)
-    return pd.DataFrame({"id": np.arange(n), "year": year, "income": income, "x2": x2,
-                         "x3": x3, "y": y})  # fmt: skip
+    return pd.DataFrame(
+        {"id": np.arange(n), "year": year, "income": income, "x2": x2, "x3": x3, "y": y}
+    )
 
 
 @pytest.fixture
@@ -91,13 +92,16 @@ def rawtab(tmp_path, monkeypatch):
     return "userplugs.rawtab", data
 
 
-@pytest.mark.parametrize("features", [
-    TabularFeatures(select="all", scale="standard"),
-    TabularFeatures(select="all", scale="minmax"),
-    TabularFeatures(select="all", scale="robust"),
-    TabularFeatures(select="kbest", k=2, scale="standard"),
-    TabularFeatures(select="all", scale="none"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "features",
+    [
+        TabularFeatures(select="all", scale="standard"),
+        TabularFeatures(select="all", scale="minmax"),
+        TabularFeatures(select="all", scale="robust"),
+        TabularFeatures(select="kbest", k=2, scale="standard"),
+        TabularFeatures(select="all", scale="none"),
+    ],
+)
 def test_the_affine_map_is_read_from_the_fitted_parameters(features):
     frame = _table(500)
     X = frame[["year", "income", "x2", "x3"]].to_numpy(np.float32)
@@ -126,9 +130,14 @@ def test_a_preprocessing_that_mixes_columns_has_no_affine_map_and_runs_on_host_i
 
 @pytest.mark.parametrize(
     ("accelerator", "cuda", "device"),
-    [("cpu", True, "cpu"), ("auto", True, "cuda"), ("gpu", True, "cuda"), ("auto", False, "cpu"),
-     ("mps", True, "cpu")],
-)  # fmt: skip
+    [
+        ("cpu", True, "cpu"),
+        ("auto", True, "cuda"),
+        ("gpu", True, "cuda"),
+        ("auto", False, "cpu"),
+        ("mps", True, "cpu"),
+    ],
+)
 def test_the_memory_budget_is_the_one_of_the_device_the_run_trains_on(
     accelerator, cuda, device, monkeypatch
 ):
@@ -165,11 +174,14 @@ def test_raw_scale_columns_standardised_train_on_the_fast_engine(rawtab):
     assert np.isfinite(cv.fold_scores_).all()
 
 
-@pytest.mark.parametrize(("overrides", "reason"), [
-    (["sched.name=plateau"], "sched.name=plateau"),
-    (["train.devices=2"], "several devices"),
-    (["model.name=gru", "model.channels=4", "model.hidden=[8]"], "model.name=gru"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        (["sched.name=plateau"], "sched.name=plateau"),
+        (["train.devices=2"], "several devices"),
+        (["model.name=gru", "model.channels=4", "model.hidden=[8]"], "model.name=gru"),
+    ],
+)
 def test_each_reason_the_fast_engine_is_refused(overrides, reason, small_timit):
     competition, train = small_timit
     train.X, train.y, train.ids = train.X[:600], train.y[:600], train.ids[:600]
@@ -177,8 +189,9 @@ def test_each_reason_the_fast_engine_is_refused(overrides, reason, small_timit):
     if "train.devices=2" not in overrides:  # two devices cannot really train here
         cv = CrossValidator(competition, auto, progress=False).fit(train)
         assert cv.engine_ == "plain" and reason in cv.engine_note_
-    fast = small_config(competition, "train.engine=fast", "train.epochs=1", "cv.folds=2",
-                        *overrides)  # fmt: skip
+    fast = small_config(
+        competition, "train.engine=fast", "train.epochs=1", "cv.folds=2", *overrides
+    )
     with pytest.raises(ConfigError, match=f"{reason}.*use train.engine=plain"):
         CrossValidator(competition, fast, progress=False).fit(train)
 
@@ -196,8 +209,19 @@ def test_nan_below_row_256_is_a_data_error_naming_the_column(engine, rawtab, tmp
     frame.loc[999, "x3"] = np.nan  # data row 1,000 of 2,000
     frame.to_csv(data / "train.csv", index=False)
     out = tmp_path / "run"
-    code = train_main([name, "--data-dir", str(data), "--out", str(out), "--quiet",
-                       f"train.engine={engine}", "train.epochs=2", "cv.baseline=false"])  # fmt: skip
+    code = train_main(
+        [
+            name,
+            "--data-dir",
+            str(data),
+            "--out",
+            str(out),
+            "--quiet",
+            f"train.engine={engine}",
+            "train.epochs=2",
+            "cv.baseline=false",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err
     assert "train.csv: column 'x3'" in err and "1 of 2,000 rows" in err and "line 1,001" in err
@@ -274,7 +298,12 @@ def test_every_module_imports_on_its_own():
         print('\\n'.join(failed))
         sys.exit(1 if failed else 0)
     """)
-    done = subprocess.run([sys.executable, "-c", code, *_modules()], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code, *_modules()],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert importlib.import_module("pipeline.engine.cv")

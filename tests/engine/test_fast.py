@@ -20,9 +20,14 @@ from tests.conftest import small_config
 NORMS = ["none", "batch", "layer", "group", "instance"]
 
 
-@pytest.mark.parametrize(("name", "norm"), [
-    (n, m) for n, m in itertools.product(["mlp", "conv"], NORMS) if (n, m) != ("mlp", "instance")
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "norm"),
+    [
+        (n, m)
+        for n, m in itertools.product(["mlp", "conv"], NORMS)
+        if (n, m) != ("mlp", "instance")
+    ],
+)
 def test_stacked_models_compute_exactly_what_the_separate_models_do(name, norm):
     torch.manual_seed(0)
     extra = {"channels": 8} if name == "conv" else {}
@@ -70,11 +75,17 @@ def test_a_recurrent_model_does_not_stack():
 def test_precomputed_and_on_the_fly_inputs_agree():
     g = torch.Generator().manual_seed(0)
     data = DeviceFolds(
-        X=torch.randn(30, 5, generator=g), y=torch.randn(30), offset=torch.randn(30),
-        columns=torch.tensor([[0, 2], [4, 1]]), center=torch.randn(2, 2), mult=torch.rand(2, 2),
-        target_shift=torch.tensor([0.5, -1.0]), target_scale=torch.tensor([2.0, 3.0]),
-        train_idx=[], val_idx=[],
-    )  # fmt: skip
+        X=torch.randn(30, 5, generator=g),
+        y=torch.randn(30),
+        offset=torch.randn(30),
+        columns=torch.tensor([[0, 2], [4, 1]]),
+        center=torch.randn(2, 2),
+        mult=torch.rand(2, 2),
+        target_shift=torch.tensor([0.5, -1.0]),
+        target_scale=torch.tensor([2.0, 3.0]),
+        train_idx=[],
+        val_idx=[],
+    )
     idx = torch.randint(30, (2, 7), generator=g)
     on_the_fly = data.inputs(idx), data.targets(idx)
     data.materialize(budget_bytes=1 << 20)
@@ -110,7 +121,9 @@ class _Module:
     """What FoldEarlyStopping reads from the module: the stack and the epoch's fold scores."""
 
     def __init__(self, K):
-        self.stacked = stack_models("mlp", [build_model(model_config(hidden=[2]), 2, 1) for _ in range(K)])
+        self.stacked = stack_models(
+            "mlp", [build_model(model_config(hidden=[2]), 2, 1) for _ in range(K)]
+        )
         self.fold_scores = None
 
 
@@ -151,8 +164,9 @@ def test_fast_and_plain_engines_agree_within_noise(covid, covid_dir, demo, demo_
     ):
         scores = {}
         for engine in ("plain", "fast"):
-            cfg = small_config(competition, f"train.engine={engine}", "train.epochs=8",
-                               "train.patience=3")  # fmt: skip
+            cfg = small_config(
+                competition, f"train.engine={engine}", "train.epochs=8", "train.patience=3"
+            )
             scores[engine] = (
                 CrossValidator(competition, cfg, progress=False).fit(data).fold_scores_
             )
@@ -216,25 +230,38 @@ def test_initialisation_is_the_plain_paths(covid, covid_dir, monkeypatch):
 @pytest.mark.parametrize(
     "overrides",
     [
-        ["model.norm=batch"], ["model.norm=layer"], ["model.norm=group", "model.norm_groups=4"],
-        ["model.dropout=0.2", "model.input_dropout=0.1"], ["model.activation=gelu"],
-        ["model.init=he_normal"], ["model.init=orthogonal"],
+        ["model.norm=batch"],
+        ["model.norm=layer"],
+        ["model.norm=group", "model.norm_groups=4"],
+        ["model.dropout=0.2", "model.input_dropout=0.1"],
+        ["model.activation=gelu"],
+        ["model.init=he_normal"],
+        ["model.init=orthogonal"],
         ["optim.name=sgd", "optim.momentum=0.9", "optim.nesterov=true", "optim.lr=0.01"],
-        ["optim.name=rmsprop"], ["optim.name=adadelta", "optim.lr=1.0"], ["optim.name=adagrad"],
-        ["optim.name=nadam"], ["optim.name=radam"], ["optim.weight_decay=0.01", "optim.l1=1e-4"],
-        ["sched.name=cosine", "sched.warmup=1"], ["sched.name=onecycle"],
+        ["optim.name=rmsprop"],
+        ["optim.name=adadelta", "optim.lr=1.0"],
+        ["optim.name=adagrad"],
+        ["optim.name=nadam"],
+        ["optim.name=radam"],
+        ["optim.weight_decay=0.01", "optim.l1=1e-4"],
+        ["sched.name=cosine", "sched.warmup=1"],
+        ["sched.name=onecycle"],
         ["sched.name=step", "sched.milestones=[1]", "sched.interval=step"],
-        ["train.grad_clip=0.5"], ["train.grad_clip=0.01", "train.grad_clip_algorithm=value"],
-        ["train.max_norm=1.0"], ["train.precision=bf16-mixed"], ["predict.mc_samples=3"],
+        ["train.grad_clip=0.5"],
+        ["train.grad_clip=0.01", "train.grad_clip_algorithm=value"],
+        ["train.max_norm=1.0"],
+        ["train.precision=bf16-mixed"],
+        ["predict.mc_samples=3"],
         ["model.name=conv", "model.channels=8", "model.hidden=[16]"],
     ],
-)  # fmt: skip
+)
 def test_every_toolbox_switch_runs_on_the_fast_engine(overrides, demo, demo_dir, request):
     competition, data = demo, demo.load_train(demo_dir)
     if overrides[0].startswith("model.name=conv"):
         competition, data = request.getfixturevalue("small_timit")
-    cfg = small_config(competition, "train.engine=fast", "train.epochs=2", "cv.folds=2",
-                       *overrides)  # fmt: skip
+    cfg = small_config(
+        competition, "train.engine=fast", "train.epochs=2", "cv.folds=2", *overrides
+    )
     cv = CrossValidator(competition, cfg, progress=False).fit(data)
     assert np.isfinite(cv.fold_scores_).all() and len(cv.folds_) == 2
     if "train.max_norm=1.0" in overrides:
@@ -267,8 +294,9 @@ def test_fast_engine_on_the_gpu_matches_the_cpu(covid, covid_dir):
     train = covid.load_train(covid_dir)
     scores = {}
     for accelerator in ("cpu", "gpu"):
-        cfg = small_config(covid, "train.engine=fast", "train.epochs=6",
-                           f"train.accelerator={accelerator}")  # fmt: skip
+        cfg = small_config(
+            covid, "train.engine=fast", "train.epochs=6", f"train.accelerator={accelerator}"
+        )
         scores[accelerator] = np.mean(
             CrossValidator(covid, cfg, progress=False).fit(train).fold_scores_
         )
@@ -278,11 +306,17 @@ def test_fast_engine_on_the_gpu_matches_the_cpu(covid, covid_dir):
 def _folds_data(n=40):
     g = torch.Generator().manual_seed(1)
     return DeviceFolds(
-        X=torch.randn(n, 5, generator=g), y=torch.randn(n), offset=torch.zeros(n),
-        columns=torch.tensor([[0, 2], [4, 1]]), center=torch.randn(2, 2), mult=torch.rand(2, 2),
-        target_shift=torch.zeros(2), target_scale=torch.ones(2),
-        train_idx=[torch.arange(20), torch.arange(20, 40)], val_idx=[],
-    )  # fmt: skip
+        X=torch.randn(n, 5, generator=g),
+        y=torch.randn(n),
+        offset=torch.zeros(n),
+        columns=torch.tensor([[0, 2], [4, 1]]),
+        center=torch.randn(2, 2),
+        mult=torch.rand(2, 2),
+        target_shift=torch.zeros(2),
+        target_scale=torch.ones(2),
+        train_idx=[torch.arange(20), torch.arange(20, 40)],
+        val_idx=[],
+    )
 
 
 @pytest.mark.parametrize(
@@ -327,8 +361,9 @@ def test_a_compiled_training_step_learns_what_the_eager_one_does(covid, covid_di
     monkeypatch.setattr(torch, "compile", spy)
     scores = {}
     for mode in ("none", "default"):
-        cfg = small_config(covid, "train.engine=fast", "train.epochs=3", "cv.folds=2",
-                           f"train.compile={mode}")  # fmt: skip
+        cfg = small_config(
+            covid, "train.engine=fast", "train.epochs=3", "cv.folds=2", f"train.compile={mode}"
+        )
         scores[mode] = CrossValidator(covid, cfg, progress=False).fit(train).fold_scores_
     assert compiled_calls and set(compiled_calls) == {"default"}
     np.testing.assert_allclose(scores["default"], scores["none"], rtol=1e-3)
@@ -338,11 +373,13 @@ def test_a_compiled_training_step_learns_what_the_eager_one_does(covid, covid_di
     ("overrides", "message"),
     [
         (["train.engine=plain", "train.compile=default"], "train.compile applies to the fast"),
-        (["sched.name=plateau", "train.compile=default"],
-         "sched.name=plateau.*train.compile needs the fast engine: set train.compile=none"),
+        (
+            ["sched.name=plateau", "train.compile=default"],
+            "sched.name=plateau.*train.compile needs the fast engine: set train.compile=none",
+        ),
         (["train.compile=fast"], "train.compile must be one of: none, default, reduce-overhead"),
     ],
-)  # fmt: skip
+)
 def test_compile_is_refused_where_it_cannot_apply(overrides, message, demo, demo_dir):
     with pytest.raises(ConfigError, match=message):
         cfg = small_config(demo, *overrides)
@@ -354,7 +391,12 @@ def test_cuda_graph_step_matches_the_eager_step_on_the_gpu(covid, covid_dir):
     train = covid.load_train(covid_dir)
     scores = {}
     for mode in ("none", "reduce-overhead"):
-        cfg = small_config(covid, "train.engine=fast", "train.epochs=4", "train.accelerator=gpu",
-                           f"train.compile={mode}")  # fmt: skip
+        cfg = small_config(
+            covid,
+            "train.engine=fast",
+            "train.epochs=4",
+            "train.accelerator=gpu",
+            f"train.compile={mode}",
+        )
         scores[mode] = np.mean(CrossValidator(covid, cfg, progress=False).fit(train).fold_scores_)
     assert abs(scores["none"] - scores["reduce-overhead"]) < 0.02

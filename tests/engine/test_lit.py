@@ -109,8 +109,11 @@ def test_schedules_step_once_per_epoch_inside_lightning(tmp_path):
     from lightning.pytorch.loggers import CSVLogger
 
     logger = CSVLogger(tmp_path, name="s", version="")
-    fit(["sched.name=exponential", "sched.gamma=0.5", "sched.decay_steps=1", "optim.lr=0.08"],
-        epochs=4, logger=logger)  # fmt: skip
+    fit(
+        ["sched.name=exponential", "sched.gamma=0.5", "sched.decay_steps=1", "optim.lr=0.08"],
+        epochs=4,
+        logger=logger,
+    )
     lrs = pd.read_csv(tmp_path / "s" / "metrics.csv")["lr"].dropna().tolist()
     assert lrs == pytest.approx([0.08, 0.04, 0.02, 0.01])
 
@@ -120,8 +123,17 @@ def test_plateau_reads_the_validation_metric_inside_lightning(tmp_path):
 
     # lr so small that the validation metric cannot improve by min_delta: plateau must cut it
     logger = CSVLogger(tmp_path, name="p", version="")
-    fit(["sched.name=plateau", "sched.patience=1", "sched.gamma=0.1", "optim.lr=1e-6",
-         "optim.name=sgd"], epochs=6, logger=logger)  # fmt: skip
+    fit(
+        [
+            "sched.name=plateau",
+            "sched.patience=1",
+            "sched.gamma=0.1",
+            "optim.lr=1e-6",
+            "optim.name=sgd",
+        ],
+        epochs=6,
+        logger=logger,
+    )
     lrs = pd.read_csv(tmp_path / "p" / "metrics.csv")["lr"].dropna().tolist()
     assert lrs[:3] == pytest.approx([1e-6] * 3, rel=1e-6)  # epochs 1-2 set the best, 3 stalls
     assert lrs[3] == pytest.approx(1e-7, rel=1e-6)  # one stalled epoch past patience: cut

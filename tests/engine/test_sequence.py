@@ -21,8 +21,15 @@ from pipeline.model.sequence import SequenceRNN
 from pipeline.model.stacking import NotStackable
 from tests.conftest import small_config
 
-SEQ = ["model.name=seq", "model.channels=16", "model.hidden=[16]", "model.window=16",
-       "model.stride=8", "train.epochs=1", "train.batch_size=64"]  # fmt: skip
+SEQ = [
+    "model.name=seq",
+    "model.channels=16",
+    "model.hidden=[16]",
+    "model.window=16",
+    "model.stride=8",
+    "train.epochs=1",
+    "train.batch_size=64",
+]
 
 
 def test_runs_split_at_every_break_in_the_row_numbers():
@@ -42,8 +49,9 @@ def test_windows_cover_every_row_and_stay_inside_their_run():
         assert run[0] <= w.min() and w.max() < run[1]  # never across two runs
     short = windows[(windows >= 37) & (windows < 40)].reshape(-1, 8)
     np.testing.assert_array_equal(short, [[37, 38, 39, 39, 39, 39, 39, 39]])  # padded run
-    np.testing.assert_array_equal(mask[np.all((windows >= 37) & (windows < 40), axis=1)],
-                                  [[True] * 3 + [False] * 5])  # fmt: skip
+    np.testing.assert_array_equal(
+        mask[np.all((windows >= 37) & (windows < 40), axis=1)], [[True] * 3 + [False] * 5]
+    )
     shifted, _ = cut_windows([(0, 37)], window=8, stride=3, phases=np.array([2]))
     np.testing.assert_array_equal(shifted[:, 0], np.arange(2, 30, 3))
 
@@ -51,9 +59,16 @@ def test_windows_cover_every_row_and_stay_inside_their_run():
 def test_training_windows_never_hold_a_validation_or_gap_row():
     n, gap = 1000, 20
     for tr, va in blocked_splits(n, folds=5, gap=gap):
-        batches = WindowBatches(torch.arange(len(tr)).float()[:, None], torch.zeros(len(tr)),
-                                torch.zeros(len(tr)), row_runs(tr), window=64, stride=32,
-                                per_batch=4, seed=0)  # fmt: skip
+        batches = WindowBatches(
+            torch.arange(len(tr)).float()[:, None],
+            torch.zeros(len(tr)),
+            torch.zeros(len(tr)),
+            row_runs(tr),
+            window=64,
+            stride=32,
+            per_batch=4,
+            seed=0,
+        )
         for _ in range(3):  # new phases and order every epoch
             for x, _, _, mask, _ in batches:
                 rows = tr[x[..., 0].long().numpy()]  # positions in tr -> row numbers
@@ -66,8 +81,7 @@ def test_training_windows_never_hold_a_validation_or_gap_row():
 
 def test_non_overlapping_windows_reproduce_the_model_on_each_window():
     torch.manual_seed(0)
-    model = build_model(model_config("seq", hidden=[8], channels=8, window=10, stride=10),
-                        5, 3)  # fmt: skip
+    model = build_model(model_config("seq", hidden=[8], channels=8, window=10, stride=10), 5, 3)
     model.eval()
     x = torch.randn(30, 5)
     windows, mask = cut_windows([(0, 30)], 10, 10)
@@ -213,8 +227,18 @@ def test_train_command_with_a_sequence_model(tmp_path, capsys):
 
     generate(tmp_path / "data", train_rows=3000, test_rows=600, seed=1)
     out = tmp_path / "run"
-    args = ["timit", "--data-dir", str(tmp_path / "data"), "--out", str(out), "--quiet",
-            *SEQ, "train.epochs=2", "cv.folds=3", "predict.mc_samples=2"]  # fmt: skip
+    args = [
+        "timit",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--out",
+        str(out),
+        "--quiet",
+        *SEQ,
+        "train.epochs=2",
+        "cv.folds=3",
+        "predict.mc_samples=2",
+    ]
     assert main(args) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["engine"] == "plain"
@@ -233,12 +257,29 @@ def test_tuning_searches_the_window_and_the_recurrent_layers(tmp_path):
 
     generate(tmp_path / "data", train_rows=3000, test_rows=300, seed=2)
     space = tmp_path / "space.yaml"
-    space.write_text("model.window: [16, 32]\nmodel.channels: [8, 16]\n"
-                     "model.frame_dropout: {low: 0.0, high: 0.3}\n")  # fmt: skip
+    space.write_text(
+        "model.window: [16, 32]\nmodel.channels: [8, 16]\n"
+        "model.frame_dropout: {low: 0.0, high: 0.3}\n"
+    )
     out = tmp_path / "study"
-    argv = ["timit", "--data-dir", tmp_path / "data", "--out", out, "--space", space,
-            "--trials", 2, "model.name=seq", "model.hidden=[16]", "model.stride=8",
-            "train.epochs=1", "train.batch_size=64", "cv.folds=2", "model.layers=2"]  # fmt: skip
+    argv = [
+        "timit",
+        "--data-dir",
+        tmp_path / "data",
+        "--out",
+        out,
+        "--space",
+        space,
+        "--trials",
+        2,
+        "model.name=seq",
+        "model.hidden=[16]",
+        "model.stride=8",
+        "train.epochs=1",
+        "train.batch_size=64",
+        "cv.folds=2",
+        "model.layers=2",
+    ]
     assert tune_main([str(a) for a in argv]) == 0
     study = optuna.load_study(study_name="timit", storage=default_url(out))
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
@@ -258,8 +299,7 @@ def test_naming_another_model_drops_the_keys_only_the_old_one_read(tmp_path):
     gru = resolve_config(competition, None, ["model.name=gru"])  # keeps what a GRU reads
     assert gru.model.channels == cfg.model.channels and gru.model.layers == cfg.model.layers
     with pytest.raises(ConfigError, match="model.window applies to the sequence models"):
-        resolve_config(competition, None, ["model.name=mlp", "model.window=48",
-                                           "model.stride=16"])  # fmt: skip
+        resolve_config(competition, None, ["model.name=mlp", "model.window=48", "model.stride=16"])
     conv = tmp_path / "conv.yaml"
     conv.write_text("model:\n  name: conv\n  kernel: 5\n")
     assert resolve_config(competition, conv, []).model.kernel == 5
@@ -268,7 +308,15 @@ def test_naming_another_model_drops_the_keys_only_the_old_one_read(tmp_path):
 
 def test_every_epoch_has_the_promised_number_of_steps():
     runs = [(0, 1000), (1020, 1500), (1520, 1530)]
-    batches = WindowBatches(torch.zeros(1530, 1), torch.zeros(1530), torch.zeros(1530), runs,
-                            window=64, stride=32, per_batch=3, seed=0)  # fmt: skip
+    batches = WindowBatches(
+        torch.zeros(1530, 1),
+        torch.zeros(1530),
+        torch.zeros(1530),
+        runs,
+        window=64,
+        stride=32,
+        per_batch=3,
+        seed=0,
+    )
     for _ in range(20):  # phases differ per epoch; the step count does not
         assert sum(1 for _ in batches) == len(batches)

@@ -64,8 +64,13 @@ def toy_data(task: Task, n: int = 600, seed: int = 0, offset: float = 0.0) -> Tr
         y = np.digitize(signal, np.quantile(signal, [1 / 3, 2 / 3])).astype(np.int64)
     else:
         y = (signal + rng.normal(size=n) * 0.3).astype(np.float32)
-    return TrainData(X=X, y=y, ids=np.arange(n), categorical=CATEGORICAL.copy(),
-                     feature_names=["x0", "x1", "x2", "x3"])  # fmt: skip
+    return TrainData(
+        X=X,
+        y=y,
+        ids=np.arange(n),
+        categorical=CATEGORICAL.copy(),
+        feature_names=["x0", "x1", "x2", "x3"],
+    )
 
 
 def config(*overrides):
@@ -159,8 +164,9 @@ def _old_baseline_fold_scores(competition, cfg, train, splits):
         if competition.task.is_classification:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                model = LogisticRegression(max_iter=1000).fit(pre.transform(train.X[tr]),
-                                                              train.y[tr])  # fmt: skip
+                model = LogisticRegression(max_iter=1000).fit(
+                    pre.transform(train.X[tr]), train.y[tr]
+                )
             pred = np.zeros((len(va), competition.task.n_classes))
             pred[:, model.classes_] = model.predict_proba(pre.transform(train.X[va]))
         else:

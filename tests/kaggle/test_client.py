@@ -294,14 +294,18 @@ def _basic(user: str, key: str) -> str:
 @pytest.mark.parametrize(
     ("error", "message"),
     [
-        (RuntimeError(f"unexpected payload for key={KEY}\nmore"),
-         r"The Kaggle client failed while submitting to ml2021spring-hw1 \(RuntimeError: "
-         r"unexpected payload for key=\*\*\*\); try again"),
-        (KeyError(f"Authorization: Basic {_basic('tester', KEY)}"),
-         r"KeyError: .*Authorization: Basic \*\*\*"),
+        (
+            RuntimeError(f"unexpected payload for key={KEY}\nmore"),
+            r"The Kaggle client failed while submitting to ml2021spring-hw1 \(RuntimeError: "
+            r"unexpected payload for key=\*\*\*\); try again",
+        ),
+        (
+            KeyError(f"Authorization: Basic {_basic('tester', KEY)}"),
+            r"KeyError: .*Authorization: Basic \*\*\*",
+        ),
         (SystemExit(f"401 - Unauthorized {KEY}"), r"RuntimeError: the Kaggle client called exit"),
     ],
-)  # fmt: skip
+)
 @pytest.mark.parametrize("debug", ["", "1"])
 def test_an_unexpected_client_failure_never_shows_the_key(
     monkeypatch, tmp_path, covid_dir, capfd, error, message, debug

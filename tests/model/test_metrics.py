@@ -201,8 +201,13 @@ def test_a_metric_for_another_kind_of_task_is_refused_in_one_line(name, task, me
 
 
 def test_a_binary_only_metric_refuses_a_multi_class_task():
-    metric = Metric("gini", lambda y, p: 2 * skm.roc_auc_score(y, p[:, 1]) - 1, True,
-                    needs_proba=True, task_kind="binary")  # fmt: skip
+    metric = Metric(
+        "gini",
+        lambda y, p: 2 * skm.roc_auc_score(y, p[:, 1]) - 1,
+        True,
+        needs_proba=True,
+        task_kind="binary",
+    )
     check_task(metric, BIN)
     with pytest.raises(ConfigError, match="scores a binary task; this competition is a 5-class"):
         check_task(metric, MULTI)

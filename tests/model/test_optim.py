@@ -19,9 +19,14 @@ def _model():
 
 def test_momentum_nesterov_and_weight_decay_reach_the_optimizer():
     cfg = build_config(
-        overrides=["optim.name=sgd", "optim.momentum=0.9", "optim.nesterov=true",
-                   "optim.weight_decay=0.01", "optim.lr=0.05"]
-    ).optim  # fmt: skip
+        overrides=[
+            "optim.name=sgd",
+            "optim.momentum=0.9",
+            "optim.nesterov=true",
+            "optim.weight_decay=0.01",
+            "optim.lr=0.05",
+        ]
+    ).optim
     opt = optim.build_optimizer(_model(), cfg)
     assert isinstance(opt, torch.optim.SGD)
     decayed, exempt = opt.param_groups
@@ -34,18 +39,27 @@ def test_momentum_nesterov_and_weight_decay_reach_the_optimizer():
 @pytest.mark.parametrize(
     ("overrides", "cls", "values"),
     [
-        (["optim.name=adam", "optim.betas=[0.8,0.99]", "optim.eps=1e-6"], torch.optim.Adam,
-         {"betas": (0.8, 0.99), "eps": 1e-6}),
+        (
+            ["optim.name=adam", "optim.betas=[0.8,0.99]", "optim.eps=1e-6"],
+            torch.optim.Adam,
+            {"betas": (0.8, 0.99), "eps": 1e-6},
+        ),
         (["optim.name=adamw", "optim.weight_decay=0.1"], torch.optim.AdamW, {"weight_decay": 0.1}),
-        (["optim.name=rmsprop", "optim.alpha=0.9", "optim.momentum=0.5"], torch.optim.RMSprop,
-         {"alpha": 0.9, "momentum": 0.5}),
-        (["optim.name=adadelta", "optim.rho=0.95", "optim.lr=1.0"], torch.optim.Adadelta,
-         {"rho": 0.95, "lr": 1.0}),
+        (
+            ["optim.name=rmsprop", "optim.alpha=0.9", "optim.momentum=0.5"],
+            torch.optim.RMSprop,
+            {"alpha": 0.9, "momentum": 0.5},
+        ),
+        (
+            ["optim.name=adadelta", "optim.rho=0.95", "optim.lr=1.0"],
+            torch.optim.Adadelta,
+            {"rho": 0.95, "lr": 1.0},
+        ),
         (["optim.name=adagrad", "optim.eps=1e-8"], torch.optim.Adagrad, {"eps": 1e-8}),
         (["optim.name=nadam"], torch.optim.NAdam, {}),
         (["optim.name=radam"], torch.optim.RAdam, {}),
     ],
-)  # fmt: skip
+)
 def test_optimizer_specific_options_reach_pytorch(overrides, cls, values):
     opt = optim.build_optimizer(_model(), build_config(overrides=overrides).optim)
     assert type(opt) is cls
@@ -73,26 +87,42 @@ def test_adamw_decay_is_decoupled_and_adam_decay_is_l2():
     [
         (["optim.name=adam", "optim.momentum=0.9"], "optim.momentum does not apply to adam"),
         (["optim.name=sgd", "optim.betas=[0.9,0.99]"], "optim.betas does not apply to sgd"),
-        (["optim.name=adam", "optim.rho=0.9"], "optim.rho does not apply to adam; it applies to: adadelta"),
+        (
+            ["optim.name=adam", "optim.rho=0.9"],
+            "optim.rho does not apply to adam; it applies to: adadelta",
+        ),
         (["optim.name=sgd", "optim.nesterov=true"], "optim.nesterov needs optim.momentum > 0"),
-        (["sched.name=plateau", "sched.warmup=3"], "sched.warmup does not combine with sched.name=plateau"),
+        (
+            ["sched.name=plateau", "sched.warmup=3"],
+            "sched.warmup does not combine with sched.name=plateau",
+        ),
         (["sched.name=onecycle", "sched.warmup=3"], "one-cycle has its own warm-up"),
         (["sched.name=step"], "sched.name=step needs sched.milestones"),
-        (["sched.name=cosine", "sched.milestones=[3]"], "sched.milestones applies to sched.name=step"),
+        (
+            ["sched.name=cosine", "sched.milestones=[3]"],
+            "sched.milestones applies to sched.name=step",
+        ),
         (["sched.name=step", "sched.milestones=[5,3]"], "increasing ints > 0"),
         (["sched.name=cyclic"], "sched.name must be one of: none, step, exponential"),
         # options of a schedule that is not selected
-        (["sched.gamma=0.5"], r"sched.gamma=0.5 does not apply to sched.name=none: sched.gamma "
-         r"applies to sched.name=step or sched.name=exponential or sched.name=plateau only"),
-        (["sched.name=cosine", "sched.decay_steps=3"],
-         r"sched.decay_steps=3.0 does not apply to sched.name=cosine: .*=exponential or .*=power"),
-        (["sched.name=step", "sched.milestones=[3]", "sched.pct_start=0.5"],
-         r"sched.pct_start applies to sched.name=onecycle only"),
+        (
+            ["sched.gamma=0.5"],
+            r"sched.gamma=0.5 does not apply to sched.name=none: sched.gamma "
+            r"applies to sched.name=step or sched.name=exponential or sched.name=plateau only",
+        ),
+        (
+            ["sched.name=cosine", "sched.decay_steps=3"],
+            r"sched.decay_steps=3.0 does not apply to sched.name=cosine: .*=exponential or .*=power",
+        ),
+        (
+            ["sched.name=step", "sched.milestones=[3]", "sched.pct_start=0.5"],
+            r"sched.pct_start applies to sched.name=onecycle only",
+        ),
         (["sched.name=exponential", "sched.patience=2"], r"sched.patience applies to .*=plateau"),
         (["sched.min_lr_ratio=0.1"], r"sched.min_lr_ratio applies to sched.name=cosine only"),
         (["optim.name=sgd", "optim.eps=1e-8"], r"optim.eps does not apply to sgd; it applies to"),
     ],
-)  # fmt: skip
+)
 def test_options_that_would_be_ignored_are_refused(overrides, message):
     with pytest.raises(ConfigError, match=message):
         build_config(overrides=overrides)
@@ -101,8 +131,15 @@ def test_options_that_would_be_ignored_are_refused(overrides, message):
 @pytest.mark.parametrize("name", list(SCHEDULERS))
 def test_each_schedule_takes_its_own_options_and_the_defaults(name):
     """Every option a schedule registered, set away from its default, is accepted with it."""
-    changed = {"milestones": "[2,4]", "gamma": "0.5", "decay_steps": "3", "power": "2",
-               "min_lr_ratio": "0.1", "patience": "2", "pct_start": "0.4"}  # fmt: skip
+    changed = {
+        "milestones": "[2,4]",
+        "gamma": "0.5",
+        "decay_steps": "3",
+        "power": "2",
+        "min_lr_ratio": "0.1",
+        "patience": "2",
+        "pct_start": "0.4",
+    }
     options = SCHEDULERS.info(name)["options"]
     cfg = build_config(
         overrides=[f"sched.name={name}", *(f"sched.{o}={changed[o]}" for o in options)]
@@ -131,21 +168,32 @@ def _lrs(sched_cfg, epochs=12, steps_per_epoch=1, n=None):
 @pytest.mark.parametrize(
     ("cfg", "formula"),
     [
-        (SchedConfig(name="step", milestones=[3, 7], gamma=0.5),
-         lambda t: LR0 * 0.5 ** ((t >= 3) + (t >= 7))),
-        (SchedConfig(name="exponential", gamma=0.1, decay_steps=4),
-         lambda t: LR0 * 0.1 ** (t / 4)),
-        (SchedConfig(name="power", decay_steps=2, power=0.5),
-         lambda t: LR0 / (1 + t / 2) ** 0.5),
-        (SchedConfig(name="cosine", min_lr_ratio=0.1),
-         lambda t: LR0 * (0.1 + 0.9 * (1 + math.cos(math.pi * t / 12)) / 2)),
-        (SchedConfig(name="cosine", warmup=4),
-         lambda t: LR0 * (t + 1) / 4 if t < 4 else LR0 * (1 + math.cos(math.pi * (t - 4) / 8)) / 2),
+        (
+            SchedConfig(name="step", milestones=[3, 7], gamma=0.5),
+            lambda t: LR0 * 0.5 ** ((t >= 3) + (t >= 7)),
+        ),
+        (
+            SchedConfig(name="exponential", gamma=0.1, decay_steps=4),
+            lambda t: LR0 * 0.1 ** (t / 4),
+        ),
+        (SchedConfig(name="power", decay_steps=2, power=0.5), lambda t: LR0 / (1 + t / 2) ** 0.5),
+        (
+            SchedConfig(name="cosine", min_lr_ratio=0.1),
+            lambda t: LR0 * (0.1 + 0.9 * (1 + math.cos(math.pi * t / 12)) / 2),
+        ),
+        (
+            SchedConfig(name="cosine", warmup=4),
+            lambda t: (
+                LR0 * (t + 1) / 4 if t < 4 else LR0 * (1 + math.cos(math.pi * (t - 4) / 8)) / 2
+            ),
+        ),
         (SchedConfig(name="none", warmup=3), lambda t: LR0 * min(1.0, (t + 1) / 3)),
-        (SchedConfig(name="exponential", warmup=2, gamma=0.5, decay_steps=1),
-         lambda t: LR0 * (t + 1) / 2 if t < 2 else LR0 * 0.5 ** (t - 2)),
+        (
+            SchedConfig(name="exponential", warmup=2, gamma=0.5, decay_steps=1),
+            lambda t: LR0 * (t + 1) / 2 if t < 2 else LR0 * 0.5 ** (t - 2),
+        ),
     ],
-)  # fmt: skip
+)
 def test_each_schedule_matches_its_formula_step_by_step(cfg, formula):
     got = _lrs(cfg)
     assert got == pytest.approx([formula(t) for t in range(12)], rel=1e-9)

@@ -252,7 +252,6 @@ def test_default_init_keeps_pytorch_initialisation():
 # --- open registries -----------------------------------------------------------------------------
 
 
-
 class Tiny(nn.Module):
     """A user's own model: one linear layer, and a record of what the builder was given."""
 
@@ -298,9 +297,9 @@ def test_a_model_takes_the_keys_of_the_config_it_was_registered_with():
             build_config(overrides=["model.name=mlp", "model.kernel=5"])
         with pytest.raises(ConfigError, match=r"sequence models \(conv, gru, seq, myframes\)"):
             build_config(overrides=["model.name=mlp", "model.layers=3"])
-    with registered(registry.MODELS, "bare", build_tiny, frame=True):  # no config: the common keys
-        with pytest.raises(ConfigError, match="model.channels applies to the frame and sequence"):
-            build_config(overrides=["model.name=bare", "model.channels=8"])
+    bare = registered(registry.MODELS, "bare", build_tiny, frame=True)  # no config: common keys
+    with bare, pytest.raises(ConfigError, match="model.channels applies to the frame and seq"):
+        build_config(overrides=["model.name=bare", "model.channels=8"])
 
 
 def test_an_unknown_model_lists_the_registered_ones():
@@ -343,16 +342,40 @@ def _lr_after_one_epoch_of_five(model, opt):
 
 # (registry, name, entry, facts, config overrides, what the built model or optimizer shows)
 OPEN = {
-    "activation": (registry.ACTIVATIONS, "mish", lambda slope: nn.Mish(), {"gain": "relu"},
-                   ["model.activation=mish"], _has(nn.Mish)),
+    "activation": (
+        registry.ACTIVATIONS,
+        "mish",
+        lambda slope: nn.Mish(),
+        {"gain": "relu"},
+        ["model.activation=mish"],
+        _has(nn.Mish),
+    ),
     "norm": (registry.NORMS, "rms", _rms_norm, {}, ["model.norm=rms"], _has(nn.RMSNorm)),
-    "init": (registry.INITS, "halves", _halves, {}, ["model.init=halves"],
-             _first_weights_near_half),
-    "optimizer": (registry.OPTIMIZERS, "asgd", torch.optim.ASGD, {"options": ("foreach",)},
-                  ["optim.name=asgd", "optim.foreach=false"], _asgd_without_foreach),
-    "scheduler": (registry.SCHEDULERS, "linear", _linear_decay, {}, ["sched.name=linear"],
-                  _lr_after_one_epoch_of_five),
-}  # fmt: skip
+    "init": (
+        registry.INITS,
+        "halves",
+        _halves,
+        {},
+        ["model.init=halves"],
+        _first_weights_near_half,
+    ),
+    "optimizer": (
+        registry.OPTIMIZERS,
+        "asgd",
+        torch.optim.ASGD,
+        {"options": ("foreach",)},
+        ["optim.name=asgd", "optim.foreach=false"],
+        _asgd_without_foreach,
+    ),
+    "scheduler": (
+        registry.SCHEDULERS,
+        "linear",
+        _linear_decay,
+        {},
+        ["sched.name=linear"],
+        _lr_after_one_epoch_of_five,
+    ),
+}
 
 
 @pytest.mark.parametrize("kind", OPEN)
@@ -375,8 +398,14 @@ def test_every_registry_is_open_to_a_new_entry(kind):
 
 
 def test_a_registered_schedule_brings_its_own_rules():
-    with registered(registry.SCHEDULERS, "capped", _linear_decay, options=("milestones",),
-                    needs={"milestones": "[3]"}, no_warmup="it warms up by itself"):  # fmt: skip
+    with registered(
+        registry.SCHEDULERS,
+        "capped",
+        _linear_decay,
+        options=("milestones",),
+        needs={"milestones": "[3]"},
+        no_warmup="it warms up by itself",
+    ):
         with pytest.raises(ConfigError, match=r"sched.name=capped needs sched.milestones, e.g."):
             build_config(overrides=["sched.name=capped"])
         with pytest.raises(ConfigError, match=r"sched.warmup does not combine .*by itself\)"):
@@ -393,8 +422,9 @@ def test_a_registered_optimizer_takes_only_its_options():
             ConfigError, match="optim.alpha does not apply to sgd; .*: rmsprop, asgd"
         ):
             build_config(overrides=["optim.name=sgd", "optim.alpha=0.9"])
-        opt = optim.build_optimizer(nn.Linear(2, 1), build_config(
-            overrides=["optim.name=asgd", "optim.alpha=0.9"]).optim)  # fmt: skip
+        opt = optim.build_optimizer(
+            nn.Linear(2, 1), build_config(overrides=["optim.name=asgd", "optim.alpha=0.9"]).optim
+        )
         assert opt.defaults["alpha"] == 0.9
 
 

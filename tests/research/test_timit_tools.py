@@ -15,8 +15,19 @@ def test_ingredients_scores_the_saved_probabilities_raw_and_decoded(tmp_path, ca
     answers = np.random.default_rng(0).integers(0, 39, 400)  # an answers file, as synth writes
     pd.DataFrame({"Id": range(400), "Class": answers}).to_csv(data / "answers.csv", index=False)
     out = tmp_path / "runs"
-    argv = [str(data), "--recipes", "conv", "--out", str(out), "--grid", "cv.folds=2",
-            "train.epochs=1", "train.patience=0", "model.channels=8", "model.hidden=[16]"]  # fmt: skip
+    argv = [
+        str(data),
+        "--recipes",
+        "conv",
+        "--out",
+        str(out),
+        "--grid",
+        "cv.folds=2",
+        "train.epochs=1",
+        "train.patience=0",
+        "model.channels=8",
+        "model.hidden=[16]",
+    ]
     assert ingredients.main(argv) == 0
     text = capsys.readouterr().out
     metrics = json.loads((out / "conv" / "metrics.json").read_text())
@@ -31,8 +42,17 @@ def test_ingredients_scores_the_saved_probabilities_raw_and_decoded(tmp_path, ca
 
 def test_epoch_time_reports_seconds_per_epoch_and_memory(tmp_path, capsys):
     generate(tmp_path, train_rows=2000, test_rows=100, seed=4)
-    argv = [str(tmp_path), "--rows", "1500", "--folds", "2", "--epochs", "1",
-            "model.channels=8", "model.hidden=[8]"]  # fmt: skip
+    argv = [
+        str(tmp_path),
+        "--rows",
+        "1500",
+        "--folds",
+        "2",
+        "--epochs",
+        "1",
+        "model.channels=8",
+        "model.hidden=[8]",
+    ]
     assert epoch_time.main(argv) == 0
     text = capsys.readouterr().out
     assert "seq on 1,500 rows, 2 folds, 1 epochs" in text

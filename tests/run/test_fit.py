@@ -13,13 +13,18 @@ from pipeline.run.inputs import load_inputs
 
 
 def _inputs(name, data_dir, *overrides):
-    ns = argparse.Namespace(competition=name, config=None, data_dir=data_dir,
-                            overrides=["train.epochs=3", "cv.folds=3", *overrides])  # fmt: skip
+    ns = argparse.Namespace(
+        competition=name,
+        config=None,
+        data_dir=data_dir,
+        overrides=["train.epochs=3", "cv.folds=3", *overrides],
+    )
     return load_inputs(ns)
 
 
-def test_each_fold_preprocessing_is_fitted_once_in_a_whole_run(demo, demo_dir, tmp_path,
-                                                                 monkeypatch):  # fmt: skip
+def test_each_fold_preprocessing_is_fitted_once_in_a_whole_run(
+    demo, demo_dir, tmp_path, monkeypatch
+):
     inputs = _inputs("demo", demo_dir, "cv.references=[linear]")
     made = []
     original = type(demo).make_preprocessor
@@ -35,8 +40,9 @@ def test_each_fold_preprocessing_is_fitted_once_in_a_whole_run(demo, demo_dir, t
     assert (tmp_path / "run" / "submission.csv").is_file()
 
 
-def test_the_fit_trains_on_the_checked_folds_and_the_probe_is_fold_ones(covid, covid_dir,
-                                                                         tmp_path):  # fmt: skip
+def test_the_fit_trains_on_the_checked_folds_and_the_probe_is_fold_ones(
+    covid, covid_dir, tmp_path
+):
     inputs = _inputs("covid", covid_dir)
     metrics = fit_and_write(inputs, tmp_path / "run", progress=False)
     fold = np.loadtxt(tmp_path / "run" / "oof.csv", delimiter=",", skiprows=1, usecols=1)

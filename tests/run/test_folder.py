@@ -38,8 +38,9 @@ def train(demo_dir, out, *extra):
 def snapshot(folder: Path) -> dict[str, str]:
     """Every file under `folder`: relative path -> sha256."""
     files = sorted(p for p in folder.rglob("*") if p.is_file())
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in files}  # fmt: skip
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files
+    }
 
 
 def leftovers(out: Path) -> list[str]:
@@ -59,8 +60,12 @@ def make(folder: Path, *names: str) -> Path:
 
 def dead_pid() -> int:
     """The id of a process that has ended."""
-    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return int(done.stdout)
 
 
@@ -175,8 +180,11 @@ def test_overwrite_moves_the_new_run_in_and_deletes_the_old_one(swap, tmp_path, 
 
 def test_a_crash_between_the_two_renames_is_repaired_by_the_next_run(tmp_path):
     out = make(tmp_path / "run", MARKER, "submission.csv")
-    child = subprocess.run([sys.executable, "-c", CRASH_BETWEEN_RENAMES, str(out)],
-                           cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    child = subprocess.run(
+        [sys.executable, "-c", CRASH_BETWEEN_RENAMES, str(out)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert child.returncode == 9
     # the moment between the renames: no run at --out, the old one and the finished new one beside
     left = [n.split("-")[0] for n in leftovers(out)]
@@ -289,12 +297,26 @@ def test_an_unfinished_run_is_replaced_without_overwrite_and_says_so(demo_dir, t
 
 # -- python -m pipeline.train in a process of its own, stopped by a signal ------------------------
 def start_training(demo_dir, out):
-    argv = [sys.executable, "-m", "pipeline.train", "demo", "--data-dir", str(demo_dir),
-            "--out", str(out), "--quiet", "train.epochs=60", "train.patience=0",
-            "cv.folds=2", "cv.baseline=false", "model.hidden=[32]"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "pipeline.train",
+        "demo",
+        "--data-dir",
+        str(demo_dir),
+        "--out",
+        str(out),
+        "--quiet",
+        "train.epochs=60",
+        "train.patience=0",
+        "cv.folds=2",
+        "cv.baseline=false",
+        "model.hidden=[32]",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # 2 threads on 2 busy cores: 20x slower
-    return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def wait_for_training(proc, out: Path, timeout: float = 60.0) -> None:

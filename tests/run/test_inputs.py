@@ -59,12 +59,18 @@ def _bad_covid_file(covid_copy, tmp_path, capsys, file, change, message):
         ("covid.train.csv", _repeat(4), r"line 2,702 repeats id 4 of line 6 \(column 'id'\)"),
         ("covid.test.csv", _repeat(0), r"line 895 repeats id 0 of line 2"),
         ("sampleSubmission.csv", _set(3, "id", "2"), r"line 5 repeats id 2 of line 4"),
-        ("sampleSubmission.csv", _set(7, "id", "5000"),
-         r"line 9 has id 5000, which covid.test.csv does not hold"),
-        ("sampleSubmission.csv", lambda f: f.drop(index=10),
-         r"lacks id 10 of covid.test.csv line 12"),
+        (
+            "sampleSubmission.csv",
+            _set(7, "id", "5000"),
+            r"line 9 has id 5000, which covid.test.csv does not hold",
+        ),
+        (
+            "sampleSubmission.csv",
+            lambda f: f.drop(index=10),
+            r"lacks id 10 of covid.test.csv line 12",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_ids_are_found_before_training(covid_copy, tmp_path, capsys, file, change, message):
     _bad_covid_file(covid_copy, tmp_path, capsys, file, change, message)
 
@@ -90,10 +96,12 @@ def test_bad_cells_are_found_before_training(
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [("2.5", r"train.csv line 4, column 'label' holds 2.5; expected a class number 0..9"),
-     ("10", r"holds 10; expected a class number 0..9"),
-     ("-1", r"holds -1; expected a class number")],
-)  # fmt: skip
+    [
+        ("2.5", r"train.csv line 4, column 'label' holds 2.5; expected a class number 0..9"),
+        ("10", r"holds 10; expected a class number 0..9"),
+        ("-1", r"holds -1; expected a class number"),
+    ],
+)
 def test_demo_labels_must_be_classes(demo_dir, tmp_path, capsys, value, message):
     data = tmp_path / "demo"
     data.mkdir()
@@ -124,14 +132,23 @@ def test_a_byte_order_mark_is_not_part_of_the_first_column(covid, covid_copy):
     [
         (lambda tmp: tmp, r"Config file .* is a folder; give the path of a YAML file"),
         (lambda tmp: "/dev/null", r"Config file /dev/null is not a regular file"),
-        (lambda tmp: _write(tmp / "c.yaml", "model:\n  dropout: 0.1 # caf\xe9\n".encode("latin-1")),
-         r"c.yaml is not UTF-8 text \(byte 27\); save it as UTF-8 YAML"),
-        (lambda tmp: _write(tmp / "c.yaml", b"model: [unclosed\n"), r"is not valid YAML at line 2"),
-        (lambda tmp: _write(tmp / "c.yaml", b"- a\n- b\n"),
-         r"must hold a mapping of config keys \(key: value lines\); it holds a list"),
+        (
+            lambda tmp: _write(
+                tmp / "c.yaml", "model:\n  dropout: 0.1 # caf\xe9\n".encode("latin-1")
+            ),
+            r"c.yaml is not UTF-8 text \(byte 27\); save it as UTF-8 YAML",
+        ),
+        (
+            lambda tmp: _write(tmp / "c.yaml", b"model: [unclosed\n"),
+            r"is not valid YAML at line 2",
+        ),
+        (
+            lambda tmp: _write(tmp / "c.yaml", b"- a\n- b\n"),
+            r"must hold a mapping of config keys \(key: value lines\); it holds a list",
+        ),
         (lambda tmp: _write(tmp / "c.yaml", b"1: 2\n"), r"Unknown config key '1'"),
     ],
-)  # fmt: skip
+)
 def test_config_paths_that_are_not_yaml_files(covid_dir, tmp_path, capsys, config, message):
     out = tmp_path / "run"
     args = ["covid", "--data-dir", covid_dir, "--out", out, "--config", config(tmp_path)]

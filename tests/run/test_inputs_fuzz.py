@@ -24,9 +24,31 @@ FILES = {
     "covid": ("covid.train.csv", "covid.test.csv", "sampleSubmission.csv"),
     "demo": ("train.csv", "test.csv", "sample_submission.csv"),
 }
-CELLS = ["abc", "NaN", "nan", "inf", "-inf", "", " ", "1e300", "-1e300", "3.5e38", "-3.5e38",
-         "1e38", "0x1F", "1,5", '"', "--", "1e-320", "\u0661", "True", "9" * 400, "2.5", "-1",
-         "1e10"]  # fmt: skip
+CELLS = [
+    "abc",
+    "NaN",
+    "nan",
+    "inf",
+    "-inf",
+    "",
+    " ",
+    "1e300",
+    "-1e300",
+    "3.5e38",
+    "-3.5e38",
+    "1e38",
+    "0x1F",
+    "1,5",
+    '"',
+    "--",
+    "1e-320",
+    "\u0661",
+    "True",
+    "9" * 400,
+    "2.5",
+    "-1",
+    "1e10",
+]
 
 
 def _table(data: bytes) -> list[list[str]]:
@@ -86,8 +108,16 @@ def _reorder_columns(t, rng):
     return [[row[i] for i in order] for row in t]
 
 
-TABLE_OPS = [_cells, _duplicate_row, _drop_rows, _reorder_rows, _rename_column, _drop_column,
-             _add_column, _reorder_columns]  # fmt: skip
+TABLE_OPS = [
+    _cells,
+    _duplicate_row,
+    _drop_rows,
+    _reorder_rows,
+    _rename_column,
+    _drop_column,
+    _add_column,
+    _reorder_columns,
+]
 
 
 def _truncate(data, rng):
@@ -177,8 +207,9 @@ def test_random_corruptions_load_or_fail_with_one_line(originals, tmp_path, caps
             result = _check(name, case, case, capsys, check_cli=outcomes["refused"] % 10 == 0)
             outcomes[result] += 1
         except Exception:
-            failures.append(f"seed {seed} ({name} {target}, {op.__name__}): "
-                            f"{traceback.format_exc(limit=-3)}")  # fmt: skip
+            failures.append(
+                f"seed {seed} ({name} {target}, {op.__name__}): {traceback.format_exc(limit=-3)}"
+            )
     seconds = time.perf_counter() - started
     print(f"fuzz: {CASES} cases in {seconds:.1f} s: {outcomes}")
     assert not failures, f"{len(failures)} of {CASES} cases failed:\n" + "\n".join(failures[:5])

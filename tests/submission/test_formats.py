@@ -140,8 +140,10 @@ def test_class_numbers_where_the_sample_holds_names_are_refused(tmp_path):
     competition, frame = fake(PENGUINS), sample("species", values="Adelie")
     wrong = pd.DataFrame({"id": ["p1", "p2", "p3"], "species": [0, 1, 2]})
     path = write(tmp_path, frame, wrong)
-    with pytest.raises(DataError, match="holds class numbers .0, 1, 2. but the sample holds class "
-                       "names such as 'Adelie'"):  # fmt: skip
+    with pytest.raises(
+        DataError,
+        match="holds class numbers .0, 1, 2. but the sample holds class names such as 'Adelie'",
+    ):
         check_file(competition, path, tmp_path)
     right = build_submission(competition, IDS, PROBA, frame)
     check_file(competition, write(tmp_path, frame, right), tmp_path)
@@ -150,8 +152,11 @@ def test_class_numbers_where_the_sample_holds_names_are_refused(tmp_path):
 def test_hard_labels_where_auc_needs_probabilities_are_refused(tmp_path):
     competition, frame = fake(["no", "yes"], AUC), sample("target")
     wrong = pd.DataFrame({"id": ["p1", "p2", "p3"], "target": [1, 0, 1]})
-    with pytest.raises(DataError, match="only hard 0/1 values, but auc scores probabilities: "
-                       "submit the positive class's probability .of 'yes'."):  # fmt: skip
+    with pytest.raises(
+        DataError,
+        match="only hard 0/1 values, but auc scores probabilities: "
+        "submit the positive class's probability .of 'yes'.",
+    ):
         check_file(competition, write(tmp_path, frame, wrong), tmp_path)
     right = build_submission(
         competition, IDS, np.array([[0.9, 0.1], [0.3, 0.7], [0.4, 0.6]]), frame
@@ -183,19 +188,19 @@ BINARY = fake(["no", "yes"], AUC)
             sample("species", values="Adelie"),
             {"species": ["Adelie", "Emperor", "Gentoo"]},
             "row 2 holds 'Emperor', not one of the training labels .Adelie, Chinstrap, Gentoo.",
-        ),  # fmt: skip
+        ),
         (
             fake(PENGUINS),
             sample("species"),
             {"species": ["Adelie", None, "Gentoo"]},
             "row 2 is empty",
-        ),  # fmt: skip
+        ),
         (
             fake(PENGUINS),
             sample("species", values=0),
             {"species": [0, 1, 2]},
             "class numbers .0, 1, 2. but the classes are class names",
-        ),  # fmt: skip
+        ),
         (fake([1, 2, 3]), sample("y", values=1), {"y": [1, 2, 4]}, "row 3 holds 4"),
         (BINARY, sample("target"), {"target": [0.2, 1.5, 0.3]}, "row 2 holds 1.5; a probability"),
         (BINARY, sample("target"), {"target": [0.2, "yes", 0.3]}, "probability of class 'yes'"),
@@ -204,19 +209,19 @@ BINARY = fake(["no", "yes"], AUC)
             sample(*PENGUINS),
             {"Adelie": [0.2, 0.5, 0.3], "Chinstrap": [0.3, 0.5, 0.3], "Gentoo": [0.5, 0.2, 0.4]},
             "row 2 has class probabilities summing to 1.2",
-        ),  # fmt: skip
+        ),
         (
             PER_CLASS,
             sample(*PENGUINS),
             {"Adelie": [1, 0, 0], "Chinstrap": [0, 1, 0], "Gentoo": [0, 0, 1]},
             "only hard 0/1 values, but logloss scores probabilities",
-        ),  # fmt: skip
+        ),
         (
             PER_CLASS,
             sample(*PENGUINS),
             {"Adelie": [0.2, 0.5, 0.3], "Gentoo": [0.5, 0.2, 0.4], "Chinstrap": [0.3, 0.3, 0.3]},
             "has columns .'id', 'Adelie', 'Gentoo'",
-        ),  # fmt: skip
+        ),
         (fake(), sample("price"), {"price": [1.0, np.nan, 2.0]}, "finite number"),
     ],
 )
@@ -233,7 +238,7 @@ def test_per_class_rows_within_the_tolerance_pass():
             "Adelie": [0.2, 0.5, 0.3],
             "Chinstrap": [0.3, 0.3, 0.3],
             "Gentoo": [0.5, 0.2, 0.4004],
-        }  # fmt: skip
+        }
     )
     validate_submission(file, PER_CLASS, sample=sample(*PENGUINS))
 
@@ -247,19 +252,19 @@ def test_per_class_rows_within_the_tolerance_pass():
             sample("a", "b", "c"),
             r"columns \['a', 'b', 'c'\] after the id; they "
             "match neither the target nor the classes",
-        ),  # fmt: skip
+        ),
         (
             fake(PENGUINS, LOGLOSS),
             sample(*PENGUINS, "Emperor"),
             "class column.s. Emperor never seen in train",
-        ),  # fmt: skip
+        ),
         (fake(PENGUINS, LOGLOSS), sample("Adelie", "Gentoo"), "lacking Chinstrap"),
         (
             fake(PENGUINS, LOGLOSS),
             sample("species"),
             "logloss scores class probabilities: it "
             "needs one column per class .Adelie, Chinstrap, Gentoo.",
-        ),  # fmt: skip
+        ),
         (fake(), sample("price", "other"), r"expected an id column and the target 'target'"),
         (fake(PENGUINS), pd.DataFrame({"id": [1]}), "expected an id column"),
     ],

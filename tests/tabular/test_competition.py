@@ -169,8 +169,9 @@ def test_missing_yaml_and_found_by_folder(tmp_path):
 def test_high_cardinality_columns_can_be_embedded(tmp_path):
     from pipeline.model.models import EmbeddingInput, build_model
 
-    train, cfg, pre = fitted(tmp_path / "zoo", "    high_cardinality: embed\n    max_onehot: 3\n",
-                             rows=60)  # fmt: skip
+    train, cfg, pre = fitted(
+        tmp_path / "zoo", "    high_cardinality: embed\n    max_onehot: 3\n", rows=60
+    )
     assert [n for n, _ in pre.embed] == [4 + 2]  # colour: 4 categories + unknown + rare
     out = pre.transform(train.X)
     codes = out[:, -1]
@@ -184,12 +185,15 @@ def test_high_cardinality_columns_can_be_embedded(tmp_path):
     assert model(torch.from_numpy(pre.transform(train.X[:5]))).shape == (5, 3)
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("categorical: abc\n", "categorical must be a list of strings; got 'abc'"),
-    ("task: foo\n", "task must be one of: auto, regression, binary, multiclass; got 'foo'"),
-    ("metric: Nonsense\n", "metric must be one of: rmse, .* or null; got 'Nonsense'"),
-    ("defaults: [1]\n", "defaults must be a mapping; got \\[1\\]"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("categorical: abc\n", "categorical must be a list of strings; got 'abc'"),
+        ("task: foo\n", "task must be one of: auto, regression, binary, multiclass; got 'foo'"),
+        ("metric: Nonsense\n", "metric must be one of: rmse, .* or null; got 'Nonsense'"),
+        ("defaults: [1]\n", "defaults must be a mapping; got \\[1\\]"),
+    ],
+)
 def test_competition_yaml_is_checked_by_the_config_type_hints(tmp_path, text, message):
     from pipeline.errors import ConfigError
     from pipeline.tabular.spec import load_spec

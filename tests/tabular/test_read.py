@@ -19,11 +19,14 @@ def test_markers_and_empty_cells_are_missing_in_every_file(tmp_path):
     assert frame.attrs["source"] == "train.csv"
 
 
-@pytest.mark.parametrize(("cell", "message"), [
-    ("NA", r"train.csv line 3, column 'x' holds 'NA', not a finite number"),
-    ("", r"train.csv line 3, column 'x' is empty"),
-    ("abc", r"train.csv line 3, column 'x' holds 'abc', not a finite number"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [
+        ("NA", r"train.csv line 3, column 'x' holds 'NA', not a finite number"),
+        ("", r"train.csv line 3, column 'x' is empty"),
+        ("abc", r"train.csv line 3, column 'x' holds 'abc', not a finite number"),
+    ],
+)
 def test_a_file_that_must_hold_numbers_names_the_missing_cell(tmp_path, cell, message):
     path = tmp_path / "train.csv"
     path.write_text(f"id,x\n1,0.5\n2,{cell}\n")

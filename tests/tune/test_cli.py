@@ -51,8 +51,24 @@ def study_run(demo_dir, tmp_path_factory):
     out, space = root / "run", root / "space.yaml"
     space.write_text(SPACE)
     _enqueued(out, GOOD, GOOD * 0.7, NAN, SLOW)
-    argv = ["demo", "--data-dir", demo_dir, "--out", out, "--space", space, "--trials", 5,
-            "--prune-after", 2, "--warmup-epochs", 1, "--top-k", 3, *QUICK]  # fmt: skip
+    argv = [
+        "demo",
+        "--data-dir",
+        demo_dir,
+        "--out",
+        out,
+        "--space",
+        space,
+        "--trials",
+        5,
+        "--prune-after",
+        2,
+        "--warmup-epochs",
+        1,
+        "--top-k",
+        3,
+        *QUICK,
+    ]
     code, stdout, stderr = run(argv)
     assert code == 0, stderr
     study = optuna.load_study(study_name="demo", storage=default_url(out))
@@ -94,8 +110,24 @@ def test_one_fit_per_fold_reports_fold_steps_and_prunes_in_the_first_fold(demo_d
     out, space = tmp_path / "run", tmp_path / "space.yaml"
     space.write_text(SPACE)
     _enqueued(out, GOOD, GOOD * 0.7, SLOW)
-    argv = ["demo", "--data-dir", demo_dir, "--out", out, "--space", space, "--trials", 3,
-            "--prune-after", 2, "--warmup-epochs", 1, "--no-final", *QUICK, "train.engine=plain"]  # fmt: skip
+    argv = [
+        "demo",
+        "--data-dir",
+        demo_dir,
+        "--out",
+        out,
+        "--space",
+        space,
+        "--trials",
+        3,
+        "--prune-after",
+        2,
+        "--warmup-epochs",
+        1,
+        "--no-final",
+        *QUICK,
+        "train.engine=plain",
+    ]
     code, _, err = run(argv)
     assert code == 0, err
     study = optuna.load_study(study_name="demo", storage=default_url(out))
@@ -134,8 +166,13 @@ def test_the_run_ends_in_a_submission_an_ensemble_plots_and_a_summary(study_run,
     for name in PLOTS:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = json.loads((out / "tune.json").read_text())
-    assert summary["pruner"] == {"kind": "median", "n_startup": 2, "warmup": 1,
-                                 "percentile": 50.0, "p_threshold": 0.1}  # fmt: skip
+    assert summary["pruner"] == {
+        "kind": "median",
+        "n_startup": 2,
+        "warmup": 1,
+        "percentile": 50.0,
+        "p_threshold": 0.1,
+    }
     complete = [t for t in study_run["study"].trials if t.state == TrialState.COMPLETE]
     ens = summary["ensemble"]
     assert (
@@ -157,8 +194,10 @@ def test_the_saved_trials_are_blend_members(study_run, demo_dir):
     from pipeline.blend import main as blend_main
 
     out, study = study_run["out"], study_run["study"]
-    best = sorted((t for t in study.trials if t.state == TrialState.COMPLETE),
-                  key=lambda t: (-t.value, t.number))  # fmt: skip
+    best = sorted(
+        (t for t in study.trials if t.state == TrialState.COMPLETE),
+        key=lambda t: (-t.value, t.number),
+    )
     trial = json.loads((out / "trials" / f"{best[0].number:05d}" / "trial.json").read_text())
     assert trial["value"] == best[0].value and trial["cv"]["folds"] == 3
     blended = study_run["root"] / "blend"
@@ -201,8 +240,19 @@ def test_trials_saved_before_trial_json_borrow_the_final_fits_folds(study_run, d
 def test_a_finished_study_is_not_run_again(study_run, demo_dir):
     """Running the command again on a complete study adds no trial."""
     out = study_run["out"]
-    argv = ["demo", "--data-dir", demo_dir, "--out", out, "--space", study_run["root"] / "space.yaml",
-            "--trials", 5, "--no-final", *QUICK]  # fmt: skip
+    argv = [
+        "demo",
+        "--data-dir",
+        demo_dir,
+        "--out",
+        out,
+        "--space",
+        study_run["root"] / "space.yaml",
+        "--trials",
+        5,
+        "--no-final",
+        *QUICK,
+    ]
     code, _, err = run(argv)
     assert code == 0, err
     assert len(optuna.load_study(study_name="demo", storage=default_url(out)).trials) == 5
@@ -261,8 +311,20 @@ def test_an_impossible_trial_is_pruned_with_its_reason(demo_dir, tmp_path):
     out.mkdir()
     study = optuna.create_study(storage=default_url(out), study_name="demo", direction="maximize")
     study.enqueue_trial({"model.norm_groups": 3})
-    argv = ["demo", "--data-dir", demo_dir, "--out", out, "--space", space, "--trials", 1,
-            "--no-final", "model.norm=group", *QUICK]  # fmt: skip
+    argv = [
+        "demo",
+        "--data-dir",
+        demo_dir,
+        "--out",
+        out,
+        "--space",
+        space,
+        "--trials",
+        1,
+        "--no-final",
+        "model.norm=group",
+        *QUICK,
+    ]
     code, _, err = run(argv)
     assert code == 0, err
     (trial,) = optuna.load_study(study_name="demo", storage=default_url(out)).trials
@@ -276,8 +338,25 @@ def test_every_pruner_runs_a_study_and_none_prunes_nothing(pruner, demo_dir, tmp
     out, space = tmp_path / "run", tmp_path / "space.yaml"
     space.write_text(SPACE)
     _enqueued(out, GOOD, GOOD * 0.7, SLOW)  # SLOW is pruned by median at this point (above)
-    argv = ["demo", "--data-dir", demo_dir, "--out", out, "--space", space, "--trials", 3,
-            "--pruner", pruner, "--prune-after", 2, "--warmup-epochs", 1, "--no-final", *QUICK]  # fmt: skip
+    argv = [
+        "demo",
+        "--data-dir",
+        demo_dir,
+        "--out",
+        out,
+        "--space",
+        space,
+        "--trials",
+        3,
+        "--pruner",
+        pruner,
+        "--prune-after",
+        2,
+        "--warmup-epochs",
+        1,
+        "--no-final",
+        *QUICK,
+    ]
     code, _, err = run(argv)
     assert code == 0, err
     study = optuna.load_study(study_name="demo", storage=default_url(out))
@@ -295,9 +374,28 @@ def test_wilcoxon_prunes_a_trial_clearly_worse_than_the_best_and_keeps_a_better_
     out, space = tmp_path / "run", tmp_path / "space.yaml"
     space.write_text(SPACE)
     _enqueued(out, SLOW, GOOD, SLOW * 2)  # the first learns nothing, the second is far better
-    argv = ["demo", "--data-dir", demo_dir, "--out", out, "--space", space, "--trials", 3,
-            "--pruner", "wilcoxon", "--prune-p", 0.3, "--prune-after", 1, "--warmup-epochs", 1,
-            "--no-final", *QUICK, f"train.engine={engine}"]  # fmt: skip
+    argv = [
+        "demo",
+        "--data-dir",
+        demo_dir,
+        "--out",
+        out,
+        "--space",
+        space,
+        "--trials",
+        3,
+        "--pruner",
+        "wilcoxon",
+        "--prune-p",
+        0.3,
+        "--prune-after",
+        1,
+        "--warmup-epochs",
+        1,
+        "--no-final",
+        *QUICK,
+        f"train.engine={engine}",
+    ]
     code, _, err = run(argv)
     assert code == 0, err
     first, good, slow = optuna.load_study(study_name="demo", storage=default_url(out)).trials
@@ -342,8 +440,10 @@ def test_out_of_memory_prunes_the_trial_and_the_study_goes_on(demo_dir, tmp_path
     code, _, err = run(argv)
     study = optuna.load_study(study_name="demo", storage=default_url(out))
     assert [t.state for t in study.trials] == [TrialState.PRUNED] * 2
-    assert all(t.user_attrs["reason"] == "out of memory: CUDA out of memory. Tried to allocate 2 GiB"
-               for t in study.trials)  # fmt: skip
+    assert all(
+        t.user_attrs["reason"] == "out of memory: CUDA out of memory. Tried to allocate 2 GiB"
+        for t in study.trials
+    )
     # no trial completed: one line that says why, not a traceback
     assert code == 2 and err.splitlines()[-1].startswith(
         "error: No trial of study 'demo' completed (2 out of memory)"

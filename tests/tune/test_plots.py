@@ -40,8 +40,13 @@ def study():
     choices = ["[a]", "[tested_positive, illness, behaviour]"]
     for i, (layout, folds, value) in enumerate(runs):
         # fixed parameters: a sampled study could draw one choice for all six trials
-        study.enqueue_trial({"optim.lr": 10 ** -(1 + i / 2), "features.groups": choices[i % 2],
-                             "sched.warmup_fraction": i / 20})  # fmt: skip
+        study.enqueue_trial(
+            {
+                "optim.lr": 10 ** -(1 + i / 2),
+                "features.groups": choices[i % 2],
+                "sched.warmup_fraction": i / 20,
+            }
+        )
         t = study.ask()
         t.suggest_float("optim.lr", 1e-4, 1e-1, log=True)
         t.suggest_categorical("features.groups", choices)

@@ -17,8 +17,16 @@ from pipeline.tune import main, resume
 from pipeline.tune.report import TuneProgress
 from pipeline.tune.storage import default_url
 
-QUICK = ["--quiet", "train.epochs=3", "train.patience=0", "cv.folds=2", "cv.baseline=false",
-         "model.hidden=[32]", "--prune-after", "50"]  # fmt: skip
+QUICK = [
+    "--quiet",
+    "train.epochs=3",
+    "train.patience=0",
+    "cv.folds=2",
+    "cv.baseline=false",
+    "model.hidden=[32]",
+    "--prune-after",
+    "50",
+]
 SPACE = "optim.lr: {low: 3.0e-3, high: 3.0e-2, log: true}\n"
 
 
@@ -128,14 +136,23 @@ def _fails_to_open(exc):
 @pytest.mark.parametrize(
     ("storage", "fault", "code", "message"),
     [
-        ("garbage", None, 2, r"error: Cannot open --storage journal:.*garbage\.log as an Optuna "
-                             r"journal file \(line 1 is not a journal entry: 'garbage'\)"),
-        (None, UserError("Cannot open --storage sqlite:///x: disk I/O error"), 2,
-         r"error: Cannot open --storage sqlite:///x: disk I/O error"),
+        (
+            "garbage",
+            None,
+            2,
+            r"error: Cannot open --storage journal:.*garbage\.log as an Optuna "
+            r"journal file \(line 1 is not a journal entry: 'garbage'\)",
+        ),
+        (
+            None,
+            UserError("Cannot open --storage sqlite:///x: disk I/O error"),
+            2,
+            r"error: Cannot open --storage sqlite:///x: disk I/O error",
+        ),
         (None, Interrupted(signal.SIGINT), 130, r"interrupted \(Ctrl-C\)"),
     ],
     ids=["bad-storage", "default-storage-fails", "ctrl-c"],
-)  # fmt: skip
+)
 def test_an_overwrite_whose_storage_does_not_open_keeps_the_old_study_whole(
     demo_dir, space, tmp_path, monkeypatch, storage, fault, code, message
 ):

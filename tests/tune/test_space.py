@@ -88,9 +88,11 @@ def test_suggested_values_are_config_values(cfg):
         ({"optim": {"lr": [0.1]}, "optim.lr": [0.2]}, r"optim.lr is given twice"),
         ({"model.dropout": {"low": 0, "high": 0.5, "log": "yes"}}, r"log must be true or false"),
         # bounds and choices outside the key's own range (pipeline.config.sections)
-        ({"model.dropout": {"low": 0.0, "high": 1.5}},
-         r"model.dropout: high=1.5 is outside the valid values: model.dropout must be rates in "
-         r"\[0, 1\); got 1.5"),
+        (
+            {"model.dropout": {"low": 0.0, "high": 1.5}},
+            r"model.dropout: high=1.5 is outside the valid values: model.dropout must be rates in "
+            r"\[0, 1\); got 1.5",
+        ),
         ({"model": {"dropout": [0.1, 1.0]}}, r"choice 1.0 is outside .* rates in \[0, 1\)"),
         ({"optim.lr": {"low": -0.1, "high": 0.1}}, r"low=-0.1 is outside .*optim.lr must be a fl"),
         ({"train.batch_size": {"low": 0, "high": 64}}, r"low=0 is outside .*an int >= 1; got 0"),
@@ -99,7 +101,7 @@ def test_suggested_values_are_config_values(cfg):
         ({"cv.folds": [1, 5]}, r"choice 1 is outside .*cv.folds must be an int >= 2"),
         ({"seed": {"low": -1, "high": 3}}, r"seed: low=-1 is outside .*seed must be an int >= 0"),
     ],
-)  # fmt: skip
+)
 def test_bad_spaces_are_one_clear_line(cfg, raw, message):
     with pytest.raises(ConfigError, match=message) as info:
         parse_space(raw, cfg, "--space s.yaml")

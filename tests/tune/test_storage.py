@@ -182,8 +182,19 @@ def test_tune_with_a_bad_storage_exits_2_before_it_creates_out(
     url, message = storage(tmp_path)
     space = tmp_path / "space.yaml"
     space.write_text("optim.lr: {low: 1.0e-3, high: 1.0e-2, log: true}\n")
-    argv = ["demo", "--data-dir", demo_dir, "--out", tmp_path / "run", "--space", space,
-            "--storage", url, "--trials", "1"]  # fmt: skip
+    argv = [
+        "demo",
+        "--data-dir",
+        demo_dir,
+        "--out",
+        tmp_path / "run",
+        "--space",
+        space,
+        "--storage",
+        url,
+        "--trials",
+        "1",
+    ]
     code = main([str(a) for a in argv])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err

@@ -39,8 +39,20 @@ pytestmark = pytest.mark.slow
 def start(demo_dir, out, *extra):
     space = out.parent / "space.yaml"
     space.write_text(SPACE)
-    cmd = [sys.executable, "-m", "pipeline.tune", "demo", "--data-dir", demo_dir, "--out", out,
-           "--space", space, *QUICK, *extra]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline.tune",
+        "demo",
+        "--data-dir",
+        demo_dir,
+        "--out",
+        out,
+        "--space",
+        space,
+        *QUICK,
+        *extra,
+    ]
     return subprocess.Popen(
         [str(c) for c in cmd],
         cwd=ROOT,
@@ -171,10 +183,18 @@ def postgres_url():
     data, log = root / "data", root / "server.log"
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
     try:
-        subprocess.run([*as_user, initdb, "-D", data, "-U", "tune", "--auth=trust", "--no-sync"],
-                       check=True, capture_output=True, timeout=120)  # fmt: skip
-        subprocess.run([*as_user, pg_ctl, "-D", data, "-o", options, "-l", log, "-w", "start"],
-                       check=True, capture_output=True, timeout=60)  # fmt: skip
+        subprocess.run(
+            [*as_user, initdb, "-D", data, "-U", "tune", "--auth=trust", "--no-sync"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        subprocess.run(
+            [*as_user, pg_ctl, "-D", data, "-o", options, "-l", log, "-w", "start"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
         shutil.rmtree(root, ignore_errors=True)
         pytest.skip(f"could not start a PostgreSQL server: {exc}")
