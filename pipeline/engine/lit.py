@@ -12,6 +12,8 @@ Log keys: train/loss, val/loss, val/<metric>, lr.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import lightning as L
 import numpy as np
 import torch
@@ -160,15 +162,21 @@ class LitModel(LitBase):
         batch_size: int = 8192,
         mc_samples: int = 0,
         seed: int = 0,
+        runs: list[tuple[int, int]] | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Predictions for all rows, and with MC dropout the spread over the passes.
 
         mc_samples = 0: one pass in eval mode. N > 0: eval mode except dropout layers, N passes,
         mean returned; the spread is the std over passes (regression) or of the predicted class's
-        probability (classification).
+        probability (classification). `runs`: for models that read consecutive rows, the
+        (start, stop) positions of each run of them (default: all rows are one run).
         """
+        return self.passes(self.one_pass(x, offset, batch_size, runs), mc_samples, seed)
 
-        def one_pass(device: torch.device) -> torch.Tensor:
+    def one_pass(self, x, offset, batch_size: int, runs) -> Callable[[torch.device], torch.Tensor]:
+        """A function of the device that predicts every row once, in batches."""
+
+        def run(device: torch.device) -> torch.Tensor:
             chunks = []
             for start in range(0, len(x), batch_size):
                 xb = x[start : start + batch_size].to(device)
@@ -176,7 +184,7 @@ class LitModel(LitBase):
                 chunks.append(self.to_prediction(self.model(xb), ob).cpu())
             return torch.cat(chunks)
 
-        return self.passes(one_pass, mc_samples, seed)
+        return run
 
     def passes(self, one_pass, mc_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
         """Run `one_pass(device)` once in eval mode, or mc_samples times with dropout on (seeded,

@@ -53,34 +53,25 @@ class SequenceModule(LitModel):
         self.log_validation(loss, y.cpu().numpy(), pred.cpu().numpy())
 
     @torch.no_grad()
-    def predict_array(
-        self,
-        x: torch.Tensor,
-        offset: torch.Tensor,
-        batch_size: int = 8192,
-        mc_samples: int = 0,
-        seed: int = 0,
-        runs: list[tuple[int, int]] | None = None,
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Predictions for rows that are consecutive within each of `runs` ((start, stop)
-        positions; default: all rows are one run), averaged over overlapping windows; MC dropout
-        and the spread as in LitModel.predict_array. Runs on the training device (the GPU when
-        train.accelerator finds one), whichever device the module sits on."""
+    def predict_array(self, *args, **kwargs) -> tuple[np.ndarray, np.ndarray | None]:
+        """LitModel.predict_array with each row's outputs averaged over the overlapping windows
+        that hold it, on the training device (the GPU when train.accelerator finds one: a
+        recurrent pass wants it), whichever device the module sits on."""
         model = self.model
         home = next(model.parameters()).device
-        model.to(run_device(self.cfg.train.accelerator))  # a recurrent pass wants the GPU
+        model.to(run_device(self.cfg.train.accelerator))
         try:
-            return self._predict(x, offset, batch_size, mc_samples, seed, runs)
+            return super().predict_array(*args, **kwargs)
         finally:
             model.to(home)
 
-    def _predict(self, x, offset, batch_size, mc_samples, seed, runs):
+    def one_pass(self, x, offset, batch_size: int, runs):
         model = self.model
         windows, mask = cut_windows(runs or [(0, len(x))], model.window, model.stride)
         windows, mask = torch.from_numpy(windows), torch.from_numpy(mask)
         per_batch = max(1, batch_size // model.window)
 
-        def one_pass(device: torch.device) -> torch.Tensor:
+        def run(device: torch.device) -> torch.Tensor:
             chunks = []
             for start in range(0, len(windows), per_batch):
                 w = windows[start : start + per_batch]
@@ -88,4 +79,4 @@ class SequenceModule(LitModel):
                 chunks.append(self.to_prediction(out, offset[w].to(device)).float().cpu())
             return average_windows(torch.cat(chunks), windows, mask, len(x))
 
-        return self.passes(one_pass, mc_samples, seed)
+        return run

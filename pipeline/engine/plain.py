@@ -31,80 +31,33 @@ def fit_fold(
     cfg, task, stop = spec.cfg, spec.task, spec.stop
     start = time.perf_counter()
     seed = cfg.seed + k
-    X_tr, X_va = train.X[tr], train.X[va]
     y_dtype = torch.long if task.is_classification else torch.float32
-    x_tr, y_tr = to_tensor(pre.transform(X_tr)), to_tensor(train.y[tr]).to(y_dtype)
-    x_va, y_va = to_tensor(pre.transform(X_va)), to_tensor(train.y[va]).to(y_dtype)
-    off_tr, off_va = to_tensor(pre.offset(X_tr)), to_tensor(pre.offset(X_va))
-    extra = {}
+    fit_rows, val_rows = (_rows(pre, train, rows, y_dtype) for rows in (tr, va))
     if getattr(model, "window", None):  # a sequence model: batches are windows of rows
-        window, stride = model.window, model.stride
-        per_batch = max(1, round(cfg.train.batch_size / window))  # batch_size counts rows
-        batches = WindowBatches(
-            x_tr, y_tr, off_tr, row_runs(tr), window, stride, per_batch, seed=seed
-        )
-        extra["runs"] = row_runs(va)
-        val_batches = WindowBatches(
-            x_va,
-            y_va,
-            off_va,
-            extra["runs"],
-            window,
-            stride,
-            max(1, 4096 // window),
-            shuffle=False,
-        )
-        module = SequenceModule(
-            model,
-            task,
-            stop,
-            cfg,
-            steps_per_epoch=len(batches),
-            target_shift=pre.shift_,
-            target_scale=pre.scale_,
-            n_val_rows=len(va),
-        )
+        batches, val_batches, runs = _window_batches(cfg, model, fit_rows, val_rows, tr, va, seed)
+        module_cls, extra, more = SequenceModule, {"runs": runs}, {"n_val_rows": len(va)}
     else:
+        batch = cfg.train.batch_size
         batches = TensorBatches(
-            x_tr,
-            y_tr,
-            off_tr,
-            batch_size=cfg.train.batch_size,
-            shuffle=True,
-            seed=seed,
-            drop_last="single",
-            shard=True,
+            *fit_rows, batch_size=batch, shuffle=True, seed=seed, drop_last="single", shard=True
         )
-        val_batches = TensorBatches(x_va, y_va, off_va, batch_size=max(cfg.train.batch_size, 4096))
-        module = LitModel(
-            model,
-            task,
-            stop,
-            cfg,
-            steps_per_epoch=len(batches),
-            target_shift=pre.shift_,
-            target_scale=pre.scale_,
-        )
-    monitor = module.monitor
+        val_batches = TensorBatches(*val_rows, batch_size=max(batch, 4096))
+        module_cls, extra, more = LitModel, {}, {}
+    shift, scale = pre.shift_, pre.scale_
+    module = module_cls(model, task, stop, cfg, len(batches), shift, scale, **more)
     checkpoint = ModelCheckpoint(
         dirpath=root / "checkpoints",
         filename=f"fold{k}",
-        monitor=monitor,
+        monitor=module.monitor,
         mode=stop.mode,
         save_top_k=1,
         save_weights_only=True,
         enable_version_counter=False,
     )
-    stoppers = [checkpoint, FiniteGuard(monitor)]
+    stoppers = [checkpoint, FiniteGuard(module.monitor)]
     if cfg.train.patience > 0:
-        stoppers.append(
-            EarlyStopping(
-                monitor=monitor,
-                mode=stop.mode,
-                patience=cfg.train.patience,
-                min_delta=cfg.train.min_delta,
-            )
-        )
+        t = cfg.train
+        stoppers.append(EarlyStopping(module.monitor, t.min_delta, t.patience, mode=stop.mode))
     logger = CSVLogger(root / "logs", name=f"fold{k}", version="") if logs else False
     trainer = make_trainer(cfg, [*stoppers, *callbacks], logger, root, len(batches))
     trainer.fit(module, batches, val_batches)
@@ -114,17 +67,29 @@ def fit_fold(
     state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
     module.load_state_dict(state["state_dict"])
     module.cpu()
-    pred, spread = module.predict_array(
-        x_va, off_va, mc_samples=cfg.predict.mc_samples, seed=seed, **extra
+    x_va, _, off_va = val_rows
+    mc = cfg.predict.mc_samples
+    pred, spread = module.predict_array(x_va, off_va, mc_samples=mc, seed=seed, **extra)
+    epochs, seconds = trainer.current_epoch, time.perf_counter() - start
+    return TrainedFold(k, va, module, pre, pred, spread, state["epoch"], epochs, seconds)
+
+
+def _rows(pre, train, rows, y_dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(inputs, targets, offsets) of `rows`, preprocessed by the fold's preprocessing."""
+    X = train.X[rows]
+    return (
+        to_tensor(pre.transform(X)),
+        to_tensor(train.y[rows]).to(y_dtype),
+        to_tensor(pre.offset(X)),
     )
-    return TrainedFold(
-        k,
-        va,
-        module,
-        pre,
-        pred,
-        spread,
-        state["epoch"],
-        trainer.current_epoch,
-        time.perf_counter() - start,
-    )
+
+
+def _window_batches(cfg, model, fit_rows, val_rows, tr, va, seed):
+    """Training and validation batches of windows cut inside each run of consecutive rows
+    (train.batch_size counts rows: about that many rows a step), and the validation runs."""
+    window, stride = model.window, model.stride
+    per_batch = max(1, round(cfg.train.batch_size / window))
+    batches = WindowBatches(*fit_rows, row_runs(tr), window, stride, per_batch, seed=seed)
+    runs = row_runs(va)
+    val = WindowBatches(*val_rows, runs, window, stride, max(1, 4096 // window), shuffle=False)
+    return batches, val, runs

@@ -34,13 +34,7 @@ class FrameConv(nn.Module):
             width = cfg.channels
         self.convs = nn.Sequential(*layers)
         self.mlp = MLP(
-            cfg.channels * frames,
-            out_features,
-            list(cfg.hidden),
-            act_layer,
-            head_norm,
-            cfg.dropout,
-            0.0,
+            cfg.channels * frames, out_features, cfg.hidden, act_layer, head_norm, cfg.dropout
         )
         self.body = nn.Sequential(self.convs, self.mlp.body)
         self.head = self.mlp.head
@@ -65,13 +59,7 @@ class FrameGRU(nn.Module):
             dropout=cfg.frame_dropout if cfg.layers > 1 else 0.0,
         )
         self.mlp = MLP(
-            2 * cfg.channels,
-            out_features,
-            list(cfg.hidden),
-            act_layer,
-            head_norm,
-            cfg.dropout,
-            0.0,
+            2 * cfg.channels, out_features, cfg.hidden, act_layer, head_norm, cfg.dropout
         )
         self.body = self.mlp.body  # the GRU keeps PyTorch's own (orthogonal-friendly) init
         self.head = self.mlp.head
