@@ -54,8 +54,8 @@ def weight_parameters(model: nn.Module) -> Iterator[nn.Parameter]:
 def build_optimizer(model: nn.Module, cfg, prefer_fused: bool = False) -> torch.optim.Optimizer:
     """Weight decay applies to weights only; biases and norm scales/shifts are not decayed.
 
-    prefer_fused: use PyTorch's fused kernels where the optimizer has them and the config left
-    optim.foreach unset (the fast engine asks for it)."""
+    prefer_fused: use PyTorch's fused kernel where the optimizer has one for the device the
+    parameters sit on and the config left optim.foreach unset (the fast engine asks for it)."""
     cls, options = OPTIMIZERS.lookup(cfg.name), OPTIMIZERS.info(cfg.name)["options"]
     decay = list(weight_parameters(model))
     chosen = {id(p) for p in decay}
@@ -70,12 +70,30 @@ def build_optimizer(model: nn.Module, cfg, prefer_fused: bool = False) -> torch.
         value = getattr(cfg, option)
         if value is not None:
             kwargs[option] = tuple(value) if option == "betas" else value
-    if prefer_fused and cfg.foreach is None:
-        try:
-            return cls(groups, fused=True, **kwargs)
-        except (TypeError, RuntimeError, ValueError):  # no fused kernel for this one/device
-            pass
+    params = [p for group in groups for p in group["params"]]
+    if prefer_fused and cfg.foreach is None and params and fused_steps(cls, params[0].device):
+        return cls(groups, fused=True, **kwargs)
     return cls(groups, **kwargs)
+
+
+_FUSED: dict[tuple[type, str], bool] = {}
+
+
+def fused_steps(cls: type, device: torch.device) -> bool:
+    """Whether optimizer `cls` has a fused kernel that steps a parameter on `device` in this
+    PyTorch release. Asked of PyTorch by stepping a one-element parameter: which optimizers have
+    a fused kernel for which device changes between releases (Adagrad's was CPU-only), and an
+    optimizer built with fused=True only fails at its first step, in the middle of training."""
+    key = (cls, torch.device(device).type)
+    if key not in _FUSED:
+        p = torch.zeros(1, device=device, requires_grad=True)
+        p.grad = torch.zeros_like(p)
+        try:
+            cls([p], lr=0.1, fused=True).step()
+            _FUSED[key] = True
+        except (RuntimeError, TypeError, ValueError, NotImplementedError):
+            _FUSED[key] = False
+    return _FUSED[key]
 
 
 def l1_penalty(model: nn.Module) -> torch.Tensor:

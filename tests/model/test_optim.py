@@ -9,7 +9,7 @@ from torch import nn
 from pipeline.config import OptimConfig, SchedConfig, build_config
 from pipeline.errors import ConfigError
 from pipeline.model import optim
-from pipeline.model.registry import SCHEDULERS
+from pipeline.model.registry import OPTIMIZERS, SCHEDULERS
 
 
 def _model():
@@ -265,3 +265,24 @@ def test_max_norm_bounds_each_units_incoming_weights():
     assert torch.all(norms <= 2.0 + 1e-5)
     assert torch.allclose(norms[1:], torch.full((5,), 2.0), atol=1e-4)
     assert torch.allclose(layer.weight[0], small)
+
+
+DEVICES = ["cpu", "meta"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", OPTIMIZERS.names())
+def test_each_optimizer_steps_on_the_device_it_is_built_for(name, device):
+    """The fast engine asks for fused kernels; an optimizer gets one only where PyTorch has a
+    fused kernel for the parameters' device (the meta device has none: it stands for a device
+    that lacks them, as CUDA did for Adagrad), and its first step never fails for want of one."""
+    model = nn.Linear(3, 2).to(device)
+    cfg = build_config(overrides=[f"optim.name={name}"]).optim
+    opt = optim.build_optimizer(model, cfg, prefer_fused=True)
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    opt.step()
+    fused = any(group.get("fused") for group in opt.param_groups)
+    assert fused == optim.fused_steps(type(opt), torch.device(device))
+    if device == "meta":
+        assert not fused
