@@ -21,6 +21,7 @@ import pandas as pd
 
 from pipeline import __version__
 from pipeline.config import to_yaml
+from pipeline.engine.choice import run_device
 from pipeline.engine.cv import CrossValidator
 from pipeline.ensemble.compare import compare
 from pipeline.ensemble.members import run_info
@@ -107,8 +108,9 @@ def finish(inputs: Inputs, fitted: Fitted, compared: Compared) -> Finished:
     submitted, post = fitted.test_pred, None  # the prediction space; the format decides
     if cfg.post.enabled:
         start = time.perf_counter()
-        oof["prediction_post"] = postprocess_oof(cv.oof_, train.y, cv.splits_, cfg.post)
-        submitted = postprocess(fitted.test_pred, train.y, cfg.post)  # class numbers
+        device = run_device(cfg.train.accelerator)  # Viterbi decoding: on the GPU when present
+        oof["prediction_post"] = postprocess_oof(cv.oof_, train.y, cv.splits_, cfg.post, device)
+        submitted = postprocess(fitted.test_pred, train.y, cfg.post, device)  # class numbers
         post = _scores(competition.metric, train.y, oof["prediction_post"].to_numpy(), cv.splits_)
         post.update(
             smooth=cfg.post.smooth,

@@ -17,6 +17,7 @@ import numpy as np
 from scipy.ndimage import uniform_filter1d
 
 from pipeline.engine.windows import row_runs
+from pipeline.run.viterbi import viterbi_runs
 
 
 def smooth(proba: np.ndarray, window: int) -> np.ndarray:
@@ -35,30 +36,22 @@ def label_statistics(labels: np.ndarray, n_classes: int) -> tuple[np.ndarray, np
     return np.log(trans), np.log(prior)
 
 
-def viterbi(log_emit: np.ndarray, log_trans: np.ndarray) -> np.ndarray:
-    """Most likely class path for (T, K) log emission scores and a (K, K) log transition matrix."""
-    T, K = log_emit.shape
-    back = np.empty((T, K), dtype=np.int16 if K < 32768 else np.int32)
-    score = log_emit[0].copy()
-    for t in range(1, T):
-        cand = score[:, None] + log_trans  # (from, to)
-        back[t] = cand.argmax(axis=0)
-        score = cand[back[t], np.arange(K)] + log_emit[t]
-    path = np.empty(T, dtype=np.int64)
-    path[-1] = int(score.argmax())
-    for t in range(T - 1, 0, -1):
-        path[t - 1] = back[t, path[t]]
-    return path
-
-
-def postprocess(proba: np.ndarray, train_labels: np.ndarray, cfg) -> np.ndarray:
-    """Class probabilities of consecutive rows -> labels; cfg is the `post` config section."""
-    proba = smooth(proba, cfg.smooth)
+def decode(
+    runs: list[np.ndarray], train_labels: np.ndarray, cfg, device="cpu"
+) -> list[np.ndarray]:
+    """Class probabilities of independent runs of consecutive rows -> their labels; cfg is the
+    `post` config section, `device` where Viterbi decoding runs (pipeline/run/viterbi.py)."""
+    runs = [smooth(proba, cfg.smooth) for proba in runs]
     if not cfg.viterbi:
-        return proba.argmax(axis=1)
-    log_trans, log_prior = label_statistics(train_labels, proba.shape[1])
-    log_emit = np.log(np.clip(proba, 1e-8, None)) - cfg.prior_weight * log_prior
-    return viterbi(log_emit, cfg.transition_weight * log_trans)
+        return [proba.argmax(axis=1) for proba in runs]
+    log_trans, log_prior = label_statistics(train_labels, runs[0].shape[1])
+    emits = [np.log(np.clip(p, 1e-8, None)) - cfg.prior_weight * log_prior for p in runs]
+    return viterbi_runs(emits, cfg.transition_weight * log_trans, device=device)
+
+
+def postprocess(proba: np.ndarray, train_labels: np.ndarray, cfg, device="cpu") -> np.ndarray:
+    """Class probabilities of consecutive rows (one run, e.g. the test rows) -> labels."""
+    return decode([proba], train_labels, cfg, device)[0]
 
 
 def runs(index: np.ndarray) -> list[np.ndarray]:
@@ -67,12 +60,13 @@ def runs(index: np.ndarray) -> list[np.ndarray]:
     return [index[a:b] for a, b in row_runs(index)]
 
 
-def postprocess_oof(oof: np.ndarray, y: np.ndarray, splits, cfg) -> np.ndarray:
+def postprocess_oof(oof: np.ndarray, y: np.ndarray, splits, cfg, device="cpu") -> np.ndarray:
     """Out-of-fold labels after post-processing; each fold uses its own training labels and
-    decodes each run of consecutive validation rows as one sequence."""
+    decodes each run of consecutive validation rows as one sequence (a fold's runs at once)."""
     labels = oof.argmax(axis=1)
     for tr, va in splits:
-        train_labels = y[np.sort(tr)]
-        for run in runs(va):
-            labels[run] = postprocess(oof[run], train_labels, cfg)
+        pieces = runs(va)
+        for run, decoded in zip(pieces, decode([oof[r] for r in pieces], y[np.sort(tr)], cfg,
+                                               device), strict=True):  # fmt: skip
+            labels[run] = decoded
     return labels

@@ -10,8 +10,8 @@ from pipeline.run.postprocess import (
     postprocess_oof,
     runs,
     smooth,
-    viterbi,
 )
+from pipeline.run.viterbi import viterbi
 
 
 def test_viterbi_finds_the_best_path_by_brute_force():
