@@ -106,18 +106,26 @@ class Preprocessor:
         return np.asarray(X[:, self.offset_column], dtype=np.float32)
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> Preprocessor:
+        target = self._fit_target(self.offset(X), y)
+        if self.features is not None:
+            self.features.fit(X, target)
+        return self._fitted(X)
+
+    def _fit_target(self, offset: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The target the features are fitted against; shift_ and scale_ of the target map."""
         target = y
         if y.dtype.kind == "f":
-            target = y - self.offset(X)
+            target = y - offset
             self.shift_ = float(target.mean()) if self.scale_target else 0.0
             self.scale_ = (float(target.std()) or 1.0) if self.scale_target else 1.0
         else:
             self.shift_, self.scale_ = 0.0, 1.0
-        if self.features is not None:
-            self.features.fit(X, target)
+        return target
+
+    def _fitted(self, X: np.ndarray) -> Preprocessor:
         self.n_features_in_ = X.shape[1]
         self.pad_to_ = 0
-        self.n_features_out_ = self.transform(X[:2]).shape[1]
+        self.n_features_out_ = self.transform(np.asarray(X[:2])).shape[1]
         return self
 
     def pad_to(self, width: int) -> None:
@@ -200,3 +208,83 @@ def check_finite(X: np.ndarray, pre: Preprocessor, source: str, names: list[str]
         f"{len(X):,} rows (first at {where}){more}; this competition's preprocessing does not "
         "fill missing values: fix the file or drop the column."
     )
+
+
+ONE_PASS_ROWS = 50_000  # smaller tables are fitted fold by fold, by scikit-learn itself
+
+
+def fits_in_one_pass(preprocessors: list[Preprocessor], X) -> bool:
+    """Plain standard scaling (optionally of selected columns) of a large float32 array: its
+    statistics for every fold come from one pass over the rows (fit_scaling_in_one_pass)."""
+    if len(X) < ONE_PASS_ROWS or getattr(X, "dtype", None) != np.float32:
+        return False
+    for pre in preprocessors:
+        steps = [] if pre.features is None else list(pre.features.steps)
+        kinds = [type(step) for _, step in steps]
+        if kinds not in ([StandardScaler], [SelectColumns, StandardScaler]):
+            return False
+    return True
+
+
+def fit_scaling_in_one_pass(preprocessors, X, y, splits, chunk: int = 1 << 16) -> None:
+    """Fit preprocessor k (plain standard scaling) on fold k's training rows, reading each row
+    once for all folds: rows are grouped by the set of folds that train on them, each group's
+    mean and sum of squared deviations are accumulated in float64 (Chan's pairwise update), and
+    each fold's are combined from its groups. Folding K fits of 1.2M x 429 float32 rows into one
+    pass: the scikit-learn fits took 4.7 s each on this machine. The fitted StandardScaler holds
+    what its own fit would (mean_, var_, scale_, n_samples_seen_), to rounding."""
+    from sklearn.preprocessing._data import _handle_zeros_in_scale, _is_constant_feature
+
+    n = len(X)
+    member = np.zeros(n, dtype=np.int64)
+    for k, (tr, _) in enumerate(splits):
+        member[tr] |= 1 << k
+    patterns, inverse = np.unique(member, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")  # rows grouped, in file order within a group
+    bounds = np.searchsorted(inverse[order], np.arange(len(patterns) + 1))
+    stats = []
+    for g in range(len(patterns)):
+        rows = order[bounds[g] : bounds[g + 1]]
+        count, mean, m2 = 0, np.zeros(X.shape[1]), np.zeros(X.shape[1])
+        for start in range(0, len(rows), chunk):
+            part = np.asarray(X[rows[start : start + chunk]], dtype=np.float64)
+            count, mean, m2 = _combine((count, mean, m2), _moments(part))
+        stats.append((count, mean, m2))
+    for k, pre in enumerate(preprocessors):
+        count, mean, m2 = 0, np.zeros(X.shape[1]), np.zeros(X.shape[1])
+        for g, pattern in enumerate(patterns):
+            if pattern >> k & 1:
+                count, mean, m2 = _combine((count, mean, m2), stats[g])
+        tr = splits[k][0]
+        offset = pre.offset(X[tr]) if pre.offset_column is not None else np.zeros(len(tr), "f4")
+        pre._fit_target(offset, y[tr])
+        columns = np.arange(X.shape[1])
+        if "select" in pre.features.named_steps:
+            columns = np.asarray(pre.features.named_steps["select"].columns)
+        scaler = pre.features.named_steps["scale"]
+        var = m2[columns] / count
+        scaler.n_features_in_ = len(columns)
+        scaler.n_samples_seen_ = int(count)
+        scaler.mean_ = mean[columns] if scaler.with_mean else None
+        scaler.var_ = var if scaler.with_std else None
+        scaler.scale_ = None
+        if scaler.with_std:
+            constant = _is_constant_feature(var, mean[columns], count)
+            scaler.scale_ = _handle_zeros_in_scale(np.sqrt(var), copy=False,
+                                                   constant_mask=constant)  # fmt: skip
+        pre._fitted(X[tr[:2]])
+
+
+def _moments(part: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    mean = part.mean(axis=0)
+    return len(part), mean, ((part - mean) ** 2).sum(axis=0)
+
+
+def _combine(a, b):
+    """Count, mean and sum of squared deviations of two groups of rows together."""
+    (na, ma, sa), (nb, mb, sb) = a, b
+    if na == 0:
+        return b
+    n = na + nb
+    delta = mb - ma
+    return n, ma + delta * (nb / n), sa + sb + delta**2 * (na * nb / n)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from pipeline.engine.windows import cut_windows
+
 
 def to_tensor(array: np.ndarray, dtype=None) -> torch.Tensor:
     """A tensor sharing the array's memory when it can (contiguous and writable: PyTorch
@@ -127,3 +129,42 @@ class OncePerEpoch:
 
     def __iter__(self):
         yield torch.zeros(1)
+
+
+class StackedWindowBatches:
+    """The sequence models' StackedBatches: per epoch, each fold's training windows (cut inside
+    its runs of consecutive rows, with a new random phase per run, as WindowBatches cuts them)
+    in a new order, padded with random repeats of the same fold's windows to the same number of
+    steps every epoch. One item per epoch: (steps, K, per_batch, W) row numbers and their mask
+    (False: padding inside a short run)."""
+
+    def __init__(self, train_idx: list[np.ndarray], runs: list[list[tuple[int, int]]],
+                 window: int, stride: int, per_batch: int, seed: int):  # fmt: skip
+        self.train_idx = [np.asarray(i) for i in train_idx]
+        self.runs, self.window, self.stride = runs, window, stride
+        self.per_batch = max(1, per_batch)
+        self.rng = np.random.default_rng(seed)
+        self.counts = [len(cut_windows(r, window, stride)[0]) for r in runs]
+        self.steps = max(1, -(-max(self.counts) // self.per_batch))
+
+    def __len__(self) -> int:
+        return 1
+
+    def __iter__(self):
+        total = self.steps * self.per_batch
+        positions, masks = [], []
+        for idx, runs in zip(self.train_idx, self.runs, strict=True):
+            phases = self.rng.integers(0, self.stride, size=len(runs))
+            windows, mask = cut_windows(runs, self.window, self.stride, phases)
+            order = self.rng.permutation(len(windows))
+            if len(order) < total:
+                order = np.concatenate(
+                    [order, self.rng.integers(0, len(windows), total - len(order))]
+                )
+            order = order[:total]
+            positions.append(idx[windows[order]])  # the fold's row numbers
+            masks.append(mask[order])
+        shape = (len(positions), self.steps, self.per_batch, self.window)
+        pos = torch.from_numpy(np.stack(positions)).view(shape).transpose(0, 1)
+        mask = torch.from_numpy(np.stack(masks)).view(shape).transpose(0, 1)
+        yield pos.contiguous(), mask.contiguous()

@@ -24,6 +24,7 @@ from torch import nn
 from pipeline.competition.preprocess import AffineMap, Preprocessor, check_finite
 from pipeline.engine.device import memory_budget
 from pipeline.model.models import stack_models
+from pipeline.model.registry import MODELS
 from pipeline.model.stacking import NotStackable, Stacked
 
 
@@ -43,8 +44,16 @@ def check_inputs(train, test, preprocessors: list[Preprocessor]) -> None:
         check_finite(test.X, preprocessors[0], test.source, train.feature_names)
 
 
-def _unsupported(cfg) -> list[str]:
+def _unsupported(cfg, asked: str) -> list[str]:
     reasons = []
+    if MODELS.info(cfg.model.name)["sequence"]:
+        if asked == "auto" and run_device(cfg.train.accelerator).type != "cuda":
+            reasons.append(
+                f"model.name={cfg.model.name} on the CPU (its K stacked recurrent layers would "
+                "do K times the arithmetic of K separate ones; on a GPU they stack)"
+            )
+        if cfg.train.compile != "none":
+            reasons.append("train.compile with a sequence model (recurrent layers)")
     if cfg.sched.name == "plateau":
         reasons.append("sched.name=plateau (each fold would need its own learning rate)")
     if cfg.train.devices not in ("auto", 1) or cfg.train.strategy not in ("auto",):
@@ -77,7 +86,7 @@ def choose_engine(
     asked = cfg.train.engine
     if asked == "plain":
         return EngineChoice("plain")
-    reasons = _unsupported(cfg)
+    reasons = _unsupported(cfg, asked)
     stacked = None
     try:
         stacked = stack_models(cfg.model.name, models)

@@ -19,7 +19,11 @@ import lightning as L
 import numpy as np
 
 from pipeline.competition.base import Competition, TestData, TrainData
-from pipeline.competition.preprocess import Preprocessor
+from pipeline.competition.preprocess import (
+    Preprocessor,
+    fit_scaling_in_one_pass,
+    fits_in_one_pass,
+)
 from pipeline.engine.batches import to_tensor
 from pipeline.engine.choice import check_inputs, choose_engine
 from pipeline.engine.fast import fit_stacked
@@ -43,6 +47,20 @@ class FitSpec:
     task: object
     metric: Metric
     stop: Metric
+
+
+def fit_folds(competition: Competition, cfg, train: TrainData, splits) -> list[Preprocessor]:
+    """Each fold's preprocessing, fitted on the fold's training rows only: fold k from fold
+    k's seed, as both engines seed it; plain standard scaling of a large array for all folds
+    in one pass over the rows (pipeline/competition/preprocess.py)."""
+    pres = [competition.make_preprocessor(cfg, train) for _ in splits]
+    if fits_in_one_pass(pres, train.X):
+        fit_scaling_in_one_pass(pres, train.X, train.y, splits)
+        return pres
+    for k, (tr, _) in enumerate(splits):
+        L.seed_everything(cfg.seed + k, verbose=False)
+        pres[k].fit(train.X[tr], train.y[tr])
+    return pres
 
 
 class CrossValidator:
@@ -80,11 +98,11 @@ class CrossValidator:
         train: TrainData,
         test: TestData | None = None,
         splits: list | None = None,
-        probe: Preprocessor | None = None,
+        preprocessors: list[Preprocessor] | None = None,
     ) -> CrossValidator:
         """`test`, when given, is checked with the training rows before any training.
-        `splits` and `probe` (the first fold's preprocessing, fitted on its training rows from
-        its seed) are what the input checks made (pipeline/run/inputs.py); made here if None."""
+        `splits` and `preprocessors` (each fold's, fitted by fit_folds) are what the input
+        checks made (pipeline/run/inputs.py); made here when None."""
         quiet_lightning()
         cfg, competition = self.cfg, self.competition
         task, metric = competition.task, competition.metric
@@ -93,14 +111,10 @@ class CrossValidator:
         if splits is None:
             splits = make_splits(cfg.cv, train, cfg.seed, task.is_classification)
         self.splits_ = splits
-        pres = []
-        for k, (tr, _) in enumerate(self.splits_):
-            L.seed_everything(cfg.seed + k, verbose=False)  # fold k's seed, both engines
-            if k == 0 and probe is not None:  # a copy: padding below must not change the caller's
-                pres.append(copy.deepcopy(probe))
-                continue
-            pre = competition.make_preprocessor(cfg, train)
-            pres.append(pre.fit(train.X[tr], train.y[tr]))
+        if preprocessors is None:
+            pres = fit_folds(competition, cfg, train, self.splits_)
+        else:  # copies: padding below must not change the caller's
+            pres = [copy.deepcopy(p) for p in preprocessors]
         width = max(p.n_features_out_ for p in pres)
         if any(p.n_features_out_ != width for p in pres):  # one-hot columns learned per fold
             for p in pres:
@@ -120,7 +134,9 @@ class CrossValidator:
         self.fold_of_row_ = np.full(n, -1, dtype=np.int64)
         self.fold_scores_, self.best_epochs_, self.epochs_run_ = [], [], []
         self.fold_seconds_: list[float] = []
+        self.fit_seconds_ = 0.0  # inside Lightning's Trainer.fit: training and validation
         self.folds_: list[TrainedFold] = []  # each fold's model and preprocessing
+        self.predictor_ = None  # the fast engine's stacked models, for predict
         spec = FitSpec(cfg, task, metric, stop)
         with tempfile.TemporaryDirectory(prefix="cv-") as tmp:
             root = Path(self.run_dir) if self.run_dir is not None else Path(tmp)
@@ -133,7 +149,7 @@ class CrossValidator:
                         bar.stacked_callback(len(pres), stop.mode),
                         *self._callbacks(None),
                     ]
-                    results, note = fit_stacked(
+                    results, note, self.predictor_ = fit_stacked(
                         spec, train, self.splits_, pres, choice, callbacks, root, logs
                     )
                     self.engine_note_ = note
@@ -184,6 +200,7 @@ class CrossValidator:
         self.best_epochs_.append(int(r.best_epoch))
         self.epochs_run_.append(int(r.epochs_run))
         self.fold_seconds_.append(r.seconds)
+        self.fit_seconds_ += r.fit_seconds
         line = (
             f"fold {r.fold + 1}/{len(self.splits_)}: {metric.name} {score:.4f} "
             f"(best epoch {r.best_epoch + 1}, {r.seconds:.1f} s)"
@@ -195,6 +212,8 @@ class CrossValidator:
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Average of the fold models' predictions (probabilities for classification), and the
         MC-dropout spread averaged over folds when predict.mc_samples > 0."""
+        if self.predictor_ is not None and not self.cfg.predict.mc_samples:
+            return self.predictor_.predict(X), None
         preds, spreads = [], []
         for k, fold in enumerate(self.folds_):
             pred, spread = fold.module.predict_array(

@@ -38,6 +38,7 @@ class DeviceFolds:
     Xk: torch.Tensor | None = None  # (K, N, F)
     zk: torch.Tensor | None = None  # (K, N) model-space regression targets
     fold_index: torch.Tensor | None = None  # (K, 1) arange, for gathering per fold
+    every_column: bool | None = None  # every fold's map keeps every raw column (asked once)
 
     def to(self, device, rows: str = "device") -> DeviceFolds:
         """rows: "device" (float32), "bf16" (rows stored as bfloat16 on the device) or "host"
@@ -96,7 +97,10 @@ class DeviceFolds:
         return (rows[:, self.columns[k]].float() - self.center[k]) * self.mult[k]
 
     def inputs(self, idx: torch.Tensor) -> torch.Tensor:
-        """(K, B) row indices -> (K, B, F) preprocessed inputs, fold k with fold k's map."""
+        """(K, B) row indices -> (K, B, F) preprocessed inputs, fold k with fold k's map; (K, B,
+        W) windows of rows -> (K, B, W, F)."""
+        if idx.dim() > 2:
+            return self.inputs(idx.reshape(idx.shape[0], -1)).view(*idx.shape, -1)
         if self.Xk is not None:
             if self.Xk.device != idx.device:  # fold arrays in host memory: gather, copy
                 return self.Xk[self._folds(idx).cpu(), idx.cpu()].to(idx.device).float()
@@ -105,12 +109,15 @@ class DeviceFolds:
             rows = self.X[idx.cpu()].to(idx.device, non_blocking=True)
         else:
             rows = self.X[idx]  # (K, B, raw)
-        rows = rows.float()  # no-op for float32 rows; widens bfloat16 ones
-        cols = self.columns.unsqueeze(1).expand(-1, idx.shape[1], -1)
-        return (torch.gather(rows, 2, cols) - self.center.unsqueeze(1)) * self.mult.unsqueeze(1)
+        if self.every_column is None:
+            self.every_column = keeps_every_column(self.columns, self.X.shape[1])
+        return map_rows(rows, self.columns, self.center, self.mult, self.every_column)
 
     def targets(self, idx: torch.Tensor) -> torch.Tensor:
-        """(K, B) model-space targets: classes, or fold k's target map of the values."""
+        """(K, B) model-space targets: classes, or fold k's target map of the values; (K, B, W)
+        for windows."""
+        if idx.dim() > 2:
+            return self.targets(idx.reshape(idx.shape[0], -1)).view(idx.shape)
         if self.classification:
             return self.y[idx]
         if self.zk is not None:
@@ -122,15 +129,38 @@ class DeviceFolds:
         return to_model(y, offset, self.target_shift[:, None], self.target_scale[:, None])
 
     def target_scale_of(self, z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """(K, B) model-space values of rows `idx` back on the competition's scale."""
-        return from_model(
-            z, self.offset[idx], self.target_shift[:, None], self.target_scale[:, None]
-        )
+        """(K, B) (or (K, B, W)) model-space values of rows `idx` back on the competition's
+        scale."""
+        fold = (-1,) + (1,) * (z.dim() - 1)
+        shift, scale = self.target_shift.view(fold), self.target_scale.view(fold)
+        return from_model(z, self.offset[idx], shift, scale)
 
     def _folds(self, idx: torch.Tensor) -> torch.Tensor:
         if self.fold_index is None or self.fold_index.device != idx.device:
             self.fold_index = torch.arange(self.K, device=idx.device)[:, None]
         return self.fold_index
+
+
+def keeps_every_column(columns: torch.Tensor | None, raw: int) -> bool:
+    """Every fold's map keeps every raw column in order (the usual features.select=all)."""
+    if columns is None or columns.shape[1] != raw:
+        return False
+    return bool((columns.cpu() == torch.arange(raw)).all())
+
+
+def map_rows(rows: torch.Tensor, columns, center, mult, every_column: bool) -> torch.Tensor:
+    """Raw rows, (K, B, raw) (fold k's rows) or (B, raw) (the same rows for every fold), mapped
+    by each fold's affine map: (K, B, F). `every_column` (keeps_every_column, asked once, not
+    per step: the answer would wait for the GPU): no gather needed."""
+    rows = rows.float()  # no-op for float32 rows; widens bfloat16 ones
+    if rows.dim() == 2:
+        rows = rows.unsqueeze(0)
+    K = columns.shape[0]
+    if every_column:
+        return (rows - center.unsqueeze(1)) * mult.unsqueeze(1)
+    rows = rows.expand(K, -1, -1)
+    cols = columns.unsqueeze(1).expand(-1, rows.shape[1], -1)
+    return (torch.gather(rows, 2, cols) - center.unsqueeze(1)) * mult.unsqueeze(1)
 
 
 EPOCH_GATHER = 16 << 20  # values: an epoch's inputs gathered in one go up to 64 MB of float32

@@ -24,14 +24,22 @@ import numpy as np
 import torch
 from lightning.pytorch.loggers import CSVLogger
 
-from pipeline.engine.batches import OncePerEpoch, StackedBatches, to_tensor
+from pipeline.competition.target import from_model
+from pipeline.engine.batches import (
+    OncePerEpoch,
+    StackedBatches,
+    StackedWindowBatches,
+    to_tensor,
+)
 from pipeline.engine.choice import EngineChoice, as_tensors
-from pipeline.engine.device import DeviceFolds
+from pipeline.engine.device import DeviceFolds, keeps_every_column, map_rows
 from pipeline.engine.lit import LitModel
-from pipeline.engine.lit_stacked import StackedLitModel
+from pipeline.engine.lit_sequence import SequenceModule
+from pipeline.engine.lit_stacked import StackedLitModel, ValWindows
 from pipeline.engine.stopping import FoldEarlyStopping
 from pipeline.engine.trained import TrainedFold
 from pipeline.engine.trainer import diverged, make_trainer
+from pipeline.engine.windows import average_windows, cut_windows, row_runs
 
 
 @contextlib.contextmanager
@@ -70,22 +78,32 @@ def device_folds(task, train, splits, pres, choice: EngineChoice) -> DeviceFolds
         train_idx=[torch.from_numpy(np.asarray(tr, dtype=np.int64)) for tr, _ in splits],
         val_idx=[torch.from_numpy(np.asarray(va, dtype=np.int64)) for _, va in splits],
         Xk=Xk,
+        every_column=keeps_every_column(columns, train.X.shape[1]) if X is not None else None,
     )
 
 
 def fit_stacked(
     spec, train, splits, pres, choice: EngineChoice, callbacks: list, root: Path, logs: bool
-) -> tuple[list[TrainedFold], str | None]:
-    """Train the K stacked models; the fold results and a note on where the rows were kept
-    (None: on the device as float32). `spec` carries cfg, task and `stop`, the quantity each
-    fold's early stopping watches (engine/cv.py)."""
+) -> tuple[list[TrainedFold], str | None, StackedPredictor]:
+    """Train the K stacked models; the fold results, a note on where the rows were kept (None:
+    on the device as float32) and the stacked predictor of new rows. `spec` carries cfg, task
+    and `stop`, the quantity each fold's early stopping watches (engine/cv.py)."""
     cfg, task, stop = spec.cfg, spec.task, spec.stop
     start = time.perf_counter()
     K = len(splits)
     stacked = choice.stacked
     data = device_folds(task, train, splits, pres, choice)
-    batches = StackedBatches(data.train_idx, cfg.train.batch_size, cfg.seed)
-    module = StackedLitModel(stacked, task, stop, cfg, data, batches.steps)
+    windows = None
+    if getattr(stacked, "window", None):  # sequence models: windows of consecutive rows
+        W, stride = stacked.window, stacked.stride
+        per_batch = max(1, round(cfg.train.batch_size / W))  # batch_size counts rows
+        tr_idx = [np.asarray(tr) for tr, _ in splits]
+        batches = StackedWindowBatches(tr_idx, [row_runs(tr) for tr in tr_idx], W, stride,
+                                       per_batch, cfg.seed)  # fmt: skip
+        windows = ValWindows.cut([va for _, va in splits], W, stride, max(1, 8192 // W))
+    else:
+        batches = StackedBatches(data.train_idx, cfg.train.batch_size, cfg.seed)
+    module = StackedLitModel(stacked, task, stop, cfg, data, batches.steps, windows)
     stopper = FoldEarlyStopping(K, cfg.train.patience, cfg.train.min_delta, stop.mode)
     logger = CSVLogger(root / "logs", name="folds", version="") if logs else False
     trainer = make_trainer(
@@ -100,37 +118,99 @@ def fit_stacked(
         gradient_clip_val=None,
     )
     L.seed_everything(cfg.seed, verbose=False)
+    fit_start = time.perf_counter()
     with no_memory_poisoning():
         trainer.fit(module, batches, OncePerEpoch())
+    fit_seconds = (time.perf_counter() - fit_start) / K
     never = [k for k in range(K) if stopper.best_epoch[k] < 0]
     if never:
         raise diverged(never[0], stop)
     stacked.load_state_dict(stopper.best_state)
+    stacked.eval()
     device = module.device
     seconds = (time.perf_counter() - start) / K
+    mc = cfg.predict.mc_samples
+    if mc == 0:  # every fold's validation rows at once, on the device
+        val_preds = [p.cpu().numpy() for p in module.predict_validation()[0]]
     results = []
     for k, (model, pre, (_, va)) in enumerate(zip(stacked.unstack(), pres, splits, strict=True)):
-        lit = LitModel(
-            model,
-            task,
-            stop,
-            cfg,
-            steps_per_epoch=batches.steps,
-            target_shift=pre.shift_,
-            target_scale=pre.scale_,
-        ).to(device)
-        x_va = to_tensor(pre.transform(train.X[va]))
-        off_va = to_tensor(pre.offset(train.X[va]))
-        pred, spread = lit.predict_array(
-            x_va, off_va, mc_samples=cfg.predict.mc_samples, seed=cfg.seed + k
-        )
-        lit.cpu()
+        if windows is not None:
+            lit = SequenceModule(model, task, stop, cfg, batches.steps, pre.shift_, pre.scale_,
+                                 n_val_rows=len(va))  # fmt: skip
+        else:
+            lit = LitModel(model, task, stop, cfg, batches.steps, pre.shift_, pre.scale_)
+        if mc == 0:
+            pred, spread = val_preds[k], None
+        else:  # MC dropout: each fold's passes, as the plain engine makes them
+            x_va = to_tensor(pre.transform(train.X[va]))
+            off_va = to_tensor(pre.offset(train.X[va]))
+            extra = {"runs": row_runs(va)} if windows is not None else {}
+            lit.to(device)
+            pred, spread = lit.predict_array(x_va, off_va, mc_samples=mc, seed=cfg.seed + k,
+                                             **extra)  # fmt: skip
+            lit.cpu()
         if logs:
             path = root / "checkpoints" / f"fold{k}.ckpt"
             path.parent.mkdir(parents=True, exist_ok=True)
             torch.save({"state_dict": lit.state_dict(), "epoch": stopper.best_epoch[k]}, path)
         epochs = stopper.stopped_at[k] or trainer.current_epoch
         results.append(
-            TrainedFold(k, va, lit, pre, pred, spread, stopper.best_epoch[k], epochs, seconds)
+            TrainedFold(
+                k, va, lit, pre, pred, spread, stopper.best_epoch[k], epochs, seconds, fit_seconds
+            )
         )
-    return results, module.placement_note
+    predictor = StackedPredictor(stacked, task, pres, choice.maps, data.every_column, device)
+    return results, module.placement_note, predictor
+
+
+class StackedPredictor:
+    """The K fold models, stacked, predicting new rows on the training device: the rows go to
+    the device once per chunk, each fold's preprocessing is its affine map applied there (or,
+    for other preprocessing, run on the host), and the K predictions are averaged. What the
+    fold models' own predict_array gives, averaged, in one pass instead of K."""
+
+    def __init__(self, stacked, task, pres, maps, every_column, device: torch.device):
+        self.stacked, self.task, self.pres, self.device = stacked, task, pres, device
+        self.maps = None
+        if maps is not None:
+            columns, center, mult = as_tensors(maps)
+            self.maps = (columns.to(device), center.to(device), mult.to(device), every_column)
+        self.shift = torch.tensor([p.shift_ for p in pres], device=device)[:, None]
+        self.scale = torch.tensor([p.scale_ for p in pres], device=device)[:, None]
+
+    @torch.no_grad()
+    def predict(self, X: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+        """Rows in order; for sequence models one run of consecutive rows, each row's output
+        averaged over the overlapping windows that hold it (as SequenceModule predicts)."""
+        window = getattr(self.stacked, "window", None)
+        if window:
+            return self._predict_windows(X, window, self.stacked.stride, max(1, chunk // window))
+        out = []
+        for start in range(0, len(X), chunk):
+            out.append(self._mean(np.asarray(X[start : start + chunk], dtype=np.float32)).cpu())
+        return torch.cat(out).numpy()
+
+    def _mean(self, rows: np.ndarray, shape: tuple = ()) -> torch.Tensor:
+        """The K folds' mean prediction of raw rows (viewed as `shape` + features)."""
+        if self.maps is not None:
+            x = map_rows(torch.from_numpy(rows).to(self.device), *self.maps)
+        else:
+            x = torch.stack([to_tensor(p.transform(rows)) for p in self.pres]).to(self.device)
+        if shape:
+            x = x.view(x.shape[0], *shape, x.shape[-1])
+        pred = self.task.to_prediction(self.stacked(x).float())  # (K, ...) or (K, ..., C)
+        if not self.task.is_classification:
+            offset = torch.from_numpy(self.pres[0].offset(rows)).to(self.device).view(shape or -1)
+            fold = (-1,) + (1,) * (pred.dim() - 1)
+            pred = from_model(pred, offset, self.shift.view(fold), self.scale.view(fold))
+        return pred.mean(dim=0)
+
+    def _predict_windows(self, X, window: int, stride: int, per_chunk: int) -> np.ndarray:
+        positions, mask = cut_windows([(0, len(X))], window, stride)
+        windows, mask = torch.from_numpy(positions), torch.from_numpy(mask)
+        outs = []
+        for start in range(0, len(windows), per_chunk):
+            w = positions[start : start + per_chunk]
+            rows = np.asarray(X[w.reshape(-1)], dtype=np.float32)
+            outs.append(self._mean(rows, w.shape).cpu())
+        return average_windows(torch.cat(outs), windows, mask, len(X)).numpy()

@@ -6,22 +6,68 @@ the per-fold module (engine/lit.py). What differs: manual optimization (one epoc
 inside training_step, where Lightning's per-batch machinery would cost more than a step),
 per-fold gradient clipping and max-norm, and a validation that scores every fold at once and
 leaves the K scores in `fold_scores` for the per-fold early stopping (engine/stopping.py).
+Sequence models train on windows of consecutive rows (`windows`: each fold's validation
+windows, ValWindows): their loss is taken over the real rows of each window, and validation
+averages each row's outputs over the windows that hold it, as the plain engine's
+SequenceModule does.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 
 from pipeline.engine.device import EPOCH_GATHER, DeviceFolds, memory_budget
 from pipeline.engine.lit import LitBase
+from pipeline.engine.windows import cut_windows, row_runs
 from pipeline.model.stacking import Stacked
+
+
+@dataclass
+class ValWindows:
+    """Each fold's validation rows as overlapping windows (stride), padded to one shape per
+    chunk: positions (chunks, K, B, W) into the fold's validation rows, their row numbers and
+    mask (False: padding, and whole padding windows of folds with fewer windows)."""
+
+    local: torch.Tensor
+    rows: torch.Tensor
+    mask: torch.Tensor
+    n_rows: list[int]
+
+    @classmethod
+    def cut(cls, val_idx: list[np.ndarray], window: int, stride: int, per_chunk: int):
+        cuts = [cut_windows(row_runs(va), window, stride) for va in val_idx]
+        chunks = max(1, -(-max(len(w) for w, _ in cuts) // per_chunk))
+        total = chunks * per_chunk
+        local, rows, mask = [], [], []
+        for va, (w, m) in zip(val_idx, cuts, strict=True):
+            pad = total - len(w)
+            local.append(np.concatenate([w, np.repeat(w[:1], pad, axis=0)]))
+            mask.append(np.concatenate([m, np.zeros((pad, window), dtype=bool)]))
+            rows.append(np.asarray(va)[local[-1]])
+        shape = (len(val_idx), chunks, per_chunk, window)
+
+        def stacked(parts):
+            return torch.from_numpy(np.stack(parts)).view(shape).transpose(0, 1).contiguous()
+
+        return cls(stacked(local), stacked(rows), stacked(mask), [len(va) for va in val_idx])
+
+    def to(self, device) -> ValWindows:
+        return ValWindows(self.local.to(device), self.rows.to(device), self.mask.to(device),
+                          self.n_rows)  # fmt: skip
 
 
 class StackedLitModel(LitBase):
     """K fold models trained as one: manual optimization, one item per epoch."""
 
-    def __init__(self, stacked: Stacked, task, metric, cfg, data: DeviceFolds, steps: int):
+    def __init__(
+        self, stacked: Stacked, task, metric, cfg, data: DeviceFolds, steps: int,
+        windows: ValWindows | None = None,
+    ):  # fmt: skip
         super().__init__(stacked, task, metric, cfg, steps)
+        self.windows = windows
         self.stacked = stacked
         self.data = data
         self.prefer_fused = True
@@ -35,17 +81,26 @@ class StackedLitModel(LitBase):
 
     def on_fit_start(self) -> None:
         self.data, self.placement_note = self.data.place(self.device)
+        if self.windows is not None:
+            self.windows = self.windows.to(self.device)
         self.data.materialize(memory_budget(self.device))
         mode = self.cfg.train.compile
         self._graphs = mode == "reduce-overhead" and self.device.type == "cuda"
         if mode != "none":  # every step has the same shapes (K, B, features): one graph
             self._train_loss = torch.compile(self._forward_loss, mode=mode, dynamic=False)
 
-    def _forward_loss(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def _forward_loss(
+        self, x: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The sum over folds of each fold's mean loss: fold k's gradient is the gradient of
         its own loss. Summed in one reduction (every fold's batch has B rows), as few ops as
-        possible: at tabular sizes each op's overhead costs more than its arithmetic."""
-        return self.task.loss(self.stacked(x), target, reduction="sum") / target.shape[1]
+        possible: at tabular sizes each op's overhead costs more than its arithmetic. Windows
+        (mask): each fold's mean over its real rows."""
+        if mask is None:
+            return self.task.loss(self.stacked(x), target, reduction="sum") / target.shape[1]
+        each = self.task.loss(self.stacked(x), target, reduction="none") * mask
+        rows = mask.flatten(1).sum(1).clamp(min=1)
+        return (each.flatten(1).sum(1) / rows).sum()
 
     def training_step(self, epoch_idx, batch_idx):
         """One epoch: (steps, K, B) row indices, one optimizer step per (K, B) slice."""
@@ -59,19 +114,27 @@ class StackedLitModel(LitBase):
             if getattr(self.trainer.precision_plugin, "scaler", None) is None
             else None
         )
-        steps = len(epoch_idx)
-        if self.data.Xk is not None and epoch_idx.numel() * self.data.Xk.shape[2] <= EPOCH_GATHER:
+        if self.windows is not None:  # (steps, K, B, W) windows and their masks
+            positions, masks = epoch_idx
+            batches = (
+                (self.data.inputs(p), self.data.targets(p), m)
+                for p, m in zip(positions, masks, strict=True)
+            )
+        elif (
+            self.data.Xk is not None and epoch_idx.numel() * self.data.Xk.shape[2] <= EPOCH_GATHER
+        ):
+            steps = len(epoch_idx)
             # small data: gather the whole epoch's inputs and targets at once, then slice
             flat = epoch_idx.transpose(0, 1).reshape(self.data.K, -1)  # (K, steps * B)
             xs = self.data.inputs(flat).view(self.data.K, steps, -1, self.data.Xk.shape[2])
             zs = self.data.targets(flat).view(self.data.K, steps, -1)
-            batches = ((xs[:, s], zs[:, s]) for s in range(steps))
+            batches = ((xs[:, s], zs[:, s], None) for s in range(steps))
         else:
-            batches = ((self.data.inputs(i), self.data.targets(i)) for i in epoch_idx)
-        for x, z in batches:
+            batches = ((self.data.inputs(i), self.data.targets(i), None) for i in epoch_idx)
+        for x, z, mask in batches:
             if self._graphs:  # a new iteration: CUDA graph outputs of the last one are done
                 torch.compiler.cudagraph_mark_step_begin()
-            loss = self._train_loss(x, z)
+            loss = self._train_loss(x, z) if mask is None else self._forward_loss(x, z, mask)
             loss = self.regularised(loss)  # train/loss: the data loss, mean over folds
             if raw is not None:
                 raw.zero_grad(set_to_none=True)
@@ -157,12 +220,48 @@ class StackedLitModel(LitBase):
         losses = loss_sum / rows if with_loss else None
         return [torch.cat(p) if len(p) > 1 else p[0] for p in preds], finite.tolist(), losses
 
-    def validation_step(self, batch, batch_idx):
+    def predict_validation(self, with_loss: bool = False):
+        """Every fold's predictions of its validation rows (predict_folds' three values)."""
+        if self.windows is not None:
+            return self.predict_windows(with_loss)
         if self._val_chunks is None:  # the same every epoch: built once
             self._val_chunks = self.chunks(self.data.val_idx)
+        return self.predict_folds(self._val_chunks, with_loss)
+
+    @torch.no_grad()
+    def predict_windows(self, with_loss: bool = False):
+        """predict_folds for sequence models: each fold's validation windows, each row's
+        outputs averaged over the windows that hold it."""
+        w = self.windows
+        K, C = self.data.K, self.task.n_outputs if self.task.is_classification else 1
+        total = [torch.zeros(n, C, device=self.device) for n in w.n_rows]
+        count = [torch.zeros(n, device=self.device) for n in w.n_rows]
+        loss_sum = torch.zeros(K, device=self.device)
+        for local, rows, mask in zip(w.local, w.rows, w.mask, strict=True):
+            raw = self.stacked(self.data.inputs(rows)).float()  # (K, B, W, out)
+            out = self.task.to_prediction(raw)
+            if not self.task.is_classification:
+                out = self.data.target_scale_of(out, rows)
+            if with_loss:
+                each = self.task.loss(raw, self.data.targets(rows), reduction="none")
+                loss_sum += (each * mask).flatten(1).sum(1)
+            for k in range(K):
+                keep = mask[k].reshape(-1)
+                at = local[k].reshape(-1)[keep]
+                total[k].index_add_(0, at, out[k].reshape(-1, C)[keep])
+                count[k].index_add_(0, at, torch.ones_like(at, dtype=count[k].dtype))
+        preds = [t / c.clamp(min=1)[:, None] for t, c in zip(total, count, strict=True)]
+        if not self.task.is_classification:
+            preds = [p.squeeze(-1) for p in preds]
+        finite = torch.stack([torch.isfinite(p).all() for p in preds]).tolist()
+        rows_real = w.mask.transpose(0, 1).flatten(1).sum(1).clamp(min=1)
+        return preds, finite, (loss_sum / rows_real if with_loss else None)
+
+    def validation_step(self, batch, batch_idx):
+        if not self._val_y:
             self._val_y = [self.data.y[idx] for idx in self.data.val_idx]
         logs = self.logger is not None
-        preds, finite, losses = self.predict_folds(self._val_chunks, with_loss=logs)
+        preds, finite, losses = self.predict_validation(with_loss=logs)
         nan = torch.tensor(float("nan"), device=self.device)
         self.fold_scores = torch.stack(
             [

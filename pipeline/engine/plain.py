@@ -60,7 +60,9 @@ def fit_fold(
         stoppers.append(EarlyStopping(module.monitor, t.min_delta, t.patience, mode=stop.mode))
     logger = CSVLogger(root / "logs", name=f"fold{k}", version="") if logs else False
     trainer = make_trainer(cfg, [*stoppers, *callbacks], logger, root, len(batches))
+    fit_start = time.perf_counter()
     trainer.fit(module, batches, val_batches)
+    fit_seconds = time.perf_counter() - fit_start
     best = checkpoint.best_model_score
     if not checkpoint.best_model_path or best is None or not torch.isfinite(best):
         raise diverged(k, stop)
@@ -71,7 +73,9 @@ def fit_fold(
     mc = cfg.predict.mc_samples
     pred, spread = module.predict_array(x_va, off_va, mc_samples=mc, seed=seed, **extra)
     epochs, seconds = trainer.current_epoch, time.perf_counter() - start
-    return TrainedFold(k, va, module, pre, pred, spread, state["epoch"], epochs, seconds)
+    return TrainedFold(
+        k, va, module, pre, pred, spread, state["epoch"], epochs, seconds, fit_seconds
+    )
 
 
 def _rows(pre, train, rows, y_dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -20,4 +20,5 @@ class TrainedFold:
     spread: np.ndarray | None  # MC-dropout spread, when predict.mc_samples > 0
     best_epoch: int  # 0-based
     epochs_run: int
-    seconds: float
+    seconds: float  # the fold's whole time in the engine (a K-th of it, for stacked folds)
+    fit_seconds: float  # of which inside Lightning's Trainer.fit: training and validation

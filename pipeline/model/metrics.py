@@ -185,10 +185,11 @@ class Task:
     ) -> torch.Tensor:
         """The training loss of network outputs against model-space targets; the one loss of
         both engines. Outputs have the targets' shape plus a last axis of the outputs (rows,
-        stacked folds, windows alike)."""
+        stacked folds, windows alike); reduction "none" gives one loss per target."""
         if self.is_classification:
             flat = out.reshape(-1, out.shape[-1])
-            return F.cross_entropy(flat, target.reshape(-1), reduction=reduction)
+            each = F.cross_entropy(flat, target.reshape(-1), reduction=reduction)
+            return each.view(target.shape) if reduction == "none" else each
         return F.mse_loss(out.reshape(target.shape), target, reduction=reduction)
 
     def to_prediction(self, out: torch.Tensor) -> torch.Tensor:

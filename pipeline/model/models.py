@@ -91,10 +91,8 @@ def stack_models(name: str, models: list[nn.Module]) -> Stacked:
     info = MODELS.info(name)
     if isinstance(models[0], EmbeddingInput):
         raise NotStackable("category embeddings (features.encode/high_cardinality=embed)")
-    if info["sequence"]:
-        raise NotStackable(
-            "a sequence model (windows of consecutive rows train one fold at a time)"
-        )
+    if info["stacks"] is None and info["sequence"]:
+        raise NotStackable("a sequence model registered without stacks= (one fold at a time)")
     if info["stacks"] is None:
         stack = [n for n in MODELS.names() if MODELS.info(n)["stacks"] is not None]
         raise NotStackable(

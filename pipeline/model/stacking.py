@@ -176,12 +176,12 @@ STACKERS: list[tuple[type, type]] = [
 ]
 
 
-def _stack_module(modules: list[nn.Module], conv: bool = False) -> nn.Module:
+def stack_module(modules: list[nn.Module], conv: bool = False) -> nn.Module:
     """conv: the layers sit in a conv stack, whose activations are (B, K*C, L)."""
     first = modules[0]
     if isinstance(first, nn.Sequential):
         return nn.Sequential(
-            *[_stack_module([m[i] for m in modules], conv) for i in range(len(first))]
+            *[stack_module([m[i] for m in modules], conv) for i in range(len(first))]
         )
     for layer, stacker in STACKERS:
         if isinstance(first, layer):
@@ -191,10 +191,10 @@ def _stack_module(modules: list[nn.Module], conv: bool = False) -> nn.Module:
     raise NotStackable(f"a {type(first).__name__} layer (it does not stack)")
 
 
-def _unstack_module(stacked: nn.Module, target: nn.Module, k: int) -> None:
+def unstack_module(stacked: nn.Module, target: nn.Module, k: int) -> None:
     if isinstance(stacked, nn.Sequential):
         for s, t in zip(stacked, target, strict=True):
-            _unstack_module(s, t, k)
+            unstack_module(s, t, k)
     elif hasattr(stacked, "unstack_into"):
         stacked.unstack_into(target, k)
 
@@ -228,8 +228,8 @@ class Stacked(nn.Module):
         self.convs = None
         if conv is not None:
             name, self.frames, self.frame_dim = conv
-            self.convs = _stack_module([_part(m, name) for m in models], conv=True)
-        self.stages = nn.ModuleList(_stack_module([_part(m, p) for m in models]) for p in parts)
+            self.convs = stack_module([_part(m, name) for m in models], conv=True)
+        self.stages = nn.ModuleList(stack_module([_part(m, p) for m in models]) for p in parts)
         self._flat: list[nn.Module] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (K, B, features) -> (K, B, out)
@@ -260,9 +260,9 @@ class Stacked(nn.Module):
         for k in range(self.K):
             model = copy.deepcopy(self._template[0])
             if self.convs is not None:
-                _unstack_module(self.convs, _part(model, self.conv[0]), k)
+                unstack_module(self.convs, _part(model, self.conv[0]), k)
             for stage, path in zip(self.stages, self.parts, strict=True):
-                _unstack_module(stage, _part(model, path), k)
+                unstack_module(stage, _part(model, path), k)
             out.append(model)
         return out
 

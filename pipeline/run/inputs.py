@@ -2,10 +2,10 @@
 
 `load_inputs(args)` resolves the config, loads the competition's train/test arrays and the
 sample submission, checks their ids (pipeline.competition.ids), makes the folds, derives the
-submission format, fits the first fold's preprocessing and builds the model once, so that
-impossible combinations fail before training. What the checks made is handed on (Inputs.splits,
-.fmt, .probe): the cross-validator trains on these folds and reuses the fitted preprocessing,
-and the submission is written in this format.
+submission format, fits each fold's preprocessing and builds the model once, so that impossible
+combinations fail before training. What the checks made is handed on (Inputs.splits, .fmt,
+.preprocessors): the cross-validator trains on these folds with this preprocessing, the
+references reuse it, and the submission is written in this format.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class Inputs:
     sample: pd.DataFrame | None
     fmt: SubmissionFormat  # what submission.csv holds (pipeline/submission/format.py)
     splits: list[Split]  # the folds every model of the run trains on
-    probe: Preprocessor  # fold 1's preprocessing, fitted by the checks; the run reuses it
+    preprocessors: list[Preprocessor]  # each fold's, fitted by the checks; the run reuses them
 
 
 def load_inputs(args: argparse.Namespace) -> Inputs:
@@ -74,8 +74,8 @@ def load_inputs(args: argparse.Namespace) -> Inputs:
     fmt = submission_format(competition, sample)  # a sample that fits neither target nor classes
     train.X = competition.row_features(cfg, train.X)
     test.X = competition.row_features(cfg, test.X)
-    splits, probe = check_buildable(competition, cfg, train)
-    return Inputs(competition, cfg, data_dir, train, test, sample, fmt, splits, probe)
+    splits, preprocessors = check_buildable(competition, cfg, train)
+    return Inputs(competition, cfg, data_dir, train, test, sample, fmt, splits, preprocessors)
 
 
 def check_rows(
@@ -94,15 +94,14 @@ def check_rows(
 
 def check_buildable(
     competition: Competition, cfg: Config, train: TrainData
-) -> tuple[list[Split], Preprocessor]:
-    """Make the folds, fit the first fold's preprocessing and build the model and optimizer
-    once, so that impossible combinations (too few rows for the folds, group norm that does not
-    divide a width, ...) fail before training starts. Returns the folds and the preprocessing,
-    fitted on the first fold's training rows from the first fold's seed, as the
-    cross-validator fits it."""
-    import lightning as L
+) -> tuple[list[Split], list[Preprocessor]]:
+    """Make the folds, fit each fold's preprocessing and build the model and optimizer once,
+    so that impossible combinations (too few rows for the folds, group norm that does not
+    divide a width, ...) fail before training starts. Returns the folds and the fitted
+    preprocessing, as the cross-validator would fit it (engine/cv.py's fit_folds)."""
     import torch
 
+    from pipeline.engine.cv import fit_folds
     from pipeline.model import models, optim
 
     if cfg.post.enabled and not (competition.ordered_rows and competition.task.is_classification):
@@ -122,15 +121,13 @@ def check_buildable(
             f"sharded across processes); set train.devices=1 (got {cfg.train.devices})."
         )
     splits = make_splits(cfg.cv, train, cfg.seed, competition.task.is_classification)
-    L.seed_everything(cfg.seed, verbose=False)  # fold 1's seed, as the cross-validator's
-    tr = splits[0][0]
-    pre = competition.make_preprocessor(cfg, train)
     try:
-        pre.fit(train.X[tr], train.y[tr])
+        preprocessors = fit_folds(competition, cfg, train, splits)
     except ValueError as exc:
         if isinstance(exc, UserError):
             raise
         raise ConfigError(f"features: {exc}".splitlines()[0]) from None
+    pre = preprocessors[0]
     try:
         model = models.build_model(
             cfg.model,
@@ -147,4 +144,4 @@ def check_buildable(
         if isinstance(exc, UserError):
             raise
         raise ConfigError(str(exc)) from None
-    return splits, pre
+    return splits, preprocessors

@@ -82,7 +82,7 @@ def trial_inputs(setup: TuneSetup, values: dict) -> Inputs:
     competition = setup.inputs.competition
     cfg = resolve_config(competition, setup.config_file, overrides)
     inputs = inputs_for(setup, cfg)
-    inputs.splits, inputs.probe = check_buildable(competition, cfg, inputs.train)
+    inputs.splits, inputs.preprocessors = check_buildable(competition, cfg, inputs.train)
     return inputs
 
 
@@ -198,7 +198,7 @@ class Objective:
             progress=False,
             on_epoch_end=reporter.epoch,
             on_fold_end=reporter.fold,
-        ).fit(inputs.train, splits=inputs.splits, probe=inputs.probe)
+        ).fit(inputs.train, splits=inputs.splits, preprocessors=inputs.preprocessors)
         value = float(cv.oof_score_)
         if not math.isfinite(value):
             raise TrainingDiverged(f"the out-of-fold score is {value}")

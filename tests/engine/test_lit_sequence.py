@@ -16,9 +16,8 @@ from pipeline.engine.splits import blocked_splits
 from pipeline.engine.windows import WindowBatches, average_windows, cut_windows, row_runs
 from pipeline.errors import ConfigError
 from pipeline.model.metrics import get_metric, stop_metric
-from pipeline.model.models import build_model
+from pipeline.model.models import build_model, stack_models
 from pipeline.model.sequence import SequenceRNN
-from pipeline.model.stacking import NotStackable
 from tests.conftest import small_config
 
 SEQ = [
@@ -178,11 +177,51 @@ def test_cross_validation_trains_on_windows_inside_the_training_runs(small_timit
     assert pred.shape == (200, 39)
 
 
-def test_sequence_models_train_on_the_plain_engine_only(small_timit):
+def test_sequence_models_stack_on_the_fast_engine_where_asked(small_timit):
+    """On a CPU train.engine=auto trains one fold at a time (stacked recurrent layers do K times
+    the arithmetic) and says why; train.engine=fast stacks the folds' models, as a GPU does by
+    default, with the plain engine's windows: every fold scored, predictions for every row."""
     competition, train = small_timit
+    auto = CrossValidator(competition, small_config(competition, *SEQ), progress=False)
+    auto.fit(train)
+    assert auto.engine_ == "plain" and "model.name=seq on the CPU" in auto.engine_note_
     cfg = small_config(competition, *SEQ, "train.engine=fast")
-    with pytest.raises(NotStackable, match="model.name=seq .*use train.engine=plain"):
-        CrossValidator(competition, cfg, progress=False).fit(train)
+    fast = CrossValidator(competition, cfg, progress=False).fit(train)
+    assert fast.engine_ == "fast"
+    assert np.isfinite(fast.oof_).all() and len(fast.fold_scores_) == cfg.cv.folds
+    assert abs(fast.oof_score_ - auto.oof_score_) < 0.1  # the same model, other batches
+    pred, _ = fast.predict(train.X[:200])
+    np.testing.assert_allclose(pred.sum(axis=1), 1.0, rtol=1e-5)
+    rows = np.asarray(train.X[:200])
+    folds = [
+        f.module.predict_array(torch.from_numpy(f.preprocessor.transform(rows)), torch.zeros(200))[
+            0
+        ]
+        for f in fast.folds_
+    ]
+    np.testing.assert_allclose(pred, np.mean(folds, axis=0), atol=1e-4)  # stacked = unstacked
+
+
+def test_a_stacked_sequence_model_computes_what_its_folds_do():
+    torch.manual_seed(0)
+    for cell in ("gru", "lstm"):
+        cfg = model_config("seq", hidden=[8], channels=6, layers=2, cell=cell, norm="batch",
+                           dropout=0.1, frame_dropout=0.2, window=10, stride=5)  # fmt: skip
+        models = [build_model(cfg, 5, 4) for _ in range(3)]
+        stacked = stack_models("seq", models)
+        x = torch.randn(3, 7, 10, 5)
+        stacked.eval()
+        for m in models:
+            m.eval()
+        expected = torch.stack([m(x[k]) for k, m in enumerate(models)])
+        torch.testing.assert_close(stacked(x), expected, atol=1e-5, rtol=1e-5)
+        for back, model in zip(stacked.unstack(), models, strict=True):
+            for key, value in model.state_dict().items():
+                torch.testing.assert_close(back.state_dict()[key], value)
+        stacked.train()
+        stacked(x)[1].sum().backward()  # fold 2's loss reaches fold 2's parameters only
+        for p in stacked.parameters():
+            assert p.grad[0].abs().max() == 0 and p.grad[2].abs().max() == 0
 
 
 def test_window_keys_follow_the_model():
