@@ -52,7 +52,7 @@ def _unsupported(cfg, asked: str) -> list[str]:
                 f"model.name={cfg.model.name} on the CPU (its K stacked recurrent layers would "
                 "do K times the arithmetic of K separate ones; on a GPU they stack)"
             )
-        if cfg.train.compile != "none":
+        if cfg.train.compile not in ("none", "auto"):
             reasons.append("train.compile with a sequence model (recurrent layers)")
     if cfg.sched.name == "plateau":
         reasons.append("sched.name=plateau (each fold would need its own learning rate)")
@@ -108,7 +108,7 @@ def choose_engine(
     reason = f"train.engine=fast does not support {'; '.join(reasons)}"
     if asked == "fast":
         raise NotStackable(f"{reason}: use train.engine=plain.")
-    if cfg.train.compile != "none":
+    if cfg.train.compile not in ("none", "auto"):
         raise NotStackable(
             f"{reason}. train.compile needs the fast engine: set train.compile=none to train "
             "this config."

@@ -160,7 +160,8 @@ def fit_stacked(
             )
         )
     predictor = StackedPredictor(stacked, task, pres, choice.maps, data.every_column, device)
-    return results, module.placement_note, predictor
+    notes = [n for n in (module.placement_note, module.compile_note) if n]
+    return results, "; ".join(notes) or None, predictor
 
 
 class StackedPredictor:

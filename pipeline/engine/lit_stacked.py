@@ -22,7 +22,10 @@ import torch
 from pipeline.engine.device import EPOCH_GATHER, DeviceFolds, memory_budget
 from pipeline.engine.lit import LitBase
 from pipeline.engine.windows import cut_windows, row_runs
+from pipeline.errors import ConfigError
 from pipeline.model.stacking import Stacked
+
+AUTO_COMPILE_STEPS = 20_000  # train.compile=auto compiles runs of at least this many steps
 
 
 @dataclass
@@ -78,16 +81,50 @@ class StackedLitModel(LitBase):
         self.automatic_optimization = False  # the epoch's steps run inside training_step
         self._train_loss = self._forward_loss  # compiled in on_fit_start if asked
         self._graphs = False
+        self._compiled: str | None = None  # the torch.compile mode of _train_loss
+        self._compile_tried = False
+        self.compile_note: str | None = None
 
     def on_fit_start(self) -> None:
         self.data, self.placement_note = self.data.place(self.device)
         if self.windows is not None:
             self.windows = self.windows.to(self.device)
         self.data.materialize(memory_budget(self.device))
-        mode = self.cfg.train.compile
+        mode = self.compile_mode()
         self._graphs = mode == "reduce-overhead" and self.device.type == "cuda"
         if mode != "none":  # every step has the same shapes (K, B, features): one graph
             self._train_loss = torch.compile(self._forward_loss, mode=mode, dynamic=False)
+            self._compiled = mode
+
+    def compile_mode(self) -> str:
+        """train.compile, with auto resolved: CUDA graphs for row models on a CUDA device when
+        the run has enough steps to repay tens of seconds of compiling, else none."""
+        mode = self.cfg.train.compile
+        if mode != "auto":
+            return mode
+        steps = self.steps_per_epoch * self.cfg.train.epochs
+        cuda, rows = self.device.type == "cuda", self.windows is None
+        return "reduce-overhead" if cuda and rows and steps >= AUTO_COMPILE_STEPS else "none"
+
+    def _first_step(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """The compiled step's first call compiles it. When train.compile=auto chose to
+        compile and compiling fails (a PyTorch or driver without what it needs), the run goes
+        on uncompiled and its engine note says so; an explicit train.compile fails in one
+        line."""
+        try:
+            return self._train_loss(x, z)
+        except Exception as exc:  # noqa: BLE001 (torch.compile raises many kinds)
+            if self.cfg.train.compile != "auto":
+                raise ConfigError(
+                    f"train.compile={self.cfg.train.compile} failed to compile the training "
+                    f"step ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); use "
+                    "train.compile=none."
+                ) from None
+            self.compile_note = (
+                f"train.compile=auto: compiling failed ({type(exc).__name__}); trained uncompiled"
+            )
+            self._train_loss, self._graphs, self._compiled = self._forward_loss, False, None
+            return self._forward_loss(x, z)
 
     def _forward_loss(
         self, x: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
@@ -134,7 +171,13 @@ class StackedLitModel(LitBase):
         for x, z, mask in batches:
             if self._graphs:  # a new iteration: CUDA graph outputs of the last one are done
                 torch.compiler.cudagraph_mark_step_begin()
-            loss = self._train_loss(x, z) if mask is None else self._forward_loss(x, z, mask)
+            if mask is not None:
+                loss = self._forward_loss(x, z, mask)
+            elif self._compiled and not self._compile_tried:
+                self._compile_tried = True
+                loss = self._first_step(x, z)
+            else:
+                loss = self._train_loss(x, z)
             loss = self.regularised(loss)  # train/loss: the data loss, mean over folds
             if raw is not None:
                 raw.zero_grad(set_to_none=True)

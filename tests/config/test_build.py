@@ -130,7 +130,10 @@ def test_defaults_pass_their_own_checks():
         ("sched.interval=epochs", r"sched.interval must be one of: epoch, step \(from the co"),
         ("train.grad_clip_algorithm=abs", r"train.grad_clip_algorithm must be one of: norm, val"),
         ("train.engine=turbo", r"train.engine must be one of: auto, fast, plain"),
-        ("train.compile=fast", r"train.compile must be one of: none, default, reduce-overhead"),
+        (
+            "train.compile=fast",
+            r"train.compile must be one of: auto, none, default, reduce-overhead",
+        ),
         ("train.accelerator=tpu", r"train.accelerator must be one of: auto, cpu, gpu, cuda, mps"),
         ("train.devices=gpu", r"train.devices must be an int or auto .*; got 'gpu'"),
         ("model.init=none", r"model.init must be one of: default, xavier_normal.*; got 'none'"),
@@ -182,4 +185,4 @@ def test_a_leafs_hint_coerces_a_choice_as_a_search_space_does():
         coerce("swish", hint, "model.activation", "test")
     assert typing.get_args(leaf(Config(), "model.layers", any_model=True)[2]) == ()  # an int
     assert describe(leaf(Config(), "train.devices")[2]) == "an int or auto"
-    assert COMPILE_MODES == ("none", "default", "reduce-overhead", "max-autotune")
+    assert COMPILE_MODES == ("auto", "none", "default", "reduce-overhead", "max-autotune")

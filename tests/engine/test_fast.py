@@ -369,6 +369,41 @@ def test_a_compiled_training_step_learns_what_the_eager_one_does(covid, covid_di
     np.testing.assert_allclose(scores["default"], scores["none"], rtol=1e-3)
 
 
+def test_compile_auto_captures_long_runs_of_row_models_on_cuda_only(covid):
+    from pipeline.engine.lit_stacked import AUTO_COMPILE_STEPS
+
+    def mode(device: str, steps: int, windows=None, compile="auto") -> str:
+        cfg = small_config(covid, f"train.compile={compile}", "train.epochs=10")
+        module = StackedLitModel(None, None, None, cfg, data=None, steps=steps, windows=windows)
+        module._device = torch.device(device, 0) if device == "cuda" else torch.device(device)
+        return module.compile_mode()
+
+    many = AUTO_COMPILE_STEPS // 10
+    assert mode("cuda", many) == "reduce-overhead"
+    assert mode("cuda", many - 1) == "none"  # too short to repay the compile
+    assert mode("cpu", many) == "none"
+    assert mode("cuda", many, windows=object()) == "none"  # recurrent layers
+    assert mode("cpu", 1, compile="default") == "default"  # asked for: as asked
+
+
+def test_a_step_that_fails_to_compile_trains_uncompiled_under_auto(covid, covid_dir, monkeypatch):
+    def broken(fn, **kwargs):
+        def run(*args):
+            raise RuntimeError("no compiler here")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken)
+    monkeypatch.setattr(StackedLitModel, "compile_mode", lambda self: "default")
+    cfg = small_config(covid, "train.engine=fast", "train.epochs=2", "cv.folds=2")
+    cv = CrossValidator(covid, cfg, progress=False).fit(covid.load_train(covid_dir))
+    assert np.isfinite(cv.fold_scores_).all()
+    assert "train.compile=auto: compiling failed (RuntimeError)" in cv.engine_note_
+    asked = small_config(covid, "train.engine=fast", "train.epochs=2", "train.compile=default")
+    with pytest.raises(ConfigError, match="train.compile=default failed to compile"):
+        CrossValidator(covid, asked, progress=False).fit(covid.load_train(covid_dir))
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -377,7 +412,10 @@ def test_a_compiled_training_step_learns_what_the_eager_one_does(covid, covid_di
             ["sched.name=plateau", "train.compile=default"],
             "sched.name=plateau.*train.compile needs the fast engine: set train.compile=none",
         ),
-        (["train.compile=fast"], "train.compile must be one of: none, default, reduce-overhead"),
+        (
+            ["train.compile=fast"],
+            "train.compile must be one of: auto, none, default, reduce-overhead",
+        ),
     ],
 )
 def test_compile_is_refused_where_it_cannot_apply(overrides, message, demo, demo_dir):
