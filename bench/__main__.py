@@ -52,6 +52,13 @@ def _generated(competition, size: str, tmp: Path) -> Path:
     return tmp
 
 
+def scaled(run: tuple, folds: int) -> tuple:
+    """A template run on some folds, its seconds scaled to `folds` (the folds cost alike: the
+    same rows, model and epochs)."""
+    seconds, epochs, scores = run
+    return seconds * folds / len(epochs), epochs, scores
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -79,8 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--compile",
         choices=COMPILE_MODES,
-        default="none",
-        help="train.compile for the project's path (reduce-overhead: CUDA graphs)",
+        default="auto",
+        help="train.compile for the project's path (auto, its default; reduce-overhead: CUDA "
+        "graphs)",
+    )
+    parser.add_argument(
+        "--template-folds",
+        type=int,
+        help="time the two template paths on this many folds and scale their seconds to "
+        "--folds (the slow template at full size fits a few minutes); default: all folds",
     )
     parser.add_argument(
         "--repeats", type=int, default=2, help="runs of each path per seed; the fastest counts"
@@ -100,10 +114,18 @@ def main(argv: list[str] | None = None) -> int:
             ("repeats", 1),
             ("batch", 1),
             ("epochs", 1),
+            ("template_folds", 1),
         ):
             value = getattr(args, flag)
             if value is not None and value < least:
-                raise UserError(f"--{flag} must be an integer >= {least}; got {value}.")
+                raise UserError(
+                    f"--{flag.replace('_', '-')} must be an integer >= {least}; got {value}."
+                )
+        if args.template_folds is not None and args.template_folds > args.folds:
+            raise UserError(
+                f"--template-folds must be at most --folds ({args.folds}); got "
+                f"{args.template_folds}."
+            )
         quiet_lightning()
         warnings.filterwarnings("ignore", ".*tensorboardX.*")  # the template's default logger
         accelerator = (
@@ -149,10 +171,13 @@ def main(argv: list[str] | None = None) -> int:
                         flush=True,
                     )
                 tries = {name: [] for name in runs}
-                template = (competition, cfg, train, splits, accelerator, early_stop)
+                some = splits[: args.template_folds or len(splits)]
+                template = (competition, cfg, train, some, accelerator, early_stop)
                 for _ in range(args.repeats):
-                    tries["template"].append(template_cv(*template))
-                    tries["trimmed"].append(template_cv(*template, trimmed=True))
+                    tries["template"].append(scaled(template_cv(*template), len(splits)))
+                    tries["trimmed"].append(
+                        scaled(template_cv(*template, trimmed=True), len(splits))
+                    )
                     tries["project"].append(project_cv(competition, fast_cfg, train))
                 for name, r in tries.items():
                     runs[name].append(min(r, key=lambda run: run[0]))
@@ -168,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                 for name, rs in runs.items()
             }
         name = competition.metric.name
-        compiled = f", compile={args.compile}" if args.compile != "none" else ""
+        compiled = f", compile={args.compile}" if args.compile not in ("none", "auto") else ""
         labels = {
             "template": "common template",
             "trimmed": "template, extras off",
@@ -185,6 +210,11 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{label:>22}: {sec:7.2f} s total, {per_epoch[key]:.4f} s per epoch (all "
                 f"folds), epochs {first_epochs}, {name} {spread}"
+            )
+        if args.template_folds and args.template_folds < args.folds:
+            print(
+                f"(the two template paths were timed on {args.template_folds} of {args.folds} "
+                f"folds and their seconds scaled by {args.folds / args.template_folds:g})"
             )
         if early_stop:  # whole runs: each path's total seconds
             p_sec = best["project"][0]

@@ -111,3 +111,15 @@ def test_bench_times_the_competitions_bench_recipe(tmp_path, capsys):
     assert bench.main(argv) == 0  # the default sequence model does not stack; the MLP does
     out = capsys.readouterr().out
     assert "model mlp [1024, 1024, 512, 256]" in out and "project (engine=fast)" in out
+
+
+def test_the_template_can_be_timed_on_fewer_folds_and_scaled(covid_dir, capsys):
+    argv = ["--data", "covid", "--data-dir", str(covid_dir), "--folds", "3", "--epochs", "1",
+            "--repeats", "1", "--device", "cpu", "--template-folds", "1"]  # fmt: skip
+    assert bench.main(argv) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    template = next(line for line in lines if line.strip().startswith("common template"))
+    assert "epochs [1]," in template  # one fold timed
+    assert "timed on 1 of 3 folds and their seconds scaled by 3" in lines[-3]
+    assert bench.main([*argv[:-1], "4"]) != 0
+    assert "--template-folds must be at most --folds (3); got 4." in capsys.readouterr().err
