@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The speed engine's GPU checks in one command, for a machine with a CUDA GPU (Colab, Kaggle, a
-# workstation): the CUDA-only tests, the benchmark at full TIMIT size with and without CUDA
-# graphs, one epoch of the default TIMIT recipe (5 folds) and of the frame MLP on generated
-# full-size arrays, and the sequence model's seconds per epoch and peak GPU memory.
-# Every step runs even if one before it failed; all output is kept in runs/gpu_check/<time>.log
-# and the script exits non-zero if any step failed.
+# The GPU checks in one command, for a machine with a CUDA GPU (Colab, Kaggle, a workstation),
+# within about 8 minutes, each step under its own time limit: one epoch of 5 folds of the
+# default TIMIT recipe (sequence model) and of the frame MLP on generated full-size arrays,
+# with the GPU's busy share sampled every second; the benchmark at full size; the test suite.
+# It ends with the figures side by side: seconds per epoch, seconds outside training, GPU
+# busy share, peak GPU memory, the bench ratio and the suite's result. Everything it prints is
+# also in runs/gpu_check/<time>.log; it exits non-zero if any step failed.
 #
 #   bash scripts/gpu_check.sh
 set -uo pipefail
@@ -20,39 +21,74 @@ if ! python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 
 fi
 
 stamp=$(date +%Y%m%d-%H%M%S)
-log="runs/gpu_check/$stamp.log"
+out="runs/gpu_check/$stamp"
+log="$out.log"
 data="data/timit-generated-full"
-mkdir -p "$(dirname "$log")"
+mkdir -p "$out"
 failed=0
 
-step() {  # step "title" command...: run it, log it, time it, remember a failure
-  echo "== $1" | tee -a "$log"
-  shift
+step() {  # step "title" SECONDS command...: run it under a time limit, log it, time it
+  local title=$1 limit=$2
+  shift 2
+  echo "== $title (limit ${limit} s)" | tee -a "$log"
   local start=$SECONDS
-  if ! "$@" 2>&1 | tee -a "$log"; then
+  timeout "$limit" "$@" 2>&1 | tee -a "$log"
+  local code=${PIPESTATUS[0]}
+  if [ "$code" -ne 0 ]; then
     failed=1
-    echo "FAILED: $*" | tee -a "$log"
+    echo "FAILED ($code): $*" | tee -a "$log"
   fi
   echo "($((SECONDS - start)) s)" | tee -a "$log"
 }
 
-step "GPU" nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-step "CUDA-only tests" python -m pytest -q -rs tests/engine/test_fast.py -k gpu
-step "bench: full TIMIT size, 5 folds, batch 512" \
-  python -m bench --size full --folds 5 --batch 512
-step "bench: the same, 10 epochs, the step in CUDA graphs" \
-  python -m bench --size full --folds 5 --batch 512 --epochs 10 --compile reduce-overhead
+sampled() {  # sampled NAME "title" SECONDS command...: a step, the GPU's busy share sampled
+  local name=$1
+  shift
+  nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits -lms 1000 \
+    > "$out/$name.busy" 2>/dev/null &
+  local sampler=$!
+  step "$@"
+  kill "$sampler" 2>/dev/null
+}
+
+step "GPU" 30 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 if [ ! -f "$data/timit_11/train_11.npy" ]; then
-  step "generated full-size TIMIT arrays" python -m competitions.timit.generate "$data" --size full
+  step "generated full-size TIMIT arrays" 240 python -m competitions.timit.generate "$data" --size full
 fi
-step "the default TIMIT recipe: one epoch of 5 folds" \
-  python -m pipeline.train timit --data-dir "$data" --out "runs/gpu_check/timit-$stamp" \
+sampled seq "the default TIMIT recipe (sequence model): one epoch of 5 folds" 300 \
+  python -m pipeline.train timit --data-dir "$data" --out "$out/seq" --quiet \
   train.epochs=1
-step "the frame MLP recipe (model.name=mlp): one epoch of 5 folds" \
-  python -m pipeline.train timit --data-dir "$data" --out "runs/gpu_check/timit-mlp-$stamp" \
+sampled mlp "the frame MLP recipe: one epoch of 5 folds" 180 \
+  python -m pipeline.train timit --data-dir "$data" --out "$out/mlp" --quiet \
   train.epochs=1 model.name=mlp "model.hidden=[1024,1024,512,256]" features.context=11 \
-  train.grad_clip=0.0
-step "the sequence model (model.name=seq): seconds per epoch and peak GPU memory, one fold" \
-  python -m research.timit.epoch_time "$data" --folds 5 --epochs 1 model.name=seq
+  train.grad_clip=0.0 post.prior_weight=0.5 post.transition_weight=2.0
+step "bench: full TIMIT size, 5 folds, one epoch, the template timed on 1 fold" 240 \
+  python -m bench --size full --folds 5 --epochs 1 --repeats 1 --template-folds 1
+step "the test suite" 300 python -m pytest -v -p no:cacheprovider -n auto tests
+
+python - "$out" "$log" <<'EOF' | tee -a "$log"
+import json, re, sys
+from pathlib import Path
+
+out, log = Path(sys.argv[1]), Path(sys.argv[2]).read_text()
+print("== figures")
+for name, title in (("seq", "default recipe (seq)"), ("mlp", "frame MLP")):
+    path = out / name / "metrics.json"
+    if not path.is_file():
+        print(f"{title:>22}: no run")
+        continue
+    m = json.loads(path.read_text())
+    s, device = m["seconds"], m.get("device") or {}
+    busy = [int(v) for v in (out / f"{name}.busy").read_text().split() if v.isdigit()]
+    share = f"{sum(busy) / len(busy):.0f}%" if busy else "n/a"
+    print(f"{title:>22}: {s['training']:.1f} s training per epoch of 5 folds, "
+          f"{s['total'] - s['training']:.1f} s outside training ({s['total']:.1f} s in all), "
+          f"GPU busy {share}, peak GPU memory {device.get('peak_memory_gib', 'n/a')} GiB, "
+          f"engine {m['engine']}, accuracy {m['oof_score']:.4f}")
+ratio = re.findall(r"ratio \(seconds per epoch, common template / project\): ([\d.]+)x", log)
+print(f"{'bench ratio':>22}: {ratio[-1] + 'x' if ratio else 'n/a'}")
+suite = re.findall(r"=+ (.*(?:passed|failed).*) in [\d.]+s", log)
+print(f"{'test suite':>22}: {suite[-1] if suite else 'n/a'}")
+EOF
 echo "saved: $log"
 exit "$failed"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from pipeline import __version__
 from pipeline.config import to_yaml
@@ -175,6 +176,7 @@ def summary(inputs: Inputs, fitted: Fitted, compared: Compared, done: Finished) 
         "blend": compared.blend,
         "post": done.post,
         "seconds": dict(fitted.seconds),
+        "device": device_summary(inputs.cfg),
         "versions": {"pipeline": __version__, "python": platform.python_version()},
     }
 
@@ -204,6 +206,16 @@ def fit_and_write(
     metrics = summary(inputs, fitted, compared, done)
     write_json(out_dir / "metrics.json", metrics)
     return metrics
+
+
+def device_summary(cfg) -> dict:
+    """What the run trained on; on a CUDA device its name and the peak memory the run took."""
+    device = run_device(cfg.train.accelerator)
+    if device.type != "cuda":
+        return {"type": device.type}
+    peak = torch.cuda.max_memory_allocated(device) / 2**30
+    return {"type": "cuda", "name": torch.cuda.get_device_name(device),
+            "peak_memory_gib": round(peak, 2)}  # fmt: skip
 
 
 def write_config(inputs: Inputs, out_dir: Path, final_dir: Path | None = None) -> None:
