@@ -26,17 +26,22 @@ from pipeline.model.metrics import Metric, Task
 
 class EpochMean:
     """Mean of the step losses of an epoch, kept as a tensor: Lightning's per-step self.log
-    costs more than a small model's whole step, and .item() would wait for the GPU."""
+    costs more than a small model's whole step, and .item() would wait for the GPU. A running
+    sum, not the step losses themselves: a step captured in a CUDA graph writes its loss into
+    the same memory at every replay, so a kept reference would read the last step's."""
 
     def __init__(self):
-        self.losses: list[torch.Tensor] = []
+        self.total: torch.Tensor | None = None
+        self.steps = 0
 
     def add(self, loss: torch.Tensor) -> None:
-        self.losses.append(loss.detach())
+        loss = loss.detach().float()
+        self.total = loss.clone() if self.total is None else self.total + loss
+        self.steps += 1
 
     def pop(self) -> torch.Tensor:
-        mean = torch.stack(self.losses).float().mean() if self.losses else torch.tensor(0.0)
-        self.losses = []
+        mean = self.total / self.steps if self.steps else torch.tensor(0.0)
+        self.total, self.steps = None, 0
         return mean
 
 

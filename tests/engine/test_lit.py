@@ -180,3 +180,16 @@ def test_mc_dropout_keeps_batch_norm_in_eval_mode():
     before = bn.running_mean.clone()
     module.predict_array(x, off, mc_samples=5)
     assert torch.equal(bn.running_mean, before)  # running statistics untouched
+
+
+def test_the_epoch_loss_is_right_when_steps_reuse_their_output_memory():
+    """A step captured in a CUDA graph (train.compile=reduce-overhead) writes each step's loss
+    into the same tensor; the epoch's mean must still be the mean of the steps' losses."""
+    from pipeline.engine.lit import EpochMean
+
+    out, mean = torch.zeros(()), EpochMean()
+    for value in (1.0, 2.0, 3.0):
+        out.fill_(value)  # the replayed graph's output buffer
+        mean.add(out)
+    assert float(mean.pop()) == 2.0
+    assert float(mean.pop()) == 0.0  # a new epoch starts empty
