@@ -3,6 +3,8 @@ and the bad inputs of a CSV competition, each one line and exit 2."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -144,7 +146,31 @@ BAD = [
         lambda tr, te, s: (tr, te, s[["key"]].assign(foo=1, bar=2)),
         "match neither",
     ),
-    ("metric: accuracy\npositive: yak\ntask: multiclass\n", None, "'yak' is not a class"),
+    (
+        "metric: accuracy\npositive: yak\ntask: multiclass\n",
+        None,
+        "positive: applies to a binary task; the target 'animal' has 3 classes",
+    ),
+    (
+        "metric: accuracy\npositive: yak\n",
+        lambda tr, te, s: (tr.assign(animal=tr.animal.where(tr.animal == "cat", "dog")), te, s),
+        "'yak' is not a class",
+    ),
+    # each column in one role, with the right reason (not "test.csv has no column 'animal'")
+    ("metric: accuracy\nid: key\ntarget: key\n", None, "id and target both name the column"),
+    ("metric: accuracy\ndrop: [animal]\n", None, "drop: lists 'animal', the target column"),
+    ("metric: accuracy\ndrop: [key]\n", None, "drop: lists 'key', the id column"),
+    (
+        "metric: accuracy\ncategorical: [animal]\n",
+        None,
+        "categorical: lists 'animal', the target column",
+    ),
+    # a classification metric on a regression target: the metric is named, not the sample
+    (
+        "metric: auc\n",
+        lambda tr, te, s: (tr.assign(animal=tr["legs"] * 1.37), te, s.assign(animal=0.5)),
+        "metric auc scores classes, but the target 'animal' holds fractional numbers",
+    ),
 ]
 
 
