@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 
 from pipeline.cli import ArgumentParser, run_cli
+from pipeline.competition.catalog import check_name
 from pipeline.errors import DataError, UserError
+from pipeline.faults import check_writable
 from pipeline.io import write_text
 from pipeline.tabular.read import read_csv
 from pipeline.tabular.spec import SPEC_FILE
@@ -181,13 +183,17 @@ def render(name: str, found: dict, slug: str | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     def run() -> int:
         args = build_parser().parse_args(argv)
+        check_name(args.name, "NAME")  # competitions/NAME/ stays inside competitions/
         if args.metric:
             from pipeline.model.metrics import get_metric
 
             get_metric(args.metric)
         out = args.out or Path("competitions") / args.name / SPEC_FILE
+        if out.is_dir():
+            out = out / SPEC_FILE
         if out.exists() and not args.force:
             raise UserError(f"{out} exists; pass --force to replace it.")
+        check_writable(out.parent, "the folder of --out")  # before the data is read
         text = render(args.name, infer(args.data_dir, args.metric), args.slug)
         write_text(out, text)
         print(text, end="")

@@ -230,3 +230,26 @@ def test_competition_yaml_is_checked_by_the_config_type_hints(tmp_path, text, me
     (tmp_path / "competition.yaml").write_text("metric: AUC\ntarget: 2020\nslug: null\n")
     spec = load_spec(tmp_path / "competition.yaml")
     assert (spec.metric, spec.target, spec.slug) == ("auc", "2020", None)  # a year-named column
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("name: ../../escape\n", r"name must be a plain folder name .*got '\.\./\.\./escape'"),
+        ("name: a/b\n", r"name must be a plain folder name"),
+        ("name: .hidden\n", r"name must be a plain folder name"),
+        ("slug: ../../x\n", r"slug must be a plain folder name"),
+    ],
+)
+def test_names_from_the_yaml_never_leave_the_runs_folder(
+    tmp_path, monkeypatch, capsys, line, message
+):
+    """No --out: the run would go to runs/<name>/<time>/; a name that is a path is refused
+    before anything is written, anywhere."""
+    path = write_files(tmp_path / "a" / "b" / "zoo", yaml="metric: accuracy\n" + line)
+    monkeypatch.chdir(tmp_path / "a" / "b")
+    before = sorted(p for p in tmp_path.rglob("*"))
+    code = train_main([str(path), "--quiet", "train.epochs=1"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and re.search(message, err), err
+    assert sorted(p for p in tmp_path.rglob("*")) == before
