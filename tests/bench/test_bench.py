@@ -111,3 +111,20 @@ def test_bench_times_the_competitions_bench_recipe(tmp_path, capsys):
     assert bench.main(argv) == 0  # the default sequence model does not stack; the MLP does
     out = capsys.readouterr().out
     assert "model mlp [1024, 1024, 512, 256]" in out and "project (engine=fast)" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--size", "huge"], r"^error: argument --size: invalid choice: 'huge' \(choose from "),
+        pytest.param(
+            ["--device", "gpu"],
+            r"^error: --device gpu needs a CUDA GPU, and PyTorch sees none here",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is there"),
+        ),
+    ],
+)
+def test_bad_command_lines_are_one_line(argv, message, capsys):
+    assert bench.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(message, err), err
