@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipeline.competition.base import Competition, TestData, TrainData
@@ -122,6 +123,8 @@ def check_buildable(
             f"sharded across processes); set train.devices=1 (got {cfg.train.devices})."
         )
     splits = make_splits(cfg.cv, train, cfg.seed, competition.task.is_classification)
+    if competition.task.is_classification:
+        check_classes_per_fold(competition, cfg, train, splits)
     L.seed_everything(cfg.seed, verbose=False)  # fold 1's seed, as the cross-validator's
     tr = splits[0][0]
     pre = competition.make_preprocessor(cfg, train)
@@ -148,3 +151,24 @@ def check_buildable(
             raise
         raise ConfigError(str(exc)) from None
     return splits, pre
+
+
+def check_classes_per_fold(
+    competition: Competition, cfg: Config, train: TrainData, splits: list[Split]
+) -> None:
+    """Every fold trains on two classes at least: the references (logistic regression,
+    HistGradientBoosting) cannot fit one class, and a model of one class learns nothing.
+    Checked here, before the network trains, rather than found by the references after it."""
+    for k, (tr, _) in enumerate(splits, 1):
+        present = np.unique(train.y[tr])
+        if len(present) >= 2:
+            continue
+        names = competition.class_names()
+        counts = np.bincount(np.asarray(train.y, dtype=np.int64), minlength=len(names))
+        rare = int(np.argmin(np.where(counts > 0, counts, np.iinfo(np.int64).max)))
+        raise DataError(
+            f"{train.source}: fold {k} of {cfg.cv.folds} trains on one class only "
+            f"({names[int(present[0])]!r}); class {names[rare]!r} has {counts[rare]} row(s). "
+            "Each class needs rows in every fold's training part: add rows of the rare class "
+            "or use fewer folds (cv.folds)."
+        )

@@ -131,6 +131,11 @@ class CsvCompetition(Competition):
         require_columns(test, features, "a feature column of the train file")
         if not features:
             raise DataError(f"{spec.train} has no feature columns besides the id and target.")
+        if all(train[c].isna().all() for c in features):
+            raise DataError(
+                f"{spec.train}: every feature column is empty ({_few_names(features)}): there "
+                "is nothing to learn from; fix or re-download the file."
+            )
         check_no_missing_target(train, self.target_column)
         self._task, self.metric_name = self._task_and_metric(train[self.target_column])
         y = train[self.target_column]
@@ -279,6 +284,10 @@ class CsvCompetition(Competition):
         return tabular_preprocessor(
             cfg.features, self.task.kind, len(layout.features), kinds=kinds, seed=cfg.seed
         )
+
+
+def _few_names(names: list[str], n: int = 4) -> str:
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
 
 
 def _fractional(y: pd.Series) -> bool:

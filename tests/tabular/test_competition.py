@@ -165,6 +165,17 @@ BAD = [
         None,
         "categorical: lists 'animal', the target column",
     ),
+    # what the references need, checked before the network trains
+    (
+        "metric: accuracy\n",
+        lambda tr, te, s: (tr.assign(animal=np.where(tr.index == 7, "dog", "cat")), te, s),
+        "train.csv: fold 1 of 5 trains on one class only ('cat'); class 'dog' has 1 row(s)",
+    ),
+    (
+        "metric: accuracy\n",
+        lambda tr, te, s: (tr.assign(colour=None, size=np.nan, legs=np.nan, flag=None), te, s),
+        "train.csv: every feature column is empty (colour, size, legs, flag)",
+    ),
     # a classification metric on a regression target: the metric is named, not the sample
     (
         "metric: auc\n",
@@ -253,3 +264,23 @@ def test_names_from_the_yaml_never_leave_the_runs_folder(
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and re.search(message, err), err
     assert sorted(p for p in tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("where", ["train", "both"])
+def test_an_all_empty_column_trains_with_the_references(tmp_path, capsys, where):
+    """scikit-learn's HistGradientBoosting cannot bin a column without a value; the reference
+    takes it as a constant, and the run ends with its scores instead of a traceback after the
+    network has trained. A column empty in train and text in test is no contradiction."""
+    import json
+
+    def mutate(tr, te, s):
+        tr = tr.assign(size=np.nan, colour=None)
+        te = te.assign(size=np.nan) if where == "both" else te
+        return tr, te, s
+
+    path = write_files(tmp_path / "zoo", mutate=mutate)
+    out = tmp_path / "run"
+    argv = [str(path), "--out", str(out), "--quiet", "train.epochs=1", "cv.folds=2"]
+    assert train_main(argv) == 0, capsys.readouterr().err
+    names = [r["name"] for r in json.loads((out / "metrics.json").read_text())["references"]]
+    assert names == ["logistic_regression", "hist_gradient_boosting"]
