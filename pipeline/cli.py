@@ -53,7 +53,8 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
         type=Path,
-        help="folder with the competition files (default: data/<kaggle-slug>/)",
+        help="folder with the competition files, or Kaggle's zip of them (extracted once "
+        "beside it) (default: data/<kaggle-slug>/)",
     )
     parser.add_argument("--config", type=Path, help="YAML file of config keys (e.g. best.yaml)")
     parser.add_argument(

@@ -57,9 +57,7 @@ class Inputs:
 def load_inputs(args: argparse.Namespace) -> Inputs:
     competition = load_competition(args.competition)
     cfg = resolve_config(competition, args.config, args.overrides)
-    data_dir = args.data_dir or competition.default_data_dir()
-    if args.data_dir is not None and not data_dir.is_dir():
-        raise DataError(f"--data-dir {data_dir} is not a folder.")
+    data_dir = competition.resolve_data_dir(args.data_dir)
     competition.prepare_data(data_dir)  # a CSV competition learns its task here
     check_task(competition.metric, competition.task)  # a metric name or kind the task lacks
     train = competition.load_train(data_dir)

@@ -63,15 +63,19 @@ class CsvCompetition(Competition):
         return self._task
 
     @property
-    def download_command(self) -> str:
-        if self.slug:
-            return f"python -m pipeline.download {self.spec.path}"
-        return f"copy the competition's files next to {self.spec.path} or pass --data-dir"
+    def download_command(self) -> str | None:
+        return f"python -m pipeline.download {self.spec.path}" if self.slug else None
+
+    @property
+    def files_go(self) -> str:
+        return f"there or next to {self.spec.path}"
 
     def default_data_dir(self) -> Path:
-        """The yaml's own folder when the files lie beside it, else data/<slug or name>/."""
-        if (self.spec.folder / self.spec.train).is_file():
-            return self.spec.folder
+        """The yaml's own folder when the files (or Kaggle's zip of them) lie beside it, else
+        data/<slug or name>/."""
+        folder = self.spec.folder
+        if (folder / self.spec.train).is_file() or any(folder.glob("*.zip")):
+            return folder
         candidates = [Path("data") / self.slug] if self.slug else []
         candidates.append(Path("data") / self.name)
         return next((folder for folder in candidates if folder.is_dir()), candidates[0])
