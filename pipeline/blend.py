@@ -3,12 +3,13 @@
 
 Ensemble selection over finished runs: reads each run's out-of-fold and test predictions
 (pipeline/ensemble/members.py: train runs, tune trials, a tune folder's best trials, earlier
-blends), refuses runs whose competition, task, rows, ids or folds differ
-(pipeline/ensemble/checks.py), fits non-negative weights summing to 1 on the out-of-fold
-predictions with the competition's metric (pipeline/ensemble/weights.py) and writes a run folder
-like pipeline.train does (pipeline/run/folder.py): submission.csv, oof.csv, metrics.json,
-blend.png. The score it leads with is nested: each fold's rows blended with weights fitted on the
-other folds only.
+blends), refuses runs whose competition, task, rows, ids or folds differ, by content: the data
+files' sha256 and the ids in their order (pipeline/ensemble/checks.py); without --data-dir it
+reads the data folder the runs read (their provenance.json). It fits non-negative weights
+summing to 1 on the out-of-fold predictions with the competition's metric
+(pipeline/ensemble/weights.py) and writes a run folder like pipeline.train does
+(pipeline/run/folder.py): submission.csv, oof.csv, metrics.json, blend.png. The score it leads
+with is nested: each fold's rows blended with weights fitted on the other folds only.
 """
 
 from __future__ import annotations

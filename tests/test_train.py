@@ -20,6 +20,8 @@ def run_cli(argv, capsys):
     ("args", "message"),
     [
         (["nope"], r"Unknown competition 'nope'; available: .*covid.*demo"),
+        (["../x"], r"Unknown competition '\.\./x'; available: "),  # no relative import
+        ([".x"], r"Unknown competition '\.x'; available: "),
         (["covid", "model.dropuot=0.3"], r"Unknown config key 'model.dropuot'"),
         (["covid", "cv.folds=1"], r"cv.folds must be an int >= 2; got 1"),
         (["covid", "cv.folds=two"], r"cv.folds must be an int"),

@@ -59,7 +59,8 @@ def load_competition(name: str) -> Competition:
 
         return CsvCompetition(load_spec(path), command=name)
     module_name = name if "." in name else f"competitions.{name}"
-    if "." not in name and name not in list_competitions():
+    dotted = "." in name and all(part.isidentifier() for part in name.split("."))
+    if not dotted and name not in list_competitions():
         raise UserError(
             f"Unknown competition {name!r}; available: {', '.join(list_competitions())} "
             "(or a dotted module path to your own plug-in)."

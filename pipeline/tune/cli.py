@@ -9,8 +9,10 @@ K-fold fit with the best config (submission.csv), a top-k ensemble of the best t
 
 Several workers: start the same command (same --out, or the same --storage and --study) as many
 times as you like; together they run exactly --trials finished trials. Resume after a crash or
-Ctrl-C: run the same command again (without --out it continues the newest unfinished tuning run
-of the competition: pipeline/tune/resume.py). --overwrite starts a fresh study instead.
+Ctrl-C: run the same command again (without --out it continues the newest tuning run of the
+competition, on the data folder it read: pipeline/tune/resume.py); on a study that has ended it
+prints the summary and how to add trials. --overwrite starts a fresh study instead. A full disk
+or a failing storage is one line; a fresh study without a finished trial then leaves no folder.
 """
 
 from __future__ import annotations

@@ -47,9 +47,7 @@ def test_a_folder_holding_the_zip_gets_the_files_beside_it_from_a_nested_folder(
     (folder / "notes.txt").write_text("mine\n")
     said: list[str] = []
     assert unpacked(folder, FILES, say=said.append) == folder
-    assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [*FILES, "notes.txt", "titanic.zip"]
-    )
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*FILES, "notes.txt", "titanic.zip"])
     assert "into " + f"{folder}/ (beside it)" in said[0]
     assert unpacked(folder, FILES, say=said.append) == folder and len(said) == 1
 
