@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from bench.template import project_cv, template_cv
-from pipeline.cli import run_cli
+from pipeline.cli import ArgumentParser, run_cli
 from pipeline.competition.catalog import load_competition
 from pipeline.config import COMPILE_MODES
 from pipeline.engine.splits import make_splits
@@ -60,7 +60,7 @@ def scaled(run: tuple, folds: int) -> tuple:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--data",
         default="timit",
@@ -125,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(
                 f"--template-folds must be at most --folds ({args.folds}); got "
                 f"{args.template_folds}."
+            )
+        if args.device == "gpu" and not torch.cuda.is_available():
+            raise UserError(
+                "--device gpu needs a CUDA GPU, and PyTorch sees none here "
+                f"(torch {torch.__version__}); use --device cpu, or auto to take a GPU when "
+                "there is one."
             )
         quiet_lightning()
         warnings.filterwarnings("ignore", ".*tensorboardX.*")  # the template's default logger

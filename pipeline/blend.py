@@ -3,17 +3,19 @@
 
 Ensemble selection over finished runs: reads each run's out-of-fold and test predictions
 (pipeline/ensemble/members.py: train runs, tune trials, a tune folder's best trials, earlier
-blends), refuses runs whose competition, task, rows, ids or folds differ
-(pipeline/ensemble/checks.py), fits non-negative weights summing to 1 on the out-of-fold
-predictions with the competition's metric (pipeline/ensemble/weights.py) and writes a run folder
-like pipeline.train does (pipeline/run/folder.py): submission.csv, oof.csv, metrics.json,
-blend.png. The score it leads with is nested: each fold's rows blended with weights fitted on the
-other folds only.
+blends), refuses runs whose competition, task, rows, ids or folds differ, by content: the data
+files' sha256 and the ids in their order (pipeline/ensemble/checks.py); without --data-dir it
+reads the data folder the runs read (their provenance.json). It fits non-negative weights
+summing to 1 on the out-of-fold predictions with the competition's metric
+(pipeline/ensemble/weights.py) and writes a run folder like pipeline.train does
+(pipeline/run/folder.py): submission.csv, oof.csv, metrics.json, blend.png. The score it leads
+with is nested: each fold's rows blended with weights fitted on the other folds only.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -88,7 +90,8 @@ def build_parser() -> ArgumentParser:
     add(
         "--data-dir",
         type=Path,
-        help="folder with the competition files (default: data/<kaggle-slug>/)",
+        help="folder with the competition files, or Kaggle's zip of them (default: the folder "
+        "the first run read, from its provenance.json; else data/<kaggle-slug>/)",
     )
     add(
         "--overwrite",
@@ -99,18 +102,44 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-def _inputs(args: argparse.Namespace, first: Member):
-    """The data, with the first member's folds (and all columns for --references)."""
+def _inputs(args: argparse.Namespace, members: list[Member]):
+    """The data, with the first member's folds (and all columns for --references); without
+    --data-dir, from the data folder the members' runs read (their provenance.json)."""
     competition = load_competition(args.competition)
+    first = members[0]
     cv, seed = first.info.get("cv") or {}, first.info.get("seed")
     overrides = [f"cv.{key}={value}" for key, value in cv.items()]
     overrides += [f"seed={seed}"] if seed is not None else []
     if args.references and hasattr(competition.features_cls(), "select"):
         overrides.append("features.select=all")
     ns = argparse.Namespace(
-        competition=args.competition, config=None, overrides=overrides, data_dir=args.data_dir
+        competition=args.competition,
+        config=None,
+        overrides=overrides,
+        data_dir=args.data_dir or recorded_data(members, competition),
     )
     return load_inputs(ns)
+
+
+def recorded_data(members: list[Member], competition) -> Path | None:
+    """The data folder the first member with a provenance.json read, while it is a folder of
+    this competition's files (else None: the competition's default folder)."""
+    for member in members:
+        if member.data is None:
+            continue
+        recorded, files = Path(str(member.data.get("dir"))), set(member.data["files"])
+        if files != set(competition.files) or not recorded.is_dir():
+            return None
+        if recorded.resolve() == competition.default_data_dir().resolve():
+            return recorded  # where the blend would look anyway: nothing to say
+        print(
+            f"reading the data from {recorded}/, the folder {where(member)} read (its "
+            "provenance.json); --data-dir chooses another",
+            file=sys.stderr,
+            flush=True,
+        )
+        return recorded
+    return None
 
 
 def reference_members(inputs, first: Member) -> list[Member]:
@@ -140,10 +169,11 @@ def blend_runs(args: argparse.Namespace) -> tuple[dict, dict]:
         if value is not None and value < 1:
             raise UserError(f"{flag} must be an int >= 1; got {value}.")
     members = load_members(args.runs, args.top_k)
-    inputs = _inputs(args, members[0])
+    inputs = _inputs(args, members)
     competition, train, test = inputs.competition, inputs.train, inputs.test
     task, metric = competition.task, competition.metric
-    check_members(members, competition, train, test)
+    provenance = collect(inputs.data_dir, competition.files)
+    check_members(members, competition, train, test, provenance["data"])
     if args.references:
         members += reference_members(inputs, members[0])
     names = [m.name for m in members]
@@ -159,7 +189,7 @@ def blend_runs(args: argparse.Namespace) -> tuple[dict, dict]:
     best = int(np.argmax([sign * s["oof_score"] for s in scored]))
     mean = fold_scores(metric, train.y, np.mean(oofs, axis=0), fold_of_row)["oof_score"]
     metrics = {
-        **run_info(competition, inputs.cfg, len(train.y), len(test.ids)),
+        **run_info(competition, inputs.cfg, len(train.y), len(test.ids), train.ids, test.ids),
         "kind": "blend",
         "method": args.method,
         "options": options,
@@ -198,7 +228,7 @@ def blend_runs(args: argparse.Namespace) -> tuple[dict, dict]:
         "oof": oof_frame,
         "oof_pred": result["oof"],
         "test_pred": test_blend,
-        "provenance": collect(inputs.data_dir, competition.files),
+        "provenance": provenance,
     }
     return metrics, files
 

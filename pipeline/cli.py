@@ -22,7 +22,24 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse that reports a bad command line as one line, like every other user error."""
 
     def error(self, message: str):
-        raise UserError(f"{message} (see {self.prog} --help)")
+        raise UserError(f"{_required_only(self, message)} (see {self.prog} --help)")
+
+
+REQUIRED = "the following arguments are required: "
+
+
+def _required_only(parser: argparse.ArgumentParser, message: str) -> str:
+    """argparse's list of missing arguments without the positionals that may be left out
+    (`key=value ...`), which parse_intermixed_args names too when nothing was given."""
+    if not message.startswith(REQUIRED):
+        return message
+    optional = {
+        action.metavar or action.dest
+        for action in parser._actions
+        if not action.option_strings and action.nargs in ("*", "?")
+    }
+    names = [n for n in message[len(REQUIRED) :].split(", ") if n not in optional]
+    return REQUIRED + ", ".join(names or message[len(REQUIRED) :].split(", "))
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +53,8 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
         type=Path,
-        help="folder with the competition files (default: data/<kaggle-slug>/)",
+        help="folder with the competition files, or Kaggle's zip of them (extracted once "
+        "beside it) (default: data/<kaggle-slug>/)",
     )
     parser.add_argument("--config", type=Path, help="YAML file of config keys (e.g. best.yaml)")
     parser.add_argument(

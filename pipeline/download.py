@@ -10,11 +10,8 @@ competition (demo) writes its own files and needs no download.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
-import zipfile
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,10 +20,10 @@ from pipeline.competition.base import Competition
 from pipeline.errors import DataError
 from pipeline.interrupts import keeping
 from pipeline.kaggle import client as kaggle_io
+from pipeline.kaggle.archive import install, locate, unpack
 from pipeline.run.provenance import sha256_of
 
 STAGING_PREFIX = ".download-"  # hidden folder beside the data folder: renames stay on one disk
-MAX_ARCHIVE_DEPTH = 3  # zips inside zips inside zips
 
 
 def problems(competition: Competition, data_dir: Path) -> list[str]:
@@ -98,7 +95,7 @@ def download(
             if not fetched:
                 raise DataError(f"Kaggle sent no files for {competition.slug}; try again.")
             unpack(fetched, tree)
-            placed = locate(competition, tree)
+            placed = locate(competition.files, tree)
             verify(competition, placed)
             install(placed, data_dir)
         finally:
@@ -122,74 +119,6 @@ def _remove_stale_staging(data_dir: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def unpack(fetched: list[Path], tree: Path) -> None:
-    """Extract the zips (and zips they hold) into tree; other files are copied as they are."""
-    tree.mkdir(parents=True, exist_ok=True)
-    for path in fetched:
-        if zipfile.is_zipfile(path) or path.suffix.lower() == ".zip":
-            _extract(path, tree)
-        else:
-            shutil.move(str(path), tree / path.name)
-    for _ in range(MAX_ARCHIVE_DEPTH):
-        inner = [p for p in tree.rglob("*.zip") if p.is_file()]
-        if not inner:
-            break
-        for path in inner:  # like `unzip`: the contents land beside the inner zip
-            _extract(path, path.parent)
-            path.unlink()
-
-
-def _extract(archive: Path, into: Path) -> None:
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                parts = Path(info.filename).parts
-                if info.filename.startswith(("/", "\\")) or ".." in parts:
-                    raise DataError(
-                        f"The archive {archive.name} holds an unsafe path {info.filename!r}; "
-                        "refusing to extract it."
-                    )
-            zf.extractall(into)  # reads every member: CRC errors and truncation surface here
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
-        raise DataError(
-            f"The archive {archive.name} is damaged or incomplete ({exc}); nothing was installed "
-            "and the data folder is unchanged. Run the download again."
-        ) from None
-
-
-def locate(competition: Competition, tree: Path) -> dict[str, Path]:
-    """Map each relative path to install to its extracted file.
-
-    An expected file may sit under extra folders (TIMIT's archive nests timit_11/timit_11/):
-    it is found by its path suffix, the shallowest match wins. When every expected file sits
-    under the same prefix, everything under that prefix is installed, extra files included.
-    """
-    files = sorted(p for p in tree.rglob("*") if p.is_file())
-    rel = {p: p.relative_to(tree).as_posix() for p in files}
-    if not competition.files:
-        return {rel[p]: p for p in files}
-    found: dict[str, Path] = {}
-    prefixes = set()
-    for want in competition.files:
-        matches = [p for p in files if rel[p] == want or rel[p].endswith("/" + want)]
-        if not matches:
-            continue
-        best = min(matches, key=lambda p: len(p.parts))
-        found[want] = best
-        prefixes.add(rel[best][: len(rel[best]) - len(want)])
-    missing = [w for w in competition.files if w not in found]
-    if missing:
-        held = ", ".join(rel[p] for p in files[:5]) + (", ..." if len(files) > 5 else "")
-        raise DataError(
-            f"The download lacks {', '.join(missing)} (it holds {held or 'nothing'}); the "
-            f"competition's files may have changed. Nothing was installed."
-        )
-    if len(prefixes) == 1:
-        (prefix,) = prefixes
-        return {rel[p][len(prefix) :]: p for p in files if rel[p].startswith(prefix)}
-    return found
-
-
 def verify(competition: Competition, placed: dict[str, Path]) -> None:
     for rel, path in placed.items():
         known = competition.sha256.get(rel)
@@ -202,15 +131,6 @@ def verify(competition: Competition, placed: dict[str, Path]) -> None:
                 "the file is damaged or the competition changed it. Nothing was installed; "
                 "run the download again."
             )
-
-
-def install(placed: dict[str, Path], data_dir: Path) -> None:
-    """Move the checked files in (renames on one disk: each file appears whole or not at all)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    for rel, path in placed.items():
-        target = data_dir / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, target)
 
 
 def build_parser() -> ArgumentParser:

@@ -30,9 +30,17 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> IO:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        _name(exc, path, tmp)
         raise
+
+
+def _name(exc: BaseException, path: Path, tmp: str) -> None:
+    """An OSError of a write (a full disk: no file name of its own) names the file written,
+    so the one line for it says which (pipeline.faults)."""
+    if isinstance(exc, OSError) and exc.filename in (None, tmp):
+        exc.filename = str(path)
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:
@@ -44,8 +52,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:
     try:
         write(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        _name(exc, path, tmp)
         raise
     return path
 

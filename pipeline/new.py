@@ -14,8 +14,11 @@ import numpy as np
 import pandas as pd
 
 from pipeline.cli import ArgumentParser, run_cli
+from pipeline.competition.catalog import check_name
 from pipeline.errors import DataError, UserError
+from pipeline.faults import check_writable
 from pipeline.io import write_text
+from pipeline.kaggle.archive import unpacked
 from pipeline.tabular.read import read_csv
 from pipeline.tabular.spec import SPEC_FILE
 
@@ -26,7 +29,12 @@ def build_parser() -> ArgumentParser:
         description="Write a competition.yaml inferred from a Kaggle download (CSV files).",
     )
     parser.add_argument("name", help="the competition's name, e.g. playground-s5e1")
-    parser.add_argument("--data-dir", type=Path, required=True, help="folder with the CSV files")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        required=True,
+        help="folder with the CSV files, or Kaggle's zip of them (extracted once beside it)",
+    )
     parser.add_argument("--metric", help="the competition's metric (default: guessed; check it)")
     parser.add_argument("--slug", help="Kaggle slug, for pipeline.download / pipeline.submit")
     parser.add_argument(
@@ -36,23 +44,28 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-def find_files(data_dir: Path) -> tuple[str, str, str | None]:
+def find_files(data_dir: Path) -> tuple[Path, str, str, str | None]:
+    """(the folder of the files, train, test, sample): a zip of Kaggle's, given or in the
+    folder, is extracted once next to itself first (pipeline.kaggle.archive)."""
+    data_dir = unpacked(data_dir, ()) if data_dir.exists() else data_dir
     if not data_dir.is_dir():
-        raise DataError(f"--data-dir {data_dir} is not a folder.")
+        raise DataError(f"--data-dir {data_dir} is not a folder (nor a zip of the files).")
     csvs = sorted(p.name for p in data_dir.glob("*.csv"))
     sample = [n for n in csvs if "sample" in n.lower() or "submission" in n.lower()]
     train = [n for n in csvs if "train" in n.lower() and n not in sample]
     test = [n for n in csvs if "test" in n.lower() and n not in sample]
     if len(train) != 1 or len(test) != 1:
+        held = csvs or sorted(p.name for p in data_dir.iterdir() if not p.name.startswith("."))
         raise DataError(
-            f"{data_dir} holds {', '.join(csvs) or 'no CSV files'}: expected one train and one "
-            "test CSV file (names holding 'train' and 'test')."
+            f"{data_dir} holds {', '.join(held[:6]) or 'nothing'}"
+            f"{' ...' if len(held) > 6 else ''}: expected one train and one test CSV file "
+            "(names holding 'train' and 'test'), or Kaggle's zip of them."
         )
-    return train[0], test[0], sample[0] if sample else None
+    return data_dir, train[0], test[0], sample[0] if sample else None
 
 
 def infer(data_dir: Path, metric: str | None = None) -> dict:
-    train_name, test_name, sample_name = find_files(data_dir)
+    data_dir, train_name, test_name, sample_name = find_files(data_dir)
     train = read_csv(data_dir / train_name, "the training data")
     test = read_csv(data_dir / test_name, "the test data")
     sample = read_csv(data_dir / sample_name, "the sample submission") if sample_name else None
@@ -89,6 +102,7 @@ def infer(data_dir: Path, metric: str | None = None) -> dict:
         "drop": [],
         "_types": _types(train, [id_col, target]),
         "_batch_size": batch_size_for(len(train)),
+        "_data_dir": data_dir,
     }
 
 
@@ -181,18 +195,23 @@ def render(name: str, found: dict, slug: str | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     def run() -> int:
         args = build_parser().parse_args(argv)
+        check_name(args.name, "NAME")  # competitions/NAME/ stays inside competitions/
         if args.metric:
             from pipeline.model.metrics import get_metric
 
             get_metric(args.metric)
         out = args.out or Path("competitions") / args.name / SPEC_FILE
+        if out.is_dir():
+            out = out / SPEC_FILE
         if out.exists() and not args.force:
             raise UserError(f"{out} exists; pass --force to replace it.")
-        text = render(args.name, infer(args.data_dir, args.metric), args.slug)
+        check_writable(out.parent, "the folder of --out")  # before the data is read
+        found = infer(args.data_dir, args.metric)
+        text = render(args.name, found, args.slug)
         write_text(out, text)
         print(text, end="")
-        here = Path(args.data_dir).resolve() == out.resolve().parent
-        data = "" if here else f" --data-dir {args.data_dir}"
+        here = Path(found["_data_dir"]).resolve() == out.resolve().parent
+        data = "" if here else f" --data-dir {found['_data_dir']}"
         print(f"\nwrote {out}; next: python -m pipeline.train {out}{data}")
         return 0
 

@@ -36,8 +36,8 @@ def build_parser() -> ArgumentParser:
     parser.add_argument(
         "--data-dir",
         type=Path,
-        help="folder with the competition files (default: the one the run that wrote FILE "
-        "read, from its provenance.json; else data/<kaggle-slug>/)",
+        help="folder with the competition files, or Kaggle's zip of them (default: the one "
+        "the run that wrote FILE read, from its provenance.json; else data/<kaggle-slug>/)",
     )
     add_timeout(parser, SUBMIT_TIMEOUT, "the upload")
     return parser
@@ -47,11 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     @keeping("nothing was sent")
     def run() -> int:
         args = build_parser().parse_args(argv)
-        competition, data_dir = competition_of(args)
+        competition, _ = competition_of(args)
         recorded = None if args.data_dir else recorded_data_dir(args.file, competition.files)
         if recorded is not None:
-            data_dir = recorded
-            print(f"checking against {data_dir}/, the data folder of the run that wrote the file")
+            print(f"checking against {recorded}/, the data folder of the run that wrote the file")
+        data_dir = competition.resolve_data_dir(args.data_dir or recorded)
         frame = check_file(competition, args.file, data_dir)
         what = (
             f"{args.file} ({len(frame)} rows, columns {', '.join(map(str, frame.columns))}) "

@@ -13,6 +13,7 @@ import contextlib
 import io
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from pipeline.engine.splits import make_splits
 from pipeline.ensemble.members import run_info
 from pipeline.io import write_csv, write_json, write_npy
 from pipeline.run.inputs import load_inputs
+from pipeline.run.provenance import collect
 from pipeline.train import main as train_main
 
 DATA = Path(__file__).parent / "data"
@@ -55,7 +57,9 @@ def fake_run(folder: Path, data, oof, test, **changes) -> Path:
     inputs, folds = data
     competition, train = inputs.competition, inputs.train
     task = competition.task
-    info = run_info(competition, inputs.cfg, len(train.y), len(inputs.test.ids))
+    info = run_info(
+        competition, inputs.cfg, len(train.y), len(inputs.test.ids), train.ids, inputs.test.ids
+    )
     info.update(changes.pop("info", {}))
     frame = pd.DataFrame(
         {
@@ -70,6 +74,9 @@ def fake_run(folder: Path, data, oof, test, **changes) -> Path:
     write_npy(folder / f"oof_{kind}.npy", oof)
     write_npy(folder / f"test_{kind}.npy", test)
     write_csv(folder / "oof.csv", frame)
+    data_dir = changes.pop("data_dir", inputs.data_dir)
+    if data_dir is not None:  # what the run read, as pipeline/run/fit.py records it
+        write_json(folder / "provenance.json", collect(data_dir, competition.files))
     write_json(folder / "metrics.json", {**info, "oof_score": 0.0})
     return folder
 
@@ -81,7 +88,7 @@ def blend(*argv) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def regression_members(data, tmp_path: Path, seed: int = 0) -> tuple[Path, Path]:
+def regression_members(data, tmp_path: Path, seed: int = 0, **changes) -> tuple[Path, Path]:
     """One member is the truth plus noise, the other pure noise of the same scale."""
     inputs, _ = data
     y, n_test = inputs.train.y.astype(np.float64), len(inputs.test.ids)
@@ -91,8 +98,11 @@ def regression_members(data, tmp_path: Path, seed: int = 0) -> tuple[Path, Path]
         data,
         y + rng.normal(size=len(y)) * 0.3 * y.std(),
         rng.normal(size=n_test) + y.mean(),
+        **changes,
     )
-    noise = fake_run(tmp_path / "noise", data, rng.permutation(y), rng.normal(size=n_test))
+    noise = fake_run(
+        tmp_path / "noise", data, rng.permutation(y), rng.normal(size=n_test), **changes
+    )
     return good, noise
 
 
@@ -298,3 +308,59 @@ def test_blend_end_to_end_of_two_train_runs(covid_dir, tmp_path):
     sample = pd.read_csv(covid_dir / "sampleSubmission.csv")
     sub = pd.read_csv(out / "submission.csv")
     assert list(sub.columns) == ["id", "tested_positive"] and sub.id.equals(sample.id)
+
+
+def _reordered_test_rows(tmp_path: Path) -> Path:
+    """The wage files with test.csv's rows reversed (the same ids, in another order)."""
+    folder = tmp_path / "reversed"
+    shutil.copytree(DATA / "wage", folder)
+    lines = (folder / "test.csv").read_text().splitlines()
+    (folder / "test.csv").write_text("\n".join([lines[0], *lines[:0:-1]]) + "\n")
+    return folder
+
+
+def test_a_data_folder_whose_test_rows_are_reordered_is_refused(wage, tmp_path):
+    """Counting rows is not enough: test.csv holds the same ids in reverse, and the members'
+    test predictions would land on other ids. Refused, naming the file."""
+    good, noise = regression_members(wage, tmp_path)
+    data = _reordered_test_rows(tmp_path)
+    code, _, err = blend(WAGE, good, noise, "--data-dir", data, "--out", tmp_path / "out")
+    assert code == 2 and err.count("\n") == 1, err
+    assert re.search(
+        rf"run {good} was trained on another test.csv: {good}/provenance.json records sha256 "
+        rf"\w{{12}}\.\.\., {data}/test.csv has \w{{12}}\.\.\.; blend runs of the same files",
+        err,
+    ), err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_member_that_predicted_other_test_rows_is_refused_by_its_ids(wage, tmp_path):
+    """Without provenance.json (a copied folder), the digest of the test ids, in their order,
+    that metrics.json records still tells."""
+    good, noise = regression_members(wage, tmp_path)
+    for run in (good, noise):
+        (run / "provenance.json").unlink()
+    data = _reordered_test_rows(tmp_path)
+    code, _, err = blend(WAGE, good, noise, "--data-dir", data, "--out", tmp_path / "out")
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"run {good} predicted other test rows: its test ids, in their order, are not " in err
+    assert f"those of {data}/test.csv" in err
+
+
+def test_blend_without_data_dir_reads_the_folder_the_runs_read(wage, tmp_path, monkeypatch):
+    """The files live apart from competition.yaml; the runs read them with --data-dir, and
+    the blend finds them in the runs' provenance.json."""
+    yaml_dir, files = tmp_path / "comp", tmp_path / "files"
+    shutil.copytree(DATA / "wage", files, ignore=shutil.ignore_patterns("competition.yaml"))
+    yaml_dir.mkdir()
+    shutil.copy(DATA / "wage" / "competition.yaml", yaml_dir)
+    good, noise = regression_members(wage, tmp_path, data_dir=files)
+    monkeypatch.chdir(tmp_path)  # no data/wage/ here
+    code, _, err = blend(yaml_dir, good, noise, "--out", tmp_path / "out", "--quiet")
+    assert code == 0, err
+    assert err == (
+        f"reading the data from {files}/, the folder run {good} read (its provenance.json); "
+        "--data-dir chooses another\n"
+    )
+    provenance = json.loads((tmp_path / "out" / "provenance.json").read_text())
+    assert provenance["data"]["dir"] == str(files)

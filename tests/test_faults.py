@@ -92,3 +92,30 @@ def test_other_os_errors_stay_bugs():
 
     with pytest.raises(OSError, match="Bad file descriptor"):
         run_cli(command)
+
+
+@pytest.mark.parametrize("write", ["json", "npy"])
+def test_a_write_that_fills_the_disk_names_its_file(tmp_path, monkeypatch, capsys, write):
+    """The system's ENOSPC names no file (it comes from a write or an fsync of an open file):
+    the one line names the file being written, and nothing is left of it."""
+    import numpy as np
+
+    from pipeline import io
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(io.os, "fsync", full)
+    monkeypatch.setattr(np, "save", lambda *a, **k: full())
+    path = tmp_path / "run" / f"metrics.{write}"
+
+    def command():
+        io.write_json(path, {"a": 1}) if write == "json" else io.write_npy(path, [1.0])
+
+    assert run_cli(command) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: No space left on the disk while writing {path}: free some space, or write to "
+        "another disk (--out).\n"
+    )
+    assert list(path.parent.iterdir()) == []

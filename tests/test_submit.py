@@ -181,3 +181,36 @@ def test_a_hung_upload_times_out(api, covid_file, covid_dir, capsys):
 def test_the_message_is_required(api, covid_file, covid_dir, capsys):
     assert main(["covid", str(covid_file)]) == 2
     assert "-m/--message" in capsys.readouterr().err
+
+
+def _encoded(key: str) -> dict[str, str]:
+    """The forms of the key a client's answer may echo (a request it shows, an auth header)."""
+    import base64
+    from urllib.parse import quote
+
+    return {
+        "plain": key,
+        "basic": base64.b64encode(f"tester:{key}".encode()).decode(),
+        "base64": base64.b64encode(key.encode()).decode(),
+        "urlsafe": base64.urlsafe_b64encode(f"x{key}".encode()).decode(),
+        "escaped": quote(f"{key}/?", safe=""),
+        "field": f'"token": "{key}"',
+    }
+
+
+@pytest.mark.parametrize("form", list(_encoded(KEY)))
+@pytest.mark.parametrize("taken", [True, False], ids=["taken", "refused"])
+def test_kaggles_answer_is_shown_without_the_key_in_any_form(
+    api, covid_file, covid_dir, capfd, form, taken
+):
+    echoed = _encoded(KEY)[form]
+    said = "Successfully submitted" if taken else "Could not submit to competition"
+    api.answer = types.SimpleNamespace(message=f"{said} (request: {echoed})")
+    code = main(covid_args(covid_file, covid_dir))
+    out, err = capfd.readouterr()
+    assert code == (0 if taken else 2), err
+    assert said in (out if taken else err)
+    core = _encoded(KEY)[form].replace("=", "")[2:-2]  # what a form holds of the key alone
+    assert echoed not in out + err and core not in out + err and KEY not in out + err
+    if not taken:
+        assert err.count("\n") == 1 and "Kaggle did not take the upload" in err

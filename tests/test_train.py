@@ -20,6 +20,8 @@ def run_cli(argv, capsys):
     ("args", "message"),
     [
         (["nope"], r"Unknown competition 'nope'; available: .*covid.*demo"),
+        (["../x"], r"Unknown competition '\.\./x'; available: "),  # no relative import
+        ([".x"], r"Unknown competition '\.x'; available: "),
         (["covid", "model.dropuot=0.3"], r"Unknown config key 'model.dropuot'"),
         (["covid", "cv.folds=1"], r"cv.folds must be an int >= 2; got 1"),
         (["covid", "cv.folds=two"], r"cv.folds must be an int"),
@@ -48,6 +50,21 @@ def test_user_errors_are_one_line_exit_2_and_write_nothing(
 
     assert re.search(message, err), err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("door", ["train", "tune", "blend"])
+def test_no_arguments_names_only_what_is_required(door, capsys):
+    """key=value overrides may be left out: the line does not ask for them."""
+    import importlib
+
+    main_of = importlib.import_module(f"pipeline.{door}").main
+    assert main_of([]) == 2
+    err = capsys.readouterr().err
+    required = "competition, RUN_DIR" if door == "blend" else "competition"
+    assert err == (
+        f"error: the following arguments are required: {required} (see python -m "
+        f"pipeline.{door} --help)\n"
+    )
 
 
 def test_missing_data_names_the_download_command(tmp_path, capsys):

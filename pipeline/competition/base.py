@@ -88,11 +88,32 @@ class Competition:
         return list(self.classes) if self.classes is not None else list(range(self.task.n_classes))
 
     @property
-    def download_command(self) -> str:
+    def download_command(self) -> str | None:
+        """The command that fetches the files; None where there is none (no Kaggle slug)."""
         return f"scripts/download.sh {self.name}"
 
     def default_data_dir(self) -> Path:
         return Path("data") / self.slug
+
+    @property
+    def files_go(self) -> str:
+        """Where a user puts the files of a competition that nothing downloads, for messages."""
+        return "there"
+
+    def resolve_data_dir(self, given: Path | None) -> Path:
+        """--data-dir, or the default folder; a zip of Kaggle's (given, or lying in the folder
+        instead of the files) is extracted once next to itself (pipeline.kaggle.archive)."""
+        from pipeline.kaggle.archive import unpacked
+
+        data_dir = Path(given) if given is not None else self.default_data_dir()
+        if given is not None and not data_dir.exists():
+            raise DataError(
+                f"--data-dir {data_dir} does not exist; give the folder of the competition's "
+                "files, or Kaggle's zip of them."
+            )
+        if given is not None and not data_dir.is_dir() and data_dir.suffix.lower() != ".zip":
+            raise DataError(f"--data-dir {data_dir} is not a folder (nor a zip of the files).")
+        return unpacked(data_dir, self.files, (self.slug, self.name))
 
     def prepare_data(self, data_dir: Path) -> None:
         """Make sure the files exist (a built-in dataset writes them here); default: nothing."""
@@ -145,9 +166,13 @@ class Competition:
     def require_file(self, data_dir: Path, filename: str) -> Path:
         path = Path(data_dir) / filename
         if not path.is_file():
-            raise DataError(
-                f"{filename} not found in {data_dir}. Run `{self.download_command}` to fetch "
-                f"the {self.slug} files, or pass --data-dir pointing at the folder that holds "
-                "them."
+            fetch = self.download_command
+            how = (
+                f"Run `{fetch}` to fetch the {self.slug or self.name} files, or pass --data-dir "
+                "with the folder that holds them (or Kaggle's zip of them)."
+                if fetch
+                else f"Put the competition's files {self.files_go} (Kaggle's zip of them will "
+                "do), or pass --data-dir with the folder or zip that holds them."
             )
+            raise DataError(f"{filename} not found in {data_dir}. {how}")
         return path

@@ -1,8 +1,15 @@
 """Refusals before a blend: every member must predict the same rows (ids, targets, test rows)
 of the same competition and task, on the same folds. Each refusal is one line that names the
-run and the difference; weights fitted on rows that do not line up would mean nothing."""
+run and the difference; weights fitted on rows that do not line up would mean nothing.
+
+The rows are compared by content, not by count: each data file a member's provenance.json
+hashed must have the same sha256 in the blend's data folder, and the digests of the training
+and test ids (in their order) that a run records must match the data's. A member trained on a
+test file whose rows were reordered would otherwise blend its predictions onto other ids."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -27,15 +34,58 @@ def member_task(member: Member) -> Task:
     return Task("classification", oof.shape[1]) if oof.ndim == 2 else Task("regression")
 
 
-def check_members(members: list[Member], competition, train, test) -> None:
-    """DataError (one line) for the first member that does not fit the data or the first."""
+def check_members(
+    members: list[Member], competition, train, test, data: dict | None = None
+) -> None:
+    """DataError (one line) for the first member that does not fit the data or the first.
+    `data`: the blend's data files as provenance.json records them ({"dir", "files"})."""
     ids = pd.Series(np.asarray(train.ids)).astype(str).to_numpy()
     digest = ids_digest(train.ids)
+    test_digest = ids_digest(test.ids)
     for member in members:
         check_kind(member, competition)
+        check_files(member, data)
         check_rows(member, ids, digest, len(test.ids), competition.task)
+        check_test_ids(member, test_digest, test.source, data)
         check_target(member, competition, train.y)
         check_folds(member, members[0])
+
+
+def check_files(member: Member, data: dict | None) -> None:
+    """Each data file the member's run read has the bytes of the blend's (by sha256; by size
+    where a file was too large to hash)."""
+    if member.data is None or data is None:
+        return
+    theirs = member.data.get("files") or {}
+    for rel, ours in (data.get("files") or {}).items():
+        mine = theirs.get(rel)
+        if not isinstance(mine, dict) or not isinstance(ours, dict):
+            continue
+        here = Path(data.get("dir", ".")) / rel
+        a, b = mine.get("sha256"), ours.get("sha256")
+        if a and b and a != b:
+            raise DataError(
+                f"{where(member)} was trained on another {rel}: {member.data_source} records "
+                f"sha256 {a[:12]}..., {here} has {b[:12]}...; blend runs of the same files "
+                "(--data-dir: the folder they read)."
+            )
+        if not (a and b) and mine.get("size") not in (None, ours.get("size")):
+            raise DataError(
+                f"{where(member)} was trained on another {rel}: {member.data_source} records "
+                f"{mine['size']:,} bytes, {here} has {ours.get('size', 0):,}; blend runs of the "
+                "same files (--data-dir: the folder they read)."
+            )
+
+
+def check_test_ids(member: Member, digest: str, source: str, data: dict | None) -> None:
+    """The test rows the member predicted are the data's, in the same order."""
+    recorded = member.test_ids_sha256
+    if recorded is not None and recorded != digest:
+        here = Path(data["dir"]) / source if data and data.get("dir") else source
+        raise DataError(
+            f"{where(member)} predicted other test rows: its test ids, in their order, are not "
+            f"those of {here}; blend runs of the same files (--data-dir: the folder they read)."
+        )
 
 
 def check_kind(member: Member, competition) -> None:

@@ -238,14 +238,21 @@ def _fit_hgb(fold: ReferenceFold) -> tuple[np.ndarray, np.ndarray | None]:
     if "hgb_categorical" not in fold.shared:
         fold.shared["hgb_categorical"] = hgb_categorical(train)
     model = hgb_model(task, fold.shared["hgb_categorical"], fold.seed)
+    # a column empty in every training row breaks scikit-learn's binning ("window shape cannot
+    # be larger than input array shape"); as a constant it is never split on, as it carries nothing
+    empty = [j for j in np.flatnonzero(np.isnan(X_tr[0])) if np.isnan(X_tr[:, j]).all()]
+    X_fit = X_tr
+    if empty:
+        X_fit = X_tr.copy()
+        X_fit[:, empty] = 0.0
     if task.is_classification:
-        model.fit(X_tr, train.y[fold.tr])
+        model.fit(X_fit, train.y[fold.tr])
 
         def predict(X):
             return _class_columns(model.predict_proba(X), model.classes_, task.n_classes)
     else:
         pre = fold.preprocessor()
-        model.fit(X_tr, pre.model_target(train.y[fold.tr], X_tr))
+        model.fit(X_fit, pre.model_target(train.y[fold.tr], X_tr))
 
         def predict(X):
             return pre.inverse_target(model.predict(X).astype(np.float64), X)

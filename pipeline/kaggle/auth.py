@@ -6,6 +6,7 @@ saw, so that `scrub` can remove them from any text that reaches the terminal.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -13,6 +14,7 @@ import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 from pipeline.kaggle.errors import TOKEN_HELP, CredentialsError
 
@@ -53,8 +55,16 @@ def find_credentials() -> Credentials:
                 f"`chmod 600 {_home_short(json_path)}` and try again."
             )
         try:
-            loaded = json.loads(json_path.read_text(encoding="utf-8") or "{}")
-        except (OSError, ValueError):  # the client ignores a broken file too
+            text = json_path.read_text(encoding="utf-8")
+        except OSError as exc:  # not "no credentials": the file is there, we may not read it
+            raise CredentialsError(
+                f"{_home_short(json_path)} cannot be read ({exc.strerror or exc}); make it "
+                f"yours and private: `chown $USER {_home_short(json_path)} && chmod 600 "
+                f"{_home_short(json_path)}`."
+            ) from None
+        try:
+            loaded = json.loads(text or "{}")
+        except ValueError:  # the client ignores a broken file too
             loaded = {}
         data = loaded if isinstance(loaded, dict) else {}
         secrets += [str(data[k]) for k in ("key", "token") if data.get(k)]
@@ -132,10 +142,39 @@ def _colab_secrets() -> dict[str, str]:
 
 # an HTTP Authorization value (Basic base64(user:key), Bearer token) echoed by a client error
 AUTH_VALUE = re.compile(r"\b(Basic|Bearer)\s+[A-Za-z0-9+/=._~-]{8,}")
+# a secret-looking field of a URL, JSON or a header: key=..., "token": "...", api_key: ...
+SECRET_FIELD = re.compile(
+    r"(?i)(\b(?:api[_-]?key|key|token|access[_-]?token|secret|password|authorization)\b"
+    r"[\"']?\s*[:=]\s*[\"']?)([^\s\"',;&}]{8,})"
+)
+TOKEN_SHAPES = re.compile(  # tokens by their shape: a JWT, a Kaggle API token
+    r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}|\bKGAT_[A-Za-z0-9_-]{8,}"
+)
+MIN_ENCODED = 8  # characters: a shorter encoded fragment could match ordinary text
+
+
+def encodings(secret: str) -> set[str]:
+    """The forms a secret takes in what a client returns: %-escaped (upper and lower case),
+    form-encoded, hex, and base64 (standard and URL-safe) wherever it starts in the encoded
+    bytes (after "user:" in a Basic header, say): the characters that depend on the secret
+    alone, for each of the three alignments."""
+    raw = secret.encode()
+    forms = {secret, quote(secret, safe=""), quote_plus(secret), raw.hex(), raw.hex().upper()}
+    forms.add(re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), quote(secret, safe="")))
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        for offset in range(3):
+            text = encode(b"\0" * offset + raw).decode()
+            start, end = -(-8 * offset // 6), 8 * (offset + len(raw)) // 6
+            forms.add(text[start:end])
+    return {f for f in forms if len(f) >= MIN_ENCODED or f == secret}
 
 
 def scrub(text: str, secrets: tuple[str, ...] | list[str]) -> str:
-    """`text` with every secret, and anything shaped like an Authorization value, as ***."""
-    for secret in sorted(secrets, key=len, reverse=True):  # a longer one may hold a shorter
-        text = text.replace(secret, "***")
-    return AUTH_VALUE.sub(r"\1 ***", text)
+    """`text` with every secret and its encodings, and anything shaped like an Authorization
+    value, a secret field or a token, as ***."""
+    forms = set().union(*(encodings(s) for s in secrets)) if secrets else set()
+    for form in sorted(forms, key=len, reverse=True):  # a longer one may hold a shorter
+        text = text.replace(form, "***")
+    text = AUTH_VALUE.sub(r"\1 ***", text)
+    text = SECRET_FIELD.sub(r"\1***", text)
+    return TOKEN_SHAPES.sub("***", text)

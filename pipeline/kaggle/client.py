@@ -154,8 +154,11 @@ def submit_file(
     def action(api):
         return api.competition_submit(str(file), message, slug, quiet=True)
 
+    credentials = credentials or find_credentials()
     response = run_kaggle(action, f"submitting to {slug}", slug, timeout, credentials, file)
-    answer = str(getattr(response, "message", "") or response or "").strip()
+    # the answer is shown: scrubbed like any error (a client may echo the request in it)
+    answer = scrub(str(getattr(response, "message", "") or response or ""), credentials.secrets)
+    answer = " ".join(answer.split())
     if answer.startswith("Could not submit"):  # the client's word for a failed upload
         raise NetworkError(f"Kaggle did not take the upload of {file} ({answer}); try again.")
     return answer

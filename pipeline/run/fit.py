@@ -160,7 +160,14 @@ def summary(inputs: Inputs, fitted: Fitted, compared: Compared, done: Finished) 
     cv, train = fitted.cv, inputs.train
     linear = next((r for r in compared.references if r.key == "linear"), None)
     return {
-        **run_info(inputs.competition, inputs.cfg, len(train.y), len(inputs.test.ids)),
+        **run_info(
+            inputs.competition,
+            inputs.cfg,
+            len(train.y),
+            len(inputs.test.ids),
+            train.ids,  # digests of the rows in order: pipeline.blend checks them
+            inputs.test.ids,
+        ),
         # what early stopping and checkpoints watched (train.monitor): the metric or the loss
         "monitor": cv.stop_.name,
         "engine": cv.engine_,

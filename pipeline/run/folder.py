@@ -195,7 +195,7 @@ def repair_leftovers(target: Path, say: Callable[[str], None] = _say) -> None:
             pid = folder.name.rsplit("-", 1)[-1]
             if not pid.isdigit() or not folder.exists():
                 continue
-            if int(pid) != os.getpid() and _alive(int(pid)):
+            if int(pid) != os.getpid() and alive(int(pid)):
                 raise UserError(
                     f"--out {target}: process {pid} is writing a run there ({folder}); wait for "
                     "it to finish or choose another folder (delete that folder if no such run "
@@ -215,7 +215,7 @@ def repair_leftovers(target: Path, say: Callable[[str], None] = _say) -> None:
             say(f"removed {folder}: what an unfinished run (process {pid}, gone) left behind.")
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

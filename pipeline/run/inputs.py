@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipeline.competition.base import Competition, TestData, TrainData
@@ -56,9 +57,7 @@ class Inputs:
 def load_inputs(args: argparse.Namespace) -> Inputs:
     competition = load_competition(args.competition)
     cfg = resolve_config(competition, args.config, args.overrides)
-    data_dir = args.data_dir or competition.default_data_dir()
-    if args.data_dir is not None and not data_dir.is_dir():
-        raise DataError(f"--data-dir {data_dir} is not a folder.")
+    data_dir = competition.resolve_data_dir(args.data_dir)
     competition.prepare_data(data_dir)  # a CSV competition learns its task here
     check_task(competition.metric, competition.task)  # a metric name or kind the task lacks
     train = competition.load_train(data_dir)
@@ -121,6 +120,8 @@ def check_buildable(
             f"sharded across processes); set train.devices=1 (got {cfg.train.devices})."
         )
     splits = make_splits(cfg.cv, train, cfg.seed, competition.task.is_classification)
+    if competition.task.is_classification:
+        check_classes_per_fold(competition, cfg, train, splits)
     try:
         preprocessors = fit_folds(competition, cfg, train, splits)
     except ValueError as exc:
@@ -145,3 +146,24 @@ def check_buildable(
             raise
         raise ConfigError(str(exc)) from None
     return splits, preprocessors
+
+
+def check_classes_per_fold(
+    competition: Competition, cfg: Config, train: TrainData, splits: list[Split]
+) -> None:
+    """Every fold trains on two classes at least: the references (logistic regression,
+    HistGradientBoosting) cannot fit one class, and a model of one class learns nothing.
+    Checked here, before the network trains, rather than found by the references after it."""
+    for k, (tr, _) in enumerate(splits, 1):
+        present = np.unique(train.y[tr])
+        if len(present) >= 2:
+            continue
+        names = competition.class_names()
+        counts = np.bincount(np.asarray(train.y, dtype=np.int64), minlength=len(names))
+        rare = int(np.argmin(np.where(counts > 0, counts, np.iinfo(np.int64).max)))
+        raise DataError(
+            f"{train.source}: fold {k} of {cfg.cv.folds} trains on one class only "
+            f"({names[int(present[0])]!r}); class {names[rare]!r} has {counts[rare]} row(s). "
+            "Each class needs rows in every fold's training part: add rows of the rare class "
+            "or use fewer folds (cv.folds)."
+        )

@@ -65,7 +65,10 @@ class Layout:
         mask = []
         for name in features:
             kind = train[name].dtype.kind
-            is_cat = name in declared or kind not in "iuf"
+            # empty in every training row, text in the test file: a column of categories that
+            # tells the model nothing, not numbers the test file contradicts
+            unread = train[name].isna().all() and test[name].dtype.kind not in "iuf"
+            is_cat = name in declared or kind not in "iuf" or unread
             if not is_cat and test[name].dtype.kind not in "iuf":
                 _first_text(test, name, "numbers")
             mask.append(is_cat)

@@ -63,15 +63,19 @@ class CsvCompetition(Competition):
         return self._task
 
     @property
-    def download_command(self) -> str:
-        if self.slug:
-            return f"python -m pipeline.download {self.spec.path}"
-        return f"copy the competition's files next to {self.spec.path} or pass --data-dir"
+    def download_command(self) -> str | None:
+        return f"python -m pipeline.download {self.spec.path}" if self.slug else None
+
+    @property
+    def files_go(self) -> str:
+        return f"there or next to {self.spec.path}"
 
     def default_data_dir(self) -> Path:
-        """The yaml's own folder when the files lie beside it, else data/<slug or name>/."""
-        if (self.spec.folder / self.spec.train).is_file():
-            return self.spec.folder
+        """The yaml's own folder when the files (or Kaggle's zip of them) lie beside it, else
+        data/<slug or name>/."""
+        folder = self.spec.folder
+        if (folder / self.spec.train).is_file() or any(folder.glob("*.zip")):
+            return folder
         candidates = [Path("data") / self.slug] if self.slug else []
         candidates.append(Path("data") / self.name)
         return next((folder for folder in candidates if folder.is_dir()), candidates[0])
@@ -122,6 +126,7 @@ class CsvCompetition(Competition):
         self.id_column, self.target_column = self._id_and_target(train, test, sample)
         require_columns(train, [self.id_column, self.target_column], "id / target")
         require_columns(test, [self.id_column], "id")
+        self._check_roles()
         ignored = {self.id_column, self.target_column, *spec.drop}
         for name in [*spec.drop, *spec.categorical]:
             if name not in train.columns:
@@ -130,6 +135,11 @@ class CsvCompetition(Competition):
         require_columns(test, features, "a feature column of the train file")
         if not features:
             raise DataError(f"{spec.train} has no feature columns besides the id and target.")
+        if all(train[c].isna().all() for c in features):
+            raise DataError(
+                f"{spec.train}: every feature column is empty ({_few_names(features)}): there "
+                "is nothing to learn from; fix or re-download the file."
+            )
         check_no_missing_target(train, self.target_column)
         self._task, self.metric_name = self._task_and_metric(train[self.target_column])
         y = train[self.target_column]
@@ -185,6 +195,28 @@ class CsvCompetition(Competition):
             )
         return id_col, target
 
+    def _check_roles(self) -> None:
+        """The id, the target and the lists name different columns, each in one role."""
+        spec, id_col, target = self.spec, self.id_column, self.target_column
+        if id_col == target:
+            raise ConfigError(
+                f"{spec.path}: id and target both name the column {id_col!r}; the target is "
+                "the column to predict and the id names each row: set them to different columns."
+            )
+        for key in ("drop", "categorical"):
+            named = [c for c in getattr(spec, key) if c in (id_col, target)]
+            if named:
+                role = "target" if named[0] == target else "id"
+                raise ConfigError(
+                    f"{spec.path}: {key}: lists {named[0]!r}, the {role} column; {key}: names "
+                    "feature columns only."
+                )
+        both = [c for c in spec.drop if c in spec.categorical]
+        if both:
+            raise ConfigError(
+                f"{spec.path}: {both[0]!r} is listed under both drop: and categorical:; keep one."
+            )
+
     def _task_and_metric(self, y: pd.Series) -> tuple[Task, str]:
         spec = self.spec
         metric = get_metric(spec.metric) if spec.metric else None
@@ -205,6 +237,18 @@ class CsvCompetition(Competition):
                 )
             if n < 2:
                 raise DataError(f"{spec.train}: the target {y.name!r} holds one class only.")
+            if spec.task == "auto" and _fractional(y):
+                raise ConfigError(
+                    f"{spec.path}: metric {spec.metric} scores classes, but the target "
+                    f"{y.name!r} holds fractional numbers ({n:,} distinct values, e.g. "
+                    f"{_first_fractional(y):g}): a regression target. Use a regression metric "
+                    "(rmse, mae, ...), or task: multiclass if these numbers are class labels."
+                )
+            if spec.positive is not None and n != 2:
+                raise ConfigError(
+                    f"{spec.path}: positive: applies to a binary task; the target {y.name!r} "
+                    f"has {n} classes. Remove positive:."
+                )
             task = Task("classification", n_classes=int(n))
         else:
             if y.dtype.kind not in "iuf":
@@ -244,6 +288,23 @@ class CsvCompetition(Competition):
         return tabular_preprocessor(
             cfg.features, self.task.kind, len(layout.features), kinds=kinds, seed=cfg.seed
         )
+
+
+def _few_names(names: list[str], n: int = 4) -> str:
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
+
+
+def _fractional(y: pd.Series) -> bool:
+    """Numbers with a fractional part: values, not class labels."""
+    if y.dtype.kind not in "f":
+        return False
+    values = y.dropna().to_numpy(dtype=float)
+    return bool(np.any(values != np.round(values)))
+
+
+def _first_fractional(y: pd.Series) -> float:
+    values = y.dropna().to_numpy(dtype=float)
+    return float(values[np.argmax(values != np.round(values))])
 
 
 def _kind_of_values(y: pd.Series) -> str:

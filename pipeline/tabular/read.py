@@ -22,8 +22,10 @@ def read_csv(
 
     One missing-value rule for every file: empty cells and the markers Kaggle files use (NA,
     NaN, null, n/a, ... : pandas' defaults) are missing. `expected`: the header must equal it
-    (repeated names come back with pandas' suffixes, `cli`, `cli.1`, ...); `numeric`: those
-    columns (default: all of `expected`) must hold finite numbers in every row.
+    (repeated names come back with pandas' suffixes, `cli`, `cli.1`, ...); without it every
+    column needs a name of its own. `numeric`: those columns (default: all of `expected`) must
+    hold finite numbers in every row. A file whose values are separated by `;`, tabs or `|`
+    instead of commas is refused, naming the separator.
     """
     name = path.name
     about = f" ({what})" if what else ""
@@ -34,14 +36,55 @@ def read_csv(
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(f"{name} is not a readable CSV file: {exc}".splitlines()[0]) from None
     frame.columns = [str(c) for c in frame.columns]
+    check_separator(name, about, list(frame.columns))
     if expected is not None:
         check_columns(name, list(frame.columns), expected)
+    else:
+        check_unique_names(path, name)
     if frame.empty:
         raise DataError(f"{name}{about} has a header but no rows; download it again.")
     frame.attrs["source"] = name  # for messages about the frame's rows
     for column in (numeric if numeric is not None else expected) or []:
         check_numeric(name, frame[column], path)
     return frame
+
+
+SEPARATORS = {";": "';'", "\t": "tabs", "|": "'|'"}
+
+
+def check_separator(name: str, about: str, columns: list[str]) -> None:
+    """One column whose name holds another separator: the file is not comma-separated."""
+    if len(columns) != 1:
+        return
+    for sep, shown in SEPARATORS.items():
+        if sep in columns[0]:
+            raise DataError(
+                f"{name}{about} has one column named {_cut(columns[0])!r}: its values are "
+                f"separated by {shown}, not commas; save it as a comma-separated file, as "
+                "Kaggle's are."
+            )
+
+
+def check_unique_names(path: Path, name: str) -> None:
+    """Each header name once: pandas would rename a second `x` to `x.1` without a word."""
+    try:
+        names = pd.read_csv(
+            path, nrows=1, header=None, encoding="utf-8-sig", dtype=str, keep_default_na=False
+        ).iloc[0]
+    except (IndexError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return
+    seen: dict[str, int] = {}
+    for i, column in enumerate(str(n) for n in names):
+        if column in seen:
+            raise DataError(
+                f"{name}: the column name {column!r} appears twice (columns {seen[column] + 1} "
+                f"and {i + 1}); give each column a name of its own."
+            )
+        seen[column] = i
+
+
+def _cut(text: str, n: int = 40) -> str:
+    return text if len(text) <= n else text[:n] + "..."
 
 
 def check_columns(name: str, got: list[str], expected: list[str]) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from pipeline.competition.catalog import check_name
 from pipeline.config import load_yaml
 from pipeline.config.hints import coerce, hints
 from pipeline.errors import ConfigError
@@ -94,4 +95,9 @@ def load_spec(path: Path) -> CompetitionSpec:
     for key, value in data.items():
         if value is not None:  # null: the key's default (slug, positive: none)
             data[key] = coerce(value, types[key], f"{where}: {key}")
+    # the name and slug become folder names (runs/<name>/, data/<slug>/): never a path
+    named = "name" if raw.get("name") is not None else "name (its folder's name; set name:)"
+    check_name(data["name"], f"{where}: {named}")
+    if data.get("slug") is not None:
+        check_name(data["slug"], f"{where}: slug")
     return CompetitionSpec(**data, folder=path.resolve().parent)

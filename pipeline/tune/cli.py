@@ -9,13 +9,16 @@ K-fold fit with the best config (submission.csv), a top-k ensemble of the best t
 
 Several workers: start the same command (same --out, or the same --storage and --study) as many
 times as you like; together they run exactly --trials finished trials. Resume after a crash or
-Ctrl-C: run the same command again (without --out it continues the newest unfinished tuning run
-of the competition: pipeline/tune/resume.py). --overwrite starts a fresh study instead.
+Ctrl-C: run the same command again (without --out it continues the newest tuning run of the
+competition, on the data folder it read: pipeline/tune/resume.py); on a study that has ended it
+prints the summary and how to add trials. --overwrite starts a fresh study instead. A full disk
+or a failing storage is one line; a fresh study without a finished trial then leaves no folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -23,24 +26,36 @@ from pathlib import Path
 import optuna
 
 from pipeline.cli import ArgumentParser, add_common_args, check_timeout, run_cli
+from pipeline.competition.catalog import load_competition
 from pipeline.config import flatten, parse_overrides
 from pipeline.errors import ConfigError, UserError
-from pipeline.faults import check_writable
+from pipeline.faults import check_writable, os_fault
 from pipeline.interrupts import keeping
 from pipeline.io import write_json
 from pipeline.run.folder import repair_leftovers
 from pipeline.run.inputs import load_inputs
+from pipeline.run.provenance import collect, recorded_data_dir
 from pipeline.tune.final import finish
-from pipeline.tune.objective import TuneSetup
+from pipeline.tune.objective import TuneSetup, remove_leftovers
 from pipeline.tune.pruners import Pruning, list_pruners
 from pipeline.tune.report import TuneProgress, print_tune_summary
-from pipeline.tune.resume import check_overwritable, choose_dir, drop_study, opened
+from pipeline.tune.resume import (
+    check_overwritable,
+    choose_dir,
+    drop_study,
+    finished_summary,
+    opened,
+    restore_overwritten,
+)
 from pipeline.tune.space import load_space
 from pipeline.tune.storage import (
+    FINISHED,
     default_url,
     n_finished,
     native_heartbeat,
+    quiet_storage_threads,
     shown_url,
+    storage_fault,
 )
 from pipeline.tune.study import open_study, run_trials, writes_final
 
@@ -179,32 +194,45 @@ def tune(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)  # workers sharing cores must not oversubscribe them
     check_writable(args.out or Path("runs"))  # before the data: a bad --out fails at once
-    inputs = load_inputs(args)
-    competition, cfg = inputs.competition, inputs.cfg
-    space = load_space(competition, args.space, cfg)
-    searched_overrides(args.overrides, space.paths)
+    competition = load_competition(args.competition)
     name = args.study or competition.name
     out_dir = choose_dir(
         args.out, competition.name, name, args.storage, args.trials, args.overwrite
     )
-    repair_leftovers(out_dir)  # an --overwrite killed before its first trial: the old run back
+    restore_overwritten(out_dir, _say)  # an --overwrite killed before its study was in place
+    repair_leftovers(out_dir)
+    done = None if args.overwrite else finished_summary(out_dir, args.trials)
+    if done is not None:
+        return _print_finished(done, args.trials)
     check_tune_dir(out_dir, args.overwrite)
+    if args.data_dir is None and not args.overwrite:
+        recorded = recorded_data_dir(out_dir / "tune.json", competition.files)
+        default = competition.default_data_dir().resolve()
+        if recorded is not None and recorded.resolve() != default:
+            args.data_dir = recorded
+            _say(f"reading the data from {recorded}/, the folder this study read")
+    inputs = load_inputs(args)
+    competition, cfg = inputs.competition, inputs.cfg
+    space = load_space(competition, args.space, cfg)
+    searched_overrides(args.overrides, space.paths)
     url = args.storage or default_url(out_dir)
-    with opened(out_dir, url, bool(args.storage), args.heartbeat, args.overwrite) as ready:
-        storage, replaced = ready
-        dropped = args.overwrite and drop_study(storage, name)
-        if not (out_dir / "tune.json").exists():  # so that a second worker sees a tune folder
-            write_json(
-                out_dir / "tune.json",
-                {"competition": competition.name, "study": name, "storage": shown_url(url)},
-            )
-    if args.overwrite and (dropped or replaced):
-        print(
-            f"--overwrite: a fresh study {name!r} in {shown_url(url)}; the old study and the "
-            f"files in {out_dir} were deleted.",
-            file=sys.stderr,
-        )
-    native = native_heartbeat(storage)
+    made = not out_dir.exists()
+    try:
+        with quiet_storage_threads():
+            return _tune(args, inputs, space, name, out_dir, url)
+    except BaseException as exc:
+        fault = storage_fault(exc, url)
+        if fault is None and not (isinstance(exc, OSError) and os_fault(exc) is not None):
+            raise
+        if made and not args.storage:  # a fresh study that holds no result yet: no trace
+            _remove_if_empty(out_dir, url)
+        if fault is not None:
+            raise fault from None
+        raise
+
+
+def _tune(args, inputs, space, name: str, out_dir: Path, url: str) -> int:
+    competition, cfg = inputs.competition, inputs.cfg
     stride = max(cfg.train.epochs, int(space.max_value("train.epochs") or 0))
     pruning = Pruning(
         kind=args.pruner,
@@ -215,8 +243,25 @@ def tune(args: argparse.Namespace) -> int:
         p_threshold=args.prune_p,
     )
     seed = cfg.seed if args.seed is None else args.seed
-    study, stride = open_study(storage, name, competition, cfg, stride, pruning, seed)
-
+    with opened(out_dir, url, bool(args.storage), args.heartbeat, args.overwrite) as ready:
+        storage, replaced = ready
+        dropped = args.overwrite and drop_study(storage, name)
+        # in the block: a study this run may not use (another direction) leaves no file
+        study, stride = open_study(storage, name, competition, cfg, stride, pruning, seed)
+        if not (out_dir / "provenance.json").exists():  # the data folder, for a resume
+            write_json(out_dir / "provenance.json", collect(inputs.data_dir, competition.files))
+        if not (out_dir / "tune.json").exists():  # last: a second worker sees a tune folder
+            write_json(
+                out_dir / "tune.json",
+                {"competition": competition.name, "study": name, "storage": shown_url(url)},
+            )
+    if args.overwrite and (dropped or replaced):
+        _say(
+            f"--overwrite: a fresh study {name!r} in {shown_url(url)}; the old study and the "
+            f"files in {out_dir} were deleted."
+        )
+    remove_leftovers(out_dir)
+    native = native_heartbeat(storage)
     total = None if args.trials == UNLIMITED else args.trials
     progress = TuneProgress(total, competition.metric.name, enabled=not args.quiet)
     setup = TuneSetup(
@@ -234,11 +279,10 @@ def tune(args: argparse.Namespace) -> int:
         raw=_raw_arrays(inputs, space.paths),
     )
     if not args.quiet:
-        print(
+        _say(
             f"tuning {competition.name}: study {name!r} in {shown_url(url)} "
             f"({n_finished(study)} finished trials); resume or add workers with --out {out_dir}"
-            + (f" --storage {shown_url(url)}" if args.storage else ""),
-            file=sys.stderr,
+            + (f" --storage {shown_url(url)}" if args.storage else "")
         )
     where = shown_url(url) if args.storage else out_dir
 
@@ -261,6 +305,36 @@ def tune(args: argparse.Namespace) -> int:
         summary = finish(study, setup, args.top_k, shown_url(url), progress=not args.quiet)
     print_tune_summary(summary)
     return 0
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _print_finished(summary: dict, trials: int) -> int:
+    """A finished study, run again with the same command: its summary, and how to go on."""
+    print_tune_summary(summary)
+    n = summary["counts"]["finished"]
+    print(
+        f"the study has ended: {n} finished trials (--trials {trials}) and its final fit; "
+        f"nothing was run. Add trials with --trials {n + max(10, n // 2)} (the rest of the "
+        "command the same), or start a new study with --overwrite or another --out."
+    )
+    return 0
+
+
+def _remove_if_empty(out_dir: Path, url: str) -> None:
+    """A study this run created in out_dir, failed before any trial finished (a full disk):
+    the folder goes, as a failed train leaves none. A study with results stays."""
+    try:
+        for summary in optuna.get_all_study_summaries(storage=url):
+            study = optuna.load_study(study_name=summary.study_name, storage=url)
+            if study.get_trials(deepcopy=False, states=FINISHED):
+                return
+    except Exception:  # a storage that cannot be read now: keep what is there
+        if (out_dir / "study.db").exists():
+            return
+    shutil.rmtree(out_dir, ignore_errors=True)
 
 
 def _raw_arrays(inputs, paths: list[str]):

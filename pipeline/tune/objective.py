@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import math
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -26,11 +27,12 @@ from optuna.trial import TrialState
 from pipeline.competition.base import TestData, TrainData
 from pipeline.config import Config
 from pipeline.engine.cv import CrossValidator
-from pipeline.ensemble.members import ids_digest, run_info
+from pipeline.ensemble.members import run_info
 from pipeline.errors import ConfigError, TrainingDiverged
 from pipeline.interrupts import Interrupted
 from pipeline.io import write_json, write_npy
 from pipeline.model.metrics import stop_metric
+from pipeline.run.folder import alive
 from pipeline.run.inputs import Inputs, check_buildable, resolve_config
 from pipeline.tune.hooks import Reporter
 from pipeline.tune.pruners import Pruning
@@ -99,25 +101,56 @@ def ranked(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 def save_trial(setup: TuneSetup, inputs: Inputs, cv, number: int, value: float, values) -> None:
     """trials/<n>/: the OOF and test predictions, the fold of each row, and trial.json (what
-    pipeline.ensemble.members reads to check the rows and folds), written last."""
+    pipeline.ensemble.members reads to check the rows and folds). Written whole in a hidden
+    folder beside it and renamed into place: a reader (pipeline.blend on a running study)
+    sees a trial's files all or not at all."""
     train, test = inputs.train, inputs.test
     test_pred, _ = cv.predict(test.X)
     folder = trial_dir(setup.out_dir, number)
-    write_npy(folder / "oof.npy", cv.oof_)
-    write_npy(folder / "test.npy", test_pred)
-    write_npy(folder / "folds.npy", cv.fold_of_row_)
-    info = run_info(inputs.competition, inputs.cfg, len(train.y), len(test.ids))
-    write_json(
-        folder / "trial.json",
-        {
-            **info,
-            "number": number,
-            "value": value,
-            "fold_scores": [float(s) for s in cv.fold_scores_],
-            "params": values,
-            "ids_sha256": ids_digest(train.ids),
-        },
-    )
+    work = folder.parent / f".{folder.name}.partial-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    try:
+        write_npy(work / "oof.npy", cv.oof_)
+        write_npy(work / "test.npy", test_pred)
+        write_npy(work / "folds.npy", cv.fold_of_row_)
+        info = run_info(
+            inputs.competition, inputs.cfg, len(train.y), len(test.ids), train.ids, test.ids
+        )
+        write_json(
+            work / "trial.json",
+            {
+                **info,
+                "number": number,
+                "value": value,
+                "fold_scores": [float(s) for s in cv.fold_scores_],
+                "params": values,
+            },
+        )
+        if folder.exists():  # a folder of this number from a worker that was stopped
+            remove_trial_dir(folder)
+        os.rename(work, folder)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def remove_trial_dir(folder: Path) -> None:
+    """Renamed out of sight first, then deleted: a reader never finds half of its files."""
+    gone = folder.parent / f".{folder.name}.removed-{os.getpid()}"
+    shutil.rmtree(gone, ignore_errors=True)
+    try:
+        os.rename(folder, gone)
+    except FileNotFoundError:  # another worker removed it first
+        return
+    shutil.rmtree(gone, ignore_errors=True)
+
+
+def remove_leftovers(out_dir: Path) -> None:
+    """The hidden trial folders (written or removed) of workers that are gone (kill -9)."""
+    for folder in (out_dir / "trials").glob(".*-*"):
+        pid = folder.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def keep_top_k(study: optuna.Study, out_dir: Path, k: int) -> None:
@@ -126,7 +159,7 @@ def keep_top_k(study: optuna.Study, out_dir: Path, k: int) -> None:
     for trial in ranked(study)[k:]:
         folder = trial_dir(out_dir, trial.number)
         if folder.is_dir():
-            shutil.rmtree(folder, ignore_errors=True)
+            remove_trial_dir(folder)
 
 
 class Objective:

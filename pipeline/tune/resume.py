@@ -1,15 +1,19 @@
-"""Which folder a tuning run writes to, and what --overwrite removes.
+"""Which folder a tuning run writes to, what it reads, and what --overwrite removes.
 
 Without --out, a tuning run continues the newest `runs/<competition>/tune-*` folder whose
-tune.json names the same competition, study and storage, unless that study has ended (its final
-fit was written) with at least --trials finished trials; then, and when there is none, it starts
+tune.json names the same competition, study and storage; when there is none, it starts
 `runs/<competition>/tune-<time>/`. So the same command resumes after a crash or Ctrl-C, and
-`--trials 100` after a finished 50-trial study extends it, its files all in one folder.
+`--trials 100` after a finished 50-trial study extends it, its files all in one folder. A study
+that has ended (its final fit written) with at least --trials finished trials is not run again:
+the same command prints its summary and says how to add trials (`finished_summary`).
+Without --data-dir, a folder that is continued reads the data folder its provenance.json
+names (written when the study starts).
 
 --overwrite starts a fresh study: the old study (in the folder's SQLite file, or the --study in
 --storage) and the folder's files are deleted before the first trial, once the new storage has
-opened: until then they are only moved aside (`.<name>.old-<pid>`, moved back if anything
-fails, and by the next run if the process was killed there). Without --out it starts a new
+opened and tune.json is written: until then they are only moved aside (`.<name>.old-<pid>`),
+moved back if anything fails, and by the next run if the process was killed there
+(`restore_overwritten`: the new folder has no tune.json yet). Without --out it starts a new
 folder and continues none. Extra workers of that study join without --overwrite.
 
 A storage that can't be opened (a corrupt SQLite file, a journal of garbage) fails before --out
@@ -24,14 +28,15 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import optuna
 from optuna.storages import BaseStorage
 
 from pipeline.io import default_run_dir
-from pipeline.run.folder import RUN_NAMES, not_a_run, sibling
+from pipeline.run.folder import RUN_NAMES, alive, not_a_run, sibling
 from pipeline.tune.storage import default_url, open_storage, shown_url
 
 TUNE_NAMES = frozenset({"tune.json", "study.db", "trials"})  # only a tuning run writes these
@@ -74,9 +79,25 @@ def resumable(
             continue
         if info.get("storage") != shown_url(storage or default_url(candidate)):
             continue
-        finished = (info.get("counts") or {}).get("finished", 0)
-        return None if "final" in info and finished >= trials else candidate
+        return candidate
     return None
+
+
+def finished_summary(out_dir: Path, trials: int) -> dict | None:
+    """The summary tune.json holds when the study in out_dir has ended (its final fit was
+    written) with at least `trials` finished trials; None while there is more to do."""
+    info = _tune_json(out_dir)
+    if info is None or not isinstance(info.get("final"), dict):
+        return None
+    finished = (info.get("counts") or {}).get("finished", 0)
+    if not isinstance(finished, int) or finished < trials:
+        return None
+    try:
+        info["reasons"] = Counter(info.get("reasons") or {})
+    except (TypeError, ValueError):
+        info["reasons"] = Counter()
+    needed = ("competition", "study", "storage", "metric", "counts", "top", "best", "out_dir")
+    return info if all(k in info for k in needed) else None
 
 
 def _tune_json(folder: Path) -> dict | None:
@@ -85,6 +106,34 @@ def _tune_json(folder: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return info if isinstance(info, dict) else None
+
+
+# what the block of `opened` writes before tune.json (which it writes last)
+BEGUN = frozenset(
+    {"study.db", "study.db-wal", "study.db-shm", "study.db-journal", "provenance.json"}
+)
+
+
+def restore_overwritten(out_dir: Path, say: Callable[[str], None]) -> None:
+    """An --overwrite that was killed before its new study was in place (the new folder has no
+    tune.json; it holds at most the SQLite file it began) leaves the old folder aside: it is
+    put back. Other leftovers are pipeline.run.folder.repair_leftovers' to judge."""
+    for aside in sorted(out_dir.parent.glob(f".{out_dir.name}.old-*")):
+        pid = aside.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid() or alive(int(pid)):
+            continue
+        if not out_dir.is_dir() or (out_dir / "tune.json").exists():
+            continue  # nothing in its place, or the overwrite had finished
+        if {p.name for p in out_dir.iterdir()} - BEGUN:
+            continue
+        _remove_made(out_dir)
+        if out_dir.exists():
+            continue
+        os.rename(aside, out_dir)
+        say(
+            f"moved {aside} back to {out_dir}: the study that process {pid} was replacing "
+            "with --overwrite when it stopped, before its new study was in place."
+        )
 
 
 def check_overwritable(out_dir: Path) -> None:
@@ -127,7 +176,7 @@ def opened(
 
 def _remove_made(out_dir: Path) -> None:
     """The folder `opened` made, with the files it may have begun (nobody else's)."""
-    for name in ("tune.json", "study.db", "study.db-wal", "study.db-shm", "study.db-journal"):
+    for name in ("tune.json", *BEGUN):
         (out_dir / name).unlink(missing_ok=True)
     with contextlib.suppress(OSError):  # not empty: a second worker's files, its folder now
         out_dir.rmdir()

@@ -23,8 +23,10 @@ FAIL with reason "surplus"), so the study ends with exactly N finished trials.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import random
+import re
 import socket
 import sqlite3
 import threading
@@ -42,6 +44,7 @@ from pipeline.errors import UserError
 from pipeline.tune.journal import open_journal
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 MAX_RETRY = 3  # a trial whose worker dies this often is given up
 SQLITE_TIMEOUT = 600  # seconds a writer waits for the lock before "database is locked"
 
@@ -60,8 +63,8 @@ def shown_url(url: str) -> str:
         import sqlalchemy
 
         return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("@")[-1]
+    except Exception:  # a URL SQLAlchemy cannot parse: hide what sits where a password would
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 def open_storage(url: str, heartbeat: int) -> BaseStorage:
@@ -74,6 +77,7 @@ def open_storage(url: str, heartbeat: int) -> BaseStorage:
             f"--storage {url!r} is not a storage URL; use sqlite:///PATH.db, "
             "postgresql+psycopg2://USER:PASSWORD@HOST/DB, mysql+pymysql://... or journal:PATH."
         )
+    _check_url(url)
     engine_kwargs: dict = {}
     if url.startswith("sqlite"):
         path = Path(url.split(":///", 1)[-1]) if ":///" in url else None
@@ -96,6 +100,65 @@ def open_storage(url: str, heartbeat: int) -> BaseStorage:
         )
 
     return _retry(make, url)
+
+
+def _check_url(url: str) -> None:
+    """SQLAlchemy's own parse of the URL, its errors as one line (a port that is no number)."""
+    import sqlalchemy
+
+    try:
+        sqlalchemy.engine.make_url(url)
+    except (ValueError, sqlalchemy.exc.ArgumentError) as exc:
+        number = "int()" in str(exc)
+        port = " (the port after HOST: must be a number, e.g. :5432)" if number else ""
+        raise UserError(
+            f"--storage {shown_url(url)} is not a valid URL: {_first(exc)}{port}."
+        ) from None
+
+
+def storage_fault(exc: BaseException, url: str) -> UserError | None:
+    """One line for a storage that failed mid-study (Optuna's StorageInternalError wraps the
+    database's error: a full disk, a server gone); None for any other error. Optuna may
+    raise another error while it handles that one (an assertion in its trial loop when the
+    trial's end cannot be stored): the storage's error is found among the causes."""
+    seen: BaseException | None = exc
+    while seen is not None and not isinstance(seen, optuna.exceptions.StorageInternalError):
+        seen = seen.__cause__ or seen.__context__
+    if seen is None:
+        return None
+    cause: BaseException = seen
+    while cause.__cause__ is not None or getattr(cause, "orig", None) is not None:
+        cause = getattr(cause, "orig", None) or cause.__cause__
+    text = _first(cause)
+    full = "full" in text.lower() or (isinstance(cause, OSError) and cause.errno in DISK_FULL)
+    if full:
+        where = url.split(":///", 1)[-1] if url.startswith("sqlite") else shown_url(url)
+        return UserError(
+            f"No space left on the disk while writing {where} ({text}): free some space, then "
+            "run the same command again."
+        )
+    return UserError(
+        f"The study's storage {shown_url(url)} failed ({text}); run the same command again "
+        "when it works."
+    )
+
+
+@contextlib.contextmanager
+def quiet_storage_threads():
+    """Optuna's heartbeat thread dies with a traceback when the storage fails under it (a full
+    disk); the trial loop meets the same failure and reports it in one line, so inside this
+    block such a thread ends without a word (other errors of threads print as before)."""
+    previous = threading.excepthook
+
+    def hook(args) -> None:
+        if storage_fault(args.exc_value, "") is None:
+            previous(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = previous
 
 
 def _sqlite_wal(path: Path, timeout: float = SQLITE_TIMEOUT) -> None:

@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 from pipeline.competition.base import Competition
 from pipeline.config import Config
 from pipeline.errors import ConfigError, UserError
+from pipeline.faults import os_fault
 from pipeline.interrupts import Interrupted
 from pipeline.tune.objective import SURPLUS, Objective, TuneSetup, keep_top_k
 from pipeline.tune.pruners import Pruning, make_pruner
@@ -128,6 +129,8 @@ def run_trials(
             keep_top_k(study, setup.out_dir, setup.top_k)
         progress.trial_done(trial, study, n_finished(study))
         if trial.state == TrialState.FAIL and objective.last_error is not None:
+            if isinstance(objective.last_error, OSError) and os_fault(objective.last_error):
+                raise objective.last_error  # a full disk: the machine's fault, not the trial's
             failures += 1
             if failures >= MAX_FAILURES_IN_A_ROW:
                 raise objective.last_error

@@ -123,3 +123,20 @@ def test_the_template_can_be_timed_on_fewer_folds_and_scaled(covid_dir, capsys):
     assert "timed on 1 of 3 folds and their seconds scaled by 3" in lines[-3]
     assert bench.main([*argv[:-1], "4"]) != 0
     assert "--template-folds must be at most --folds (3); got 4." in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--size", "huge"], r"^error: argument --size: invalid choice: 'huge' \(choose from "),
+        pytest.param(
+            ["--device", "gpu"],
+            r"^error: --device gpu needs a CUDA GPU, and PyTorch sees none here",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is there"),
+        ),
+    ],
+)
+def test_bad_command_lines_are_one_line(argv, message, capsys):
+    assert bench.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(message, err), err

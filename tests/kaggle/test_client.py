@@ -337,3 +337,50 @@ def test_an_unexpected_client_failure_never_shows_the_key(
 def test_scrub_hides_authorization_values_and_longer_secrets_first():
     text = kaggle_io.scrub(f"Bearer abcdefgh1234 {KEY}x", (KEY[:6], KEY))
     assert text == "Bearer *** ***x"
+
+
+def test_a_kaggle_json_that_cannot_be_read_is_named_not_missing(home, monkeypatch):
+    """(Tests may run as root, who reads any file: the refusal is simulated at the read.)"""
+    from pathlib import Path
+
+    path = write_token(home / ".kaggle")
+    real = Path.read_text
+
+    def read_text(self, *args, **kwargs):
+        if self == path:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    with pytest.raises(CredentialsError) as info:
+        kaggle_io.find_credentials()
+    assert str(info.value).startswith(
+        "~/.kaggle/kaggle.json cannot be read (Permission denied); make it yours and private: "
+        "`chown $USER ~/.kaggle/kaggle.json && chmod 600 ~/.kaggle/kaggle.json`."
+    )
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads every file")
+def test_a_kaggle_json_of_another_owner_is_named(home):
+    path = write_token(home / ".kaggle", mode=0o000)
+    with pytest.raises(CredentialsError, match="kaggle.json cannot be read"):
+        kaggle_io.find_credentials()
+    path.chmod(0o600)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"Basic {__import__('base64').b64encode(f'tester:{KEY}'.encode()).decode()}",
+        __import__("urllib.parse").parse.quote(KEY, safe=""),
+        KEY.encode().hex(),
+        f"token={TOKEN}",
+        "session eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJl",
+    ],
+    ids=["basic", "escaped", "hex", "token-field", "jwt"],
+)
+def test_scrub_hides_encoded_secrets_and_tokens(text):
+    shown = kaggle_io.scrub(f"echo: {text} end", (KEY,))
+    assert "***" in shown and shown.startswith("echo: ") and shown.endswith(" end")
+    for piece in (KEY, KEY[4:-4], TOKEN, "c2lnbmF0dXJl", KEY.encode().hex()[8:-8]):
+        assert piece not in shown

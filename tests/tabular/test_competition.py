@@ -3,6 +3,8 @@ and the bad inputs of a CSV competition, each one line and exit 2."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -144,7 +146,42 @@ BAD = [
         lambda tr, te, s: (tr, te, s[["key"]].assign(foo=1, bar=2)),
         "match neither",
     ),
-    ("metric: accuracy\npositive: yak\ntask: multiclass\n", None, "'yak' is not a class"),
+    (
+        "metric: accuracy\npositive: yak\ntask: multiclass\n",
+        None,
+        "positive: applies to a binary task; the target 'animal' has 3 classes",
+    ),
+    (
+        "metric: accuracy\npositive: yak\n",
+        lambda tr, te, s: (tr.assign(animal=tr.animal.where(tr.animal == "cat", "dog")), te, s),
+        "'yak' is not a class",
+    ),
+    # each column in one role, with the right reason (not "test.csv has no column 'animal'")
+    ("metric: accuracy\nid: key\ntarget: key\n", None, "id and target both name the column"),
+    ("metric: accuracy\ndrop: [animal]\n", None, "drop: lists 'animal', the target column"),
+    ("metric: accuracy\ndrop: [key]\n", None, "drop: lists 'key', the id column"),
+    (
+        "metric: accuracy\ncategorical: [animal]\n",
+        None,
+        "categorical: lists 'animal', the target column",
+    ),
+    # what the references need, checked before the network trains
+    (
+        "metric: accuracy\n",
+        lambda tr, te, s: (tr.assign(animal=np.where(tr.index == 7, "dog", "cat")), te, s),
+        "train.csv: fold 1 of 5 trains on one class only ('cat'); class 'dog' has 1 row(s)",
+    ),
+    (
+        "metric: accuracy\n",
+        lambda tr, te, s: (tr.assign(colour=None, size=np.nan, legs=np.nan, flag=None), te, s),
+        "train.csv: every feature column is empty (colour, size, legs, flag)",
+    ),
+    # a classification metric on a regression target: the metric is named, not the sample
+    (
+        "metric: auc\n",
+        lambda tr, te, s: (tr.assign(animal=tr["legs"] * 1.37), te, s.assign(animal=0.5)),
+        "metric auc scores classes, but the target 'animal' holds fractional numbers",
+    ),
 ]
 
 
@@ -204,3 +241,46 @@ def test_competition_yaml_is_checked_by_the_config_type_hints(tmp_path, text, me
     (tmp_path / "competition.yaml").write_text("metric: AUC\ntarget: 2020\nslug: null\n")
     spec = load_spec(tmp_path / "competition.yaml")
     assert (spec.metric, spec.target, spec.slug) == ("auc", "2020", None)  # a year-named column
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("name: ../../escape\n", r"name must be a plain folder name .*got '\.\./\.\./escape'"),
+        ("name: a/b\n", r"name must be a plain folder name"),
+        ("name: .hidden\n", r"name must be a plain folder name"),
+        ("slug: ../../x\n", r"slug must be a plain folder name"),
+    ],
+)
+def test_names_from_the_yaml_never_leave_the_runs_folder(
+    tmp_path, monkeypatch, capsys, line, message
+):
+    """No --out: the run would go to runs/<name>/<time>/; a name that is a path is refused
+    before anything is written, anywhere."""
+    path = write_files(tmp_path / "a" / "b" / "zoo", yaml="metric: accuracy\n" + line)
+    monkeypatch.chdir(tmp_path / "a" / "b")
+    before = sorted(p for p in tmp_path.rglob("*"))
+    code = train_main([str(path), "--quiet", "train.epochs=1"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and re.search(message, err), err
+    assert sorted(p for p in tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("where", ["train", "both"])
+def test_an_all_empty_column_trains_with_the_references(tmp_path, capsys, where):
+    """scikit-learn's HistGradientBoosting cannot bin a column without a value; the reference
+    takes it as a constant, and the run ends with its scores instead of a traceback after the
+    network has trained. A column empty in train and text in test is no contradiction."""
+    import json
+
+    def mutate(tr, te, s):
+        tr = tr.assign(size=np.nan, colour=None)
+        te = te.assign(size=np.nan) if where == "both" else te
+        return tr, te, s
+
+    path = write_files(tmp_path / "zoo", mutate=mutate)
+    out = tmp_path / "run"
+    argv = [str(path), "--out", str(out), "--quiet", "train.epochs=1", "cv.folds=2"]
+    assert train_main(argv) == 0, capsys.readouterr().err
+    names = [r["name"] for r in json.loads((out / "metrics.json").read_text())["references"]]
+    assert names == ["logistic_regression", "hist_gradient_boosting"]

@@ -42,3 +42,25 @@ def test_the_header_is_checked_against_the_expected_columns(tmp_path):
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(DataError, match=r"empty.csv \(the test data\) is empty"):
         read_csv(tmp_path / "empty.csv", "the test data")
+
+
+@pytest.mark.parametrize(
+    ("sep", "shown"), [(";", "';'"), ("\t", "tabs"), ("|", "'|'")], ids=["semicolon", "tab", "bar"]
+)
+def test_a_file_separated_by_something_else_than_commas_is_refused(tmp_path, sep, shown):
+    path = tmp_path / "train.csv"
+    path.write_text(sep.join(["id", "x", "y"]) + "\n" + sep.join(["1", "2.5", "a"]) + "\n")
+    message = f"train.csv .* has one column named .*: its values are separated by {shown}, not "
+    with pytest.raises(DataError, match=message + "commas"):
+        read_csv(path, "the training data")
+
+
+def test_a_column_name_given_twice_is_refused_unless_the_header_is_expected(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text("id,x,y,x\n1,2,3,4\n")
+    with pytest.raises(DataError, match=r"train.csv: the column name 'x' appears twice \(col"):
+        read_csv(path, "the training data")
+    frame = read_csv(path, expected=["id", "x", "y", "x.1"])  # a plug-in's known header (covid)
+    assert list(frame.columns) == ["id", "x", "y", "x.1"]
+    path.write_text("id,x,x.1\n1,2,3\n")  # a name that only looks like pandas' suffix
+    assert list(read_csv(path, "the training data").columns) == ["id", "x", "x.1"]

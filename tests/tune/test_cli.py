@@ -275,6 +275,11 @@ def test_a_finished_study_is_not_run_again(study_run, demo_dir):
             ["--storage", "postgresql+psycopg2://u:secret@127.0.0.1:1/db"],
             r"Cannot open --storage postgresql\+psycopg2://u:\*\*\*@127.0.0.1:1/db",
         ),
+        (
+            ["--storage", "postgresql+psycopg2://u:secret@127.0.0.1:abc/db"],
+            r"--storage postgresql\+psycopg2://u:\*\*\*@127.0.0.1:abc/db is not a valid URL: .*"
+            r"the port after HOST: must be a number",
+        ),
         (["--space", "/nonexistent.yaml"], r"Search space file /nonexistent.yaml does not exist"),
         (["model.dropuot=0.2"], r"Unknown config key 'model.dropuot'"),
     ],

@@ -30,11 +30,15 @@ QUICK = [
 SPACE = "optim.lr: {low: 3.0e-3, high: 3.0e-2, log: true}\n"
 
 
-def tune(demo_dir, space, *extra):
-    argv = ["demo", "--data-dir", demo_dir, "--space", space, *QUICK, *extra]
+def tune(demo_dir, space, *extra, out: list | None = None):
+    """(exit code, stderr) of pipeline.tune on demo; `out` collects its stdout."""
+    data = ["--data-dir", demo_dir] if demo_dir is not None else []
+    argv = ["demo", *data, "--space", space, *QUICK, *extra]
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         code = main([str(a) for a in argv])
+    if out is not None:
+        out.append(stdout.getvalue())
     return code, stderr.getvalue()
 
 
@@ -84,8 +88,34 @@ def test_without_out_the_same_command_continues_the_same_folder(
     assert folders() == [first] and len(trials(first, TrialState.COMPLETE)) == 2
     assert tune(demo_dir, space, "--trials", 2, "--top-k", 0)[0] == 0  # ends with the final fit
     assert folders() == [first] and (first / "submission.csv").is_file()
-    assert tune(demo_dir, space, "--trials", 2, "--no-final")[0] == 0  # it had ended: a new one
-    assert len(folders()) == 2 and len(trials(folders()[-1])) == 2
+    code, err = tune(demo_dir, space, "--trials", 3, "--top-k", 0)  # more trials: extends it
+    assert code == 0, err
+    assert folders() == [first] and len(trials(first, TrialState.COMPLETE)) == 3
+
+
+def test_a_finished_study_run_again_prints_its_summary_and_starts_no_trial(
+    demo_dir, space, tmp_path, monkeypatch
+):
+    """The same command again, after the study ended: no new folder, no trial, no refit; its
+    summary, and how to add trials. Without --data-dir: the data folder is the study's own."""
+    monkeypatch.chdir(tmp_path)
+    first_out: list[str] = []
+    assert tune(demo_dir, space, "--trials", 2, "--top-k", 0, out=first_out)[0] == 0
+    (folder,) = (tmp_path / "runs" / "demo").glob("tune-*")
+    stamp = (folder / "submission.csv").stat().st_mtime_ns
+    printed: list[str] = []
+    code, err = tune(None, space, "--trials", 2, "--top-k", 0, out=printed)
+    assert code == 0, err
+    assert list((tmp_path / "runs" / "demo").glob("tune-*")) == [folder]
+    assert len(trials(folder)) == 2 and (folder / "submission.csv").stat().st_mtime_ns == stamp
+    summary = first_out[0].splitlines()
+    assert printed[0].splitlines()[: len(summary)] == summary  # the summary it printed then
+    assert re.search(
+        r"the study has ended: 2 finished trials \(--trials 2\) and its final fit; nothing was "
+        r"run\. Add trials with --trials 12",
+        printed[0].replace("\n", " "),
+    ), printed[0]
+    assert f"no --out: continuing {folder.relative_to(tmp_path)}" in err
 
 
 def test_ctrl_c_keeps_the_finished_trials_and_the_same_command_resumes(
@@ -118,7 +148,7 @@ def test_ctrl_c_keeps_the_finished_trials_and_the_same_command_resumes(
 def old_study(out):
     """A tuning run's folder: its SQLite study with one trial, tune.json, saved predictions."""
     out.mkdir()
-    study = optuna.create_study(storage=default_url(out), study_name="demo")
+    study = optuna.create_study(storage=default_url(out), study_name="demo", direction="maximize")
     study.tell(study.ask(), 0.5)
     (out / "tune.json").write_text('{"competition": "demo", "study": "demo"}\n')
     (out / "trials" / "00000").mkdir(parents=True)
@@ -170,3 +200,96 @@ def test_an_overwrite_whose_storage_does_not_open_keeps_the_old_study_whole(
     assert after == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tune.")] == []
     assert len(trials(out)) == 1
+
+
+KILL_WHILE_OPENING = """
+import os, signal, sys
+from pipeline.tune import resume
+
+def open_storage(url, heartbeat):  # kill -9 at the moment the new storage opens
+    os.kill(os.getpid(), signal.SIGKILL)
+
+resume.open_storage = open_storage
+from pipeline.tune import main
+raise SystemExit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("then", ["resume", "overwrite"])
+def test_an_overwrite_killed_while_the_new_storage_opens_loses_nothing(
+    demo_dir, space, tmp_path, then
+):
+    """kill -9 between moving the old study aside and the new one being in place: the next
+    run (resuming, or the same --overwrite) puts the old study back first."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "tune"
+    before = old_study(out)
+    argv = ["demo", "--data-dir", demo_dir, "--space", space, *QUICK, "--out", out, "--trials"]
+    root = Path(__file__).resolve().parents[2]
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_WHILE_OPENING, *map(str, [*argv, 1, "--overwrite"])],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    (aside,) = [p for p in tmp_path.iterdir() if p.name.startswith(".tune.old-")]
+    if then == "resume":
+        code, err = tune(demo_dir, space, "--out", out, "--trials", 1, "--no-final")
+        assert code == 0, err
+        assert f"moved {aside} back to {out}: the study that process" in err
+        kept = {k: v for k, v in before.items() if k != "study.db"}  # resuming opens the db
+        assert {k: (out / k).read_bytes() for k in kept if (out / k).is_file()} == kept
+        assert len(trials(out)) == 1  # the old study's one trial, nothing new
+    else:  # the overwrite, done again, replaces the old study now
+        code, err = tune(demo_dir, space, "--out", out, "--trials", 1, "--overwrite")
+        assert code == 0, err
+        assert "moved" in err and "--overwrite: a fresh study 'demo'" in err
+    assert not aside.exists()
+
+
+def test_a_study_of_another_direction_is_refused_and_leaves_nothing(demo_dir, space, tmp_path):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    optuna.create_study(storage=url, study_name="demo", direction="minimize")
+    out = tmp_path / "tune"
+    code, err = tune(demo_dir, space, "--out", out, "--storage", url, "--trials", 1)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "was created to minimize its metric; this competition's metric must maximize" in err
+    assert not out.exists()
+
+
+def test_a_resumed_study_reads_the_data_folder_it_read_before(tmp_path, monkeypatch):
+    """competition.yaml in one folder, its files in another: the first run names them with
+    --data-dir, the same command without it resumes on the same files."""
+    import shutil
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parents[1] / "data" / "penguins"
+    yaml_dir, files = tmp_path / "comp", tmp_path / "files"
+    shutil.copytree(data, files, ignore=shutil.ignore_patterns("competition.yaml", "*.md"))
+    yaml_dir.mkdir()
+    shutil.copy(data / "competition.yaml", yaml_dir / "competition.yaml")
+    monkeypatch.chdir(tmp_path)  # no data/penguins/ here
+    quick = [*QUICK, "--space", space_file(tmp_path), "--no-final", "--out", tmp_path / "t"]
+
+    def run(*extra):
+        err = io.StringIO()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+            code = main([str(a) for a in [yaml_dir, *quick, *extra]])
+        return code, err.getvalue()
+
+    assert run("--trials", 1, "--data-dir", files)[0] == 0
+    code, err = run("--trials", 2)
+    assert code == 0, err
+    assert f"reading the data from {files.resolve()}/, the folder this study read" in err
+    study = optuna.load_study(study_name="penguins", storage=default_url(tmp_path / "t"))
+    assert len(study.trials) == 2
+
+
+def space_file(folder):
+    path = folder / "space.yaml"
+    path.write_text(SPACE)
+    return path
