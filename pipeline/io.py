@@ -1,4 +1,4 @@
-"""Atomic file writing and run folders.
+"""Atomic file writing, run folders and folder names taken from files.
 
 Every file of a run is written to a temporary name in the same folder and renamed into place, so
 a crash or Ctrl-C never leaves a half-written submission that looks valid.
@@ -16,6 +16,29 @@ from pathlib import Path
 from typing import IO, Any
 
 from pipeline.errors import UserError
+
+MAX_NAME = 100  # characters; a name becomes a folder name (runs/<name>/, competitions/<name>/)
+
+
+def check_name(name: object, what: str) -> str:
+    """`name` as one folder name that stays inside the folder it is joined to (runs/,
+    competitions/, data/): not empty, no path separator, not hidden (no leading dot, so no
+    `..`), no control characters; UserError naming `what` otherwise."""
+    text = str(name) if name is not None else ""
+    ok = (
+        0 < len(text) <= MAX_NAME
+        and not text.startswith(".")
+        and not any(sep in text for sep in ("/", "\\"))
+        and text.isprintable()
+        and text.strip() == text
+    )
+    if not ok:
+        raise UserError(
+            f"{what} must be a plain folder name (no '/' or '\\', no leading '.', at most "
+            f"{MAX_NAME} printable characters): folders such as runs/<name>/ are made from it; "
+            f"got {text!r}."
+        )
+    return text
 
 
 @contextmanager

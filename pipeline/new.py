@@ -14,10 +14,9 @@ import numpy as np
 import pandas as pd
 
 from pipeline.cli import ArgumentParser, run_cli
-from pipeline.competition.catalog import check_name
 from pipeline.errors import DataError, UserError
 from pipeline.faults import check_writable
-from pipeline.io import write_text
+from pipeline.io import check_name, write_text
 from pipeline.kaggle.archive import unpacked
 from pipeline.tabular.read import read_csv
 from pipeline.tabular.spec import SPEC_FILE

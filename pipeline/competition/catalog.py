@@ -15,29 +15,6 @@ from pathlib import Path
 from pipeline.competition.base import Competition
 from pipeline.errors import UserError
 
-MAX_NAME = 100  # characters; a name becomes a folder name (runs/<name>/, competitions/<name>/)
-
-
-def check_name(name: object, what: str) -> str:
-    """`name` as one folder name that stays inside the folder it is joined to (runs/,
-    competitions/, data/): not empty, no path separator, not hidden (no leading dot, so no
-    `..`), no control characters; UserError naming `what` otherwise."""
-    text = str(name) if name is not None else ""
-    ok = (
-        0 < len(text) <= MAX_NAME
-        and not text.startswith(".")
-        and not any(sep in text for sep in ("/", "\\"))
-        and text.isprintable()
-        and text.strip() == text
-    )
-    if not ok:
-        raise UserError(
-            f"{what} must be a plain folder name (no '/' or '\\', no leading '.', at most "
-            f"{MAX_NAME} printable characters): folders such as runs/<name>/ are made from it; "
-            f"got {text!r}."
-        )
-    return text
-
 
 def list_competitions() -> list[str]:
     import competitions

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pipeline.competition.catalog import check_name
 from pipeline.config import load_yaml
 from pipeline.config.hints import coerce, hints
 from pipeline.errors import ConfigError
+from pipeline.io import check_name
 from pipeline.model.metrics import METRICS
 
 SPEC_FILE = "competition.yaml"
