@@ -31,7 +31,9 @@ def test_duration(seconds, text):
     assert duration(seconds) == text
 
 
-@pytest.mark.parametrize(("elapsed", "gap"), [(0, 10), (50, 10), (200, 20), (599, 59.9), (3e4, 60)])
+@pytest.mark.parametrize(
+    ("elapsed", "gap"), [(0, 10), (50, 10), (200, 20), (599, 59.9), (3e4, 60)]
+)
 def test_lines_come_at_most_every_10_s_widening_to_a_minute(elapsed, gap):
     assert pulse_gap(elapsed) == pytest.approx(gap)
 
@@ -94,14 +96,14 @@ def check_lines(text: str, folds: int) -> list[str]:
     lines = text.splitlines()
     for k in range(1, folds + 1):
         assert any(line.startswith(f"fold {k}/{folds}: ") for line in lines), k
-    assert any(line.startswith("│ mean │") for line in re.sub(r"\x1b\[[0-9;]*m", "", text).split("\n"))
+    assert any(
+        line.startswith("│ mean │") for line in re.sub(r"\x1b\[[0-9;]*m", "", text).split("\n")
+    )
     return lines
 
 
 @pytest.mark.slow
-def test_the_notebooks_run_helper_shows_lines_not_redraws(
-    demo_dir, tmp_path, monkeypatch, capsys
-):
+def test_the_notebooks_run_helper_shows_lines_not_redraws(demo_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FORCE_COLOR", "1")  # what ipykernel sets for every subprocess
     monkeypatch.chdir(ROOT)
     run = notebook_run_helper()
