@@ -67,14 +67,15 @@ def is_live(console: Console) -> bool:
 
 def make_console(stderr: bool = False) -> Console:
     """A rich Console for where the output goes: a terminal or a notebook as rich sees them;
-    a pipe or a file wide enough for every table (COLUMNS, when set wider, wins)."""
+    a pipe or a file wide enough for every table (COLUMNS, when set wider, wins), its lines of
+    text never broken (a log viewer wraps them)."""
     stream = sys.stderr if stderr else sys.stdout
     probe = Console(stderr=stderr)
     if probe.is_jupyter or _isatty(stream):
         return probe
     columns = os.environ.get("COLUMNS", "")
     width = max(LOG_WIDTH, int(columns) if columns.isdigit() else 0)
-    return Console(stderr=stderr, width=width)
+    return Console(stderr=stderr, width=width, soft_wrap=True)
 
 
 def pulse_gap(elapsed: float) -> float:

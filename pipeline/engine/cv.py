@@ -43,6 +43,7 @@ class FitSpec:
     task: object
     metric: Metric
     stop: Metric
+    competition: str = ""  # its name: the experiment loggers' project (engine/loggers.py)
 
 
 class CrossValidator:
@@ -121,7 +122,7 @@ class CrossValidator:
         self.fold_scores_, self.best_epochs_, self.epochs_run_ = [], [], []
         self.fold_seconds_: list[float] = []
         self.folds_: list[TrainedFold] = []  # each fold's model and preprocessing
-        spec = FitSpec(cfg, task, metric, stop)
+        spec = FitSpec(cfg, task, metric, stop, competition.name)
         with tempfile.TemporaryDirectory(prefix="cv-") as tmp:
             root = Path(self.run_dir) if self.run_dir is not None else Path(tmp)
             logs = self.run_dir is not None
