@@ -8,6 +8,7 @@ import json
 import os
 import pty
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -86,7 +87,7 @@ def notebook_run_helper():
     """The notebook's own `run()`: its cell executed as the notebook executes it."""
     cells = json.loads(NOTEBOOK.read_text())["cells"]
     source = next("".join(c["source"]) for c in cells if "def run(" in "".join(c["source"]))
-    scope = {"os": os, "sys": sys, "subprocess": subprocess}
+    scope = {"os": os, "sys": sys, "subprocess": subprocess, "shlex": shlex}
     exec(compile(source, str(NOTEBOOK), "exec"), scope)
     return scope["run"]
 

@@ -40,13 +40,13 @@ class Row:
         return max(scores) if self.greater_is_better else min(scores)
 
 
-def read_runs(folder: Path, defaults) -> tuple[list[Row], int]:
-    """Rows for every finished run directly inside `folder`, and how many folders were
-    skipped (unfinished, or not runs). `defaults(model_name)` gives the flattened default
-    config for that model, to compare each run's config.yaml with."""
+def read_runs(folder: Path, competition: str, defaults) -> tuple[list[Row], int]:
+    """Rows for every finished run of `competition` directly inside `folder`, and how many
+    folders were skipped (unfinished, not runs, or another competition's). `defaults(model)`
+    gives the flattened default config for that model, to compare each config.yaml with."""
     rows, skipped = [], 0
     for path in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        row = read_run(path, folder, defaults)
+        row = read_run(path, folder, competition, defaults)
         if row is None:
             skipped += 1
         else:
@@ -54,9 +54,11 @@ def read_runs(folder: Path, defaults) -> tuple[list[Row], int]:
     return rows, skipped
 
 
-def read_run(path: Path, folder: Path, defaults) -> Row | None:
+def read_run(path: Path, folder: Path, competition: str, defaults) -> Row | None:
     metrics = _json(path / "metrics.json")
     if metrics is None or "oof_score" not in metrics:
+        return None
+    if metrics.get("competition", competition) != competition:
         return None
     tune = _json(path / "tune.json")
     if tune is None and not (path / MARKER).exists():

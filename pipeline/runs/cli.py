@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.table import Table
+from rich.text import Text
 
 from pipeline.cli import ArgumentParser, run_cli
 from pipeline.errors import UserError
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{folder} is not a folder of runs; train one with: python -m pipeline.train "
                 f"{competition.command_name} (or pass --runs-dir)."
             )
-        rows, skipped = read_runs(folder, competition_defaults(competition))
+        rows, skipped = read_runs(folder, competition.name, competition_defaults(competition))
         rows = ranked(rows, args.sort)
         shown = rows[: args.top] if args.top else rows
         print_board(shown, competition, folder, len(rows), skipped)
@@ -76,7 +77,9 @@ def print_board(rows: list[Row], competition, folder: Path, total: int, skipped:
     metric = competition.metric
     better = "higher" if metric.greater_is_better else "lower"
     if not rows:
-        console.print(f"{folder}: no finished runs yet ({skipped} other folders).")
+        console.print(
+            f"{folder}: no finished {competition.name} runs yet ({skipped} other folders)."
+        )
         return
     table = Table(
         title=f"{competition.name}: {total} runs in {folder} ({metric.name}, {better} is better)",
@@ -87,7 +90,7 @@ def print_board(rows: list[Row], competition, folder: Path, total: int, skipped:
         table.add_column(name, justify=justify, no_wrap=name in ("run", "date"))
     table.add_column("differs from the defaults (blend: its members)")
     for rank, r in enumerate(rows, 1):
-        table.add_row(
+        cells = [
             str(rank),
             r.run,
             r.kind,
@@ -96,13 +99,17 @@ def print_board(rows: list[Row], competition, folder: Path, total: int, skipped:
             _score(r.blend),
             f"{r.seconds:.1f}" if isinstance(r.seconds, (int, float)) else "",
             " ".join(r.differs) or "(defaults)",
-        )
+        ]
+        table.add_row(*(Text(cell) for cell in cells))  # [a,b] is a value, not rich markup
     console.print(table)
     notes = ["CV: the network's out-of-fold score (after post-processing where the run has it)"]
     notes.append("blend, nested: each fold scored with weights fitted on the other folds")
     console.print("; ".join(notes), highlight=False)
     if skipped:
-        console.print(f"{skipped} folder(s) skipped: unfinished runs or not run folders")
+        console.print(
+            f"{skipped} folder(s) skipped: unfinished runs, other competitions' or no runs",
+            highlight=False,
+        )
 
 
 def _score(value) -> str:

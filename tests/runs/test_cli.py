@@ -78,10 +78,10 @@ def test_top_and_date_order(runs, capsys):
     assert [row.split("│")[2].strip() for row in rows] == ["blend", "narrow", "wide"]
 
 
-def _fake_run(folder, name, oof, nested, created, config):
+def _fake_run(folder, name, oof, nested, created, config, competition="covid"):
     path = folder / name
     path.mkdir()
-    metrics = {"metric": "rmse", "greater_is_better": False, "oof_score": oof}
+    metrics = {"competition": competition, "greater_is_better": False, "oof_score": oof}
     if nested is not None:
         metrics["blend"] = {"nested_oof_score": nested}
     (path / "metrics.json").write_text(json.dumps(metrics))
@@ -93,11 +93,15 @@ def _fake_run(folder, name, oof, nested, created, config):
 def test_lower_is_better_ranks_the_lowest_first_by_either_score(tmp_path, capsys):
     _fake_run(tmp_path, "a", 0.97, 0.96, "2026-12-01T10:00:00+00:00", {"seed": 1})
     _fake_run(tmp_path, "b", 0.95, None, "2026-12-02T10:00:00+00:00", {"seed": 0})
-    _fake_run(tmp_path, "c", 0.99, 0.94, "2026-12-03T10:00:00+00:00", {"seed": 0})
-    code, rows, _ = board(capsys, "covid", "--runs-dir", tmp_path)
+    refs = {"seed": 0, "cv": {"references": ["linear", "hgb"]}}
+    _fake_run(tmp_path, "c", 0.99, 0.94, "2026-12-03T10:00:00+00:00", refs)
+    _fake_run(tmp_path, "d", 0.10, None, "2026-12-04T10:00:00+00:00", {}, competition="demo")
+    code, rows, text = board(capsys, "covid", "--runs-dir", tmp_path)
     assert code == 0
-    assert [row.split("│")[2].strip() for row in rows] == ["c", "b", "a"]
+    assert [row.split("│")[2].strip() for row in rows] == ["c", "b", "a"]  # not demo's d
     assert "seed=1" in rows[2] and "(defaults)" in rows[1]
+    assert "cv.references=[linear,hgb]" in rows[0]  # a list, not swallowed as rich markup
+    assert "1 folder(s) skipped" in text
 
 
 @pytest.mark.parametrize(
