@@ -76,6 +76,7 @@ def read_run(path: Path, folder: Path, competition: str, defaults) -> Row | None
     if "members" in metrics:  # pipeline.blend
         members = [m["name"] for m in metrics["members"]]
         kind = f"blend ({metrics.get('method', '?')}, {len(members)} members)"
+        members = [", ".join(members)]  # names may hold spaces: "ridge (all columns)"
         return Row(kind=kind, cv=None, blend=metrics["oof_score"], differs=members, **common)
     post = metrics.get("post") or {}
     blend = (metrics.get("blend") or {}).get("nested_oof_score")
