@@ -83,6 +83,18 @@ def test_only_a_terminal_or_the_switch_makes_output_live(monkeypatch, env, live)
     assert RunProgress(2, 3, "val/rmse").live is live
 
 
+@pytest.mark.parametrize("widgets", [True, False])
+def test_inside_a_kernel_the_bar_is_rich_notebook_display_when_it_can_be(widgets, monkeypatch):
+    """rich draws its live display in a notebook through ipywidgets; without them, lines."""
+    monkeypatch.delenv("TTY_INTERACTIVE", raising=False)
+    real = progress.importlib.util.find_spec
+    fake = {"ipywidgets": object() if widgets else None}
+    monkeypatch.setattr(
+        progress.importlib.util, "find_spec", lambda name: fake.get(name, real(name))
+    )
+    assert is_live(Console(stderr=True, force_jupyter=True)) is widgets
+
+
 def notebook_run_helper():
     """The notebook's own `run()`: its cell executed as the notebook executes it."""
     cells = json.loads(NOTEBOOK.read_text())["cells"]

@@ -212,7 +212,7 @@ class PostConfig:
         self.check_ranges()
 
 
-# log.logger -> (the module Lightning's logger imports, the project's extra that installs it)
+# log.logger -> the package its Lightning logger imports (also the name of the project's extra)
 LOGGER_PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}
 
 

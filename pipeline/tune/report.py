@@ -1,7 +1,7 @@
 """What a person sees while tuning and at the end: a progress bar in a terminal, lines in a pipe,
 a log or a notebook (at most one every few seconds: pipeline.progress.pulse_gap, each saying
-how many trials finished, the best so far and the latest trial; a failed trial at once), and a
-summary table of the best trials (the plots: pipeline/tune/plots.py)."""
+how many trials finished, the best so far and the latest trial; a trial that failed or
+diverged at once), and a summary table of the best trials (the plots: pipeline/tune/plots.py)."""
 
 from __future__ import annotations
 
@@ -67,12 +67,21 @@ class TuneProgress:
         elif self.pulse is not None:
             count = f"{finished}/{self.total}" if self.total else f"{finished}"
             self.unsaid = f"{count} trials finished{self.best} · last: {line}"
-            if trial.state == TrialState.FAIL or self.pulse.due():
+            if is_trouble(trial) or self.pulse.due():
                 self._say()
 
     def _say(self) -> None:
         self.pulse.say(self.unsaid)
         self.unsaid = None
+
+
+def is_trouble(trial: FrozenTrial) -> bool:
+    """A trial that failed, or ended for a reason of its own (diverged, out of memory, an
+    impossible config) rather than the pruner's: said at once, even in paced lines."""
+    if trial.state == TrialState.FAIL:
+        return True
+    reason = trial.user_attrs.get("reason", "")
+    return trial.state == TrialState.PRUNED and not reason.startswith("pruned")
 
 
 def trial_line(trial: FrozenTrial, metric: str) -> str:
