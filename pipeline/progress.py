@@ -1,8 +1,22 @@
-"""Progress for long runs: one bar over all folds and epochs; in a log (stderr not a terminal)
-one line per fold and, in between, a line at least every HEARTBEAT_SECONDS."""
+"""Output that fits where it runs.
+
+- A terminal (stderr is a TTY): one live bar over all folds and epochs.
+- Inside a Jupyter kernel (the library called from a cell) with ipywidgets installed: rich's
+  notebook display of the same bar.
+- Anywhere else (a pipe, a log file, a notebook cell reading a subprocess): plain lines, one
+  per fold and, in between, at most one every `pulse_gap` seconds (10 s, widening to a minute
+  as the run gets long).
+
+ipykernel sets FORCE_COLOR for every process a notebook starts, and rich takes that for a
+terminal: it would draw its bar into the pipe with a `\\r` per redraw, which the notebook's
+reader turns into a line each. So the choice reads the stream itself (`isatty`); FORCE_COLOR
+still colours the text. TTY_INTERACTIVE=0/1 (rich's switch) overrides the choice.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import sys
 import time
 
@@ -17,7 +31,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-HEARTBEAT_SECONDS = 60.0  # in a log, a line at least this often: a long run is seen to be alive
+PULSE_SECONDS = 10.0  # in lines: at most one progress line this often between fold lines
+PULSE_MAX_SECONDS = 60.0  # ... widening to one a minute as a long run goes on
+LOG_WIDTH = 160  # a pipe or a log has no width: wide enough that no table column is cut
 
 
 def duration(seconds: float) -> str:
@@ -30,14 +46,53 @@ def duration(seconds: float) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or closed (the end of a pytest run)
+        return False
+
+
+def is_live(console: Console) -> bool:
+    """Whether `console` can show a live display: a real terminal, or a notebook kernel that
+    can show rich's widget."""
+    switch = os.environ.get("TTY_INTERACTIVE")
+    if switch in ("0", "1"):
+        return switch == "1"
+    if console.is_jupyter:
+        return importlib.util.find_spec("ipywidgets") is not None
+    term = os.environ.get("TERM", "").lower()
+    return _isatty(console.file) and term not in ("dumb", "unknown")
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A rich Console for where the output goes: a terminal or a notebook as rich sees them;
+    a pipe or a file wide enough for every table (COLUMNS, when set wider, wins), its lines of
+    text never broken (a log viewer wraps them)."""
+    stream = sys.stderr if stderr else sys.stdout
+    probe = Console(stderr=stderr)
+    if probe.is_jupyter or _isatty(stream):
+        return probe
+    columns = os.environ.get("COLUMNS", "")
+    width = max(LOG_WIDTH, int(columns) if columns.isdigit() else 0)
+    return Console(stderr=stderr, width=width, soft_wrap=True)
+
+
+def pulse_gap(elapsed: float) -> float:
+    """Seconds between progress lines: PULSE_SECONDS, then a tenth of the time elapsed up to
+    PULSE_MAX_SECONDS (about 80 lines an hour)."""
+    return min(max(PULSE_SECONDS, elapsed / 10.0), PULSE_MAX_SECONDS)
+
+
 class LogPulse:
-    """Lines for a log: `due()` once HEARTBEAT_SECONDS passed since the last line."""
+    """Progress as lines: `due()` once `pulse_gap` passed since the last line."""
 
     def __init__(self):
         self.started = self.last = time.monotonic()
 
     def due(self) -> bool:
-        return time.monotonic() - self.last >= HEARTBEAT_SECONDS
+        now = time.monotonic()
+        return now - self.last >= pulse_gap(now - self.started)
 
     def say(self, line: str, elapsed: bool = True) -> None:
         now = time.monotonic()
@@ -48,7 +103,7 @@ class LogPulse:
 
 def bar(console: Console, live: bool) -> Progress:
     """The project's progress bar: description, bar, done/total, elapsed, ETA; shown only when
-    `live` (a terminal or a notebook), so logs get plain lines instead."""
+    `live`, so pipes and logs get plain lines instead."""
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -65,8 +120,8 @@ class RunProgress:
 
     def __init__(self, folds: int, epochs: int, monitor: str, enabled: bool = True):
         self.folds, self.epochs, self.monitor = folds, epochs, monitor
-        self.console = Console(stderr=True)
-        live = self.console.is_terminal or self.console.is_jupyter
+        self.console = make_console(stderr=True)
+        live = is_live(self.console)
         self.enabled = enabled
         self.live = enabled and live
         self.progress = bar(self.console, self.live)

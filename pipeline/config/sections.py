@@ -10,6 +10,7 @@ a registry entry takes (pipeline.config.rules) read it from the entry's registra
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import typing
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -217,6 +218,34 @@ class PostConfig:
         self.check_ranges()
 
 
+# log.logger -> the package its Lightning logger imports (also the name of the project's extra)
+LOGGER_PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}
+
+
+@dataclass
+class LogConfig:
+    """Lightning's experiment loggers, besides the CSV logs every run keeps (learning_curves.png
+    reads those). Each is an optional extra: pip install -e ".[tensorboard]" and so on."""
+
+    logger: Literal["none", "tensorboard", "mlflow", "wandb"] = "none"  # none: CSV logs only
+    project: str = ""  # MLflow experiment / W&B project; "": the competition's name
+    uri: str = ""  # MLflow tracking URI; "": MLflow's own (MLFLOW_TRACKING_URI, else ./mlflow.db)
+    # auto: online only when logged in (WANDB_API_KEY, or `wandb login`), so that a run never
+    # waits at a login prompt; offline runs are kept in logs/wandb/ for `wandb sync`
+    wandb_mode: Literal["auto", "online", "offline"] = "auto"
+
+    def check_ranges(self) -> None:
+        pass
+
+    def check(self) -> None:
+        package = LOGGER_PACKAGES.get(self.logger)
+        if package is not None and importlib.util.find_spec(package) is None:
+            raise ConfigError(
+                f"log.logger={self.logger} needs the {package} package; install it with "
+                f'pip install -e ".[{self.logger}]" (or pip install {package}).'
+            )
+
+
 @dataclass
 class NoFeatures:
     """For competitions without feature options."""
@@ -236,6 +265,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     predict: PredictConfig = field(default_factory=PredictConfig)
     post: PostConfig = field(default_factory=PostConfig)
+    log: LogConfig = field(default_factory=LogConfig)
     features: Any = field(default_factory=NoFeatures)  # the competition's own options
 
     def check_ranges(self) -> None:

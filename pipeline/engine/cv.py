@@ -47,6 +47,7 @@ class FitSpec:
     task: object
     metric: Metric
     stop: Metric
+    competition: str = ""  # its name: the experiment loggers' project (engine/loggers.py)
 
 
 def fit_folds(competition: Competition, cfg, train: TrainData, splits) -> list[Preprocessor]:
@@ -137,7 +138,7 @@ class CrossValidator:
         self.fit_seconds_ = 0.0  # inside Lightning's Trainer.fit: training and validation
         self.folds_: list[TrainedFold] = []  # each fold's model and preprocessing
         self.predictor_ = None  # the fast engine's stacked models, for predict
-        spec = FitSpec(cfg, task, metric, stop)
+        spec = FitSpec(cfg, task, metric, stop, competition.name)
         with tempfile.TemporaryDirectory(prefix="cv-") as tmp:
             root = Path(self.run_dir) if self.run_dir is not None else Path(tmp)
             logs = self.run_dir is not None

@@ -22,7 +22,6 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.loggers import CSVLogger
 
 from pipeline.competition.target import from_model
 from pipeline.engine.batches import (
@@ -36,6 +35,7 @@ from pipeline.engine.device import DeviceFolds, keeps_every_column, map_rows
 from pipeline.engine.lit import LitModel
 from pipeline.engine.lit_sequence import SequenceModule
 from pipeline.engine.lit_stacked import StackedLitModel, ValWindows
+from pipeline.engine.loggers import fit_loggers
 from pipeline.engine.stopping import FoldEarlyStopping
 from pipeline.engine.trained import TrainedFold
 from pipeline.engine.trainer import diverged, make_trainer
@@ -105,7 +105,7 @@ def fit_stacked(
         batches = StackedBatches(data.train_idx, cfg.train.batch_size, cfg.seed)
     module = StackedLitModel(stacked, task, stop, cfg, data, batches.steps, windows)
     stopper = FoldEarlyStopping(K, cfg.train.patience, cfg.train.min_delta, stop.mode)
-    logger = CSVLogger(root / "logs", name="folds", version="") if logs else False
+    logger = fit_loggers(spec, root, "folds") if logs else False
     trainer = make_trainer(
         cfg,
         [stopper, *callbacks],

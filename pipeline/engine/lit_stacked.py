@@ -326,4 +326,5 @@ class StackedLitModel(LitBase):
                 self.monitor: float(mean),
                 **{f"{self.monitor}/fold{k}": float(s) for k, s in enumerate(self.fold_scores)},
             }
-            self.logger.log_metrics(row, self.global_step)
+            for logger in self.loggers:  # the CSV log and the experiment logger, if any
+                logger.log_metrics(row, self.current_epoch)  # one row per epoch

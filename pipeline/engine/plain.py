@@ -12,11 +12,11 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
 
 from pipeline.engine.batches import TensorBatches, to_tensor
 from pipeline.engine.lit import LitModel
 from pipeline.engine.lit_sequence import SequenceModule
+from pipeline.engine.loggers import fit_loggers
 from pipeline.engine.stopping import FiniteGuard
 from pipeline.engine.trained import TrainedFold
 from pipeline.engine.trainer import diverged, make_trainer
@@ -58,7 +58,7 @@ def fit_fold(
     if cfg.train.patience > 0:
         t = cfg.train
         stoppers.append(EarlyStopping(module.monitor, t.min_delta, t.patience, mode=stop.mode))
-    logger = CSVLogger(root / "logs", name=f"fold{k}", version="") if logs else False
+    logger = fit_loggers(spec, root, f"fold{k}") if logs else False
     trainer = make_trainer(cfg, [*stoppers, *callbacks], logger, root, len(batches))
     fit_start = time.perf_counter()
     trainer.fit(module, batches, val_batches)

@@ -10,10 +10,11 @@ from rich.table import Table
 
 from pipeline.ensemble.checks import cv_text
 from pipeline.io import atomic_write
+from pipeline.progress import make_console
 
 
 def print_blend_summary(metrics: dict, out_dir: Path, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or make_console()
     name = metrics["metric"]
     better = "higher" if metrics["greater_is_better"] else "lower"
     table = Table(

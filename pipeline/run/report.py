@@ -1,52 +1,31 @@
-"""What a person sees at the end of a run: a one-screen summary and learning-curve plots."""
+"""What a person sees at the end of a run: a one-screen summary and learning-curve plots.
+
+The summary goes to a console made for where it runs (pipeline.progress.make_console): a pipe or
+a log is wide enough for every column, and column names wrap at spaces in a narrow terminal
+rather than being cut."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.progress import make_console
+
 
 def print_summary(metrics: dict, out_dir: Path, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or make_console()
     name = metrics["metric"]
-    better = "higher" if metrics["greater_is_better"] else "lower"
-    cv = metrics["cv"]
-    gap = f", gap {cv['gap']}" if cv["strategy"] == "blocked" else ""
-    table = Table(
-        title=f"{metrics['competition']}: {cv['folds']}-fold {cv['strategy']} CV{gap} "
-        f"({name}, {better} is better)",
-        title_justify="left",
-    )
-    table.add_column("fold", justify="right")
-    table.add_column(name, justify="right")
-    post = metrics.get("post")
-    if post:
-        table.add_column(f"{name} + post", justify="right")
     baseline = metrics.get("baseline")
     refs = metrics.get("references") or ([baseline] if baseline else [])
-    for ref in refs:
-        table.add_column(ref["name"], justify="right")
-    table.add_column("best epoch", justify="right")
-    table.add_column("seconds", justify="right")
-    for k, score in enumerate(metrics["fold_scores"]):
-        row = [str(k + 1), f"{score:.4f}"]
-        if post:
-            row.append(f"{post['fold_scores'][k]:.4f}")
-        row += [f"{ref['fold_scores'][k]:.4f}" for ref in refs]
-        row += [
-            f"{metrics['best_epochs'][k]}/{metrics['epochs_run'][k]}",
-            f"{metrics['seconds']['folds'][k]:.1f}",
-        ]
-        table.add_row(*row)
-    mean = f"{metrics['mean']:.4f} ± {metrics['std']:.4f}"
-    row = ["mean", mean]
-    if post:
-        row.append(f"{post['mean']:.4f} ± {post['std']:.4f}")
-    row += [f"{ref['mean']:.4f} ± {ref['std']:.4f}" for ref in refs]
-    table.add_row(*row, "", f"{sum(metrics['seconds']['folds']):.1f}", end_section=True)
+    post = metrics.get("post")
+    table = fold_table(metrics, refs, compact=False)
+    wide = console.options.update_width(10_000)
+    if console.measure(table, options=wide).maximum > console.width:  # a narrow terminal
+        table = fold_table(metrics, refs, compact=True)
     console.print(table)
     console.print(f"out-of-fold {name}: {metrics['oof_score']:.4f}", end="")
     if baseline:
@@ -88,50 +67,132 @@ def print_summary(metrics: dict, out_dir: Path, console: Console | None = None) 
     console.print()
 
 
+def fold_table(metrics: dict, refs: list[dict], compact: bool) -> Table:
+    """Per-fold scores of the network (and post-processing) and the references, best epochs
+    and seconds, then the mean ± std. `compact`: one word a line in the headers, so that a
+    score ± std is never cut or wrapped in an 80-column terminal."""
+    name = metrics["metric"]
+    better = "higher" if metrics["greater_is_better"] else "lower"
+    cv = metrics["cv"]
+    gap = f", gap {cv['gap']}" if cv["strategy"] == "blocked" else ""
+    table = Table(
+        title=f"{metrics['competition']}: {cv['folds']}-fold {cv['strategy']} CV{gap} "
+        f"({name}, {better} is better)",
+        title_justify="left",
+    )
+
+    def column(header: str) -> None:
+        words = header.replace("_", " ")
+        table.add_column(words.replace(" ", "\n") if compact else words, justify="right")
+
+    post = metrics.get("post")
+    for header in ["fold", name, *([f"{name} + post"] if post else [])]:
+        column(header)
+    for ref in refs:
+        column(ref["name"])
+    column("best epoch")
+    column("seconds")
+    for k, score in enumerate(metrics["fold_scores"]):
+        row = [str(k + 1), f"{score:.4f}"]
+        if post:
+            row.append(f"{post['fold_scores'][k]:.4f}")
+        row += [f"{ref['fold_scores'][k]:.4f}" for ref in refs]
+        row += [
+            f"{metrics['best_epochs'][k]}/{metrics['epochs_run'][k]}",
+            f"{metrics['seconds']['folds'][k]:.1f}",
+        ]
+        table.add_row(*row)
+    row = ["mean", f"{metrics['mean']:.4f} ± {metrics['std']:.4f}"]
+    if post:
+        row.append(f"{post['mean']:.4f} ± {post['std']:.4f}")
+    row += [f"{ref['mean']:.4f} ± {ref['std']:.4f}" for ref in refs]
+    table.add_row(*row, "", f"{sum(metrics['seconds']['folds']):.1f}", end_section=True)
+    return table
+
+
 def plot_learning_curves(out_dir: Path, monitor: str) -> Path | None:
-    """learning_curves.png from Lightning's CSV logs: losses and the validation metric per fold."""
-    logs = sorted((out_dir / "logs").glob("fold[0-9]*/metrics.csv"))
-    stacked = out_dir / "logs" / "folds" / "metrics.csv"  # the fast engine: one log, all folds
-    if not logs and not stacked.is_file():
-        return None
+    """learning_curves.png from Lightning's CSV logs (None: the run kept no logs)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(11, 4))
-    if stacked.is_file():
-        frame = pd.read_csv(stacked).groupby("epoch").last()
-        for key, style in (("train/loss", "--"), ("val/loss", "-")):
-            if key in frame:
-                line = frame[key].dropna()
-                ax_loss.plot(line.index + 1, line, style, color="k", label=f"mean {key}")
-        for k, column in enumerate(c for c in frame.columns if c.startswith(f"{monitor}/fold")):
-            line = frame[column].dropna()
-            ax_metric.plot(line.index + 1, line, color=f"C{k}", label=column.split("/")[-1])
-    for k, path in enumerate(logs):
-        fold, color = path.parent.name, f"C{k}"
-        frame = pd.read_csv(path).groupby("epoch").last()
-        for key, style in (("train/loss", "--"), ("val/loss", "-")):
-            if key in frame:
-                line = frame[key].dropna()
-                ax_loss.plot(line.index + 1, line, style, color=color, label=f"{fold} {key}")
-        if monitor in frame:
-            line = frame[monitor].dropna()
-            ax_metric.plot(line.index + 1, line, color=color, label=fold)
-    ax_loss.set(
-        xlabel="epoch",
-        ylabel="loss (model scale)",
-        yscale="log",
-        title="training (dashed) and validation loss",
-    )
-    ax_metric.set(xlabel="epoch", ylabel=monitor, title=f"validation {monitor.split('/')[-1]}")
-    ax_loss.legend(fontsize=6, ncol=2)
-    ax_metric.legend(fontsize=7)
-    fig.tight_layout()
+    fig = learning_curves(out_dir, monitor)
+    if fig is None:
+        return None
     from pipeline.io import atomic_write
 
     path = out_dir / "learning_curves.png"
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
     return path
+
+
+def learning_curves(out_dir: Path, monitor: str):
+    """The figure: losses and the validation metric per fold (folds numbered from 1, as in the
+    summary), each fold's curve ending where the fold stopped and its best epoch marked
+    (metrics.json's best_epochs and epochs_run, when written)."""
+    logs = sorted((out_dir / "logs").glob("fold[0-9]*/metrics.csv"))
+    stacked = out_dir / "logs" / "folds" / "metrics.csv"  # the fast engine: one log, all folds
+    if not logs and not stacked.is_file():
+        return None
+    import matplotlib.pyplot as plt
+
+    best, ran = _fold_epochs(out_dir)
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(11, 4))
+    if stacked.is_file():
+        frame = pd.read_csv(stacked).groupby("epoch").last()
+        last = max(ran.values(), default=None)  # the stack trains until its last fold stops
+        for key, style in (("train/loss", "--"), ("val/loss", "-")):
+            if key in frame:
+                line = _until(frame[key].dropna(), last)
+                ax_loss.plot(line.index + 1, line, style, color="k", label=f"mean {key}")
+        folds = [c for c in frame.columns if c.startswith(f"{monitor}/fold")]
+        for column in folds:
+            k = int(column.rsplit("fold", 1)[1])
+            line = _until(frame[column].dropna(), ran.get(k))
+            _curve(ax_metric, line, f"C{k}", f"fold {k + 1}", best.get(k))
+    for path in logs:
+        k = int(path.parent.name.removeprefix("fold"))
+        fold, color = f"fold {k + 1}", f"C{k}"
+        frame = pd.read_csv(path).groupby("epoch").last()
+        for key, style in (("train/loss", "--"), ("val/loss", "-")):
+            if key in frame:
+                line = frame[key].dropna()
+                ax_loss.plot(line.index + 1, line, style, color=color, label=f"{fold} {key}")
+        if monitor in frame:
+            _curve(ax_metric, frame[monitor].dropna(), color, fold, best.get(k))
+    ax_loss.set(
+        xlabel="epoch",
+        ylabel="loss (model scale)",
+        yscale="log",
+        title="training (dashed) and validation loss",
+    )
+    name = monitor.split("/")[-1]
+    ax_metric.set(xlabel="epoch", ylabel=monitor, title=f"validation {name} (o: best epoch)")
+    for ax, size in ((ax_loss, 6), (ax_metric, 7)):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=size, ncol=2 if ax is ax_loss else 1)
+    fig.tight_layout()
+    return fig
+
+
+def _fold_epochs(out_dir: Path) -> tuple[dict[int, int], dict[int, int]]:
+    """Each fold's best epoch and epochs run (1-based, as metrics.json keeps them)."""
+    try:
+        metrics = json.loads((out_dir / "metrics.json").read_text())
+        best, ran = metrics["best_epochs"], metrics["epochs_run"]
+    except (OSError, ValueError, KeyError):
+        return {}, {}
+    return dict(enumerate(best)), dict(enumerate(ran))
+
+
+def _until(line: pd.Series, epochs: int | None) -> pd.Series:
+    """The first `epochs` epochs of a curve indexed by 0-based epoch."""
+    return line if epochs is None else line[line.index < epochs]
+
+
+def _curve(ax, line: pd.Series, color: str, label: str, best: int | None) -> None:
+    ax.plot(line.index + 1, line, color=color, label=label)
+    if best is not None and best - 1 in line.index:
+        ax.plot([best], [line[best - 1]], "o", color=color, markersize=5)

@@ -1,6 +1,7 @@
-"""What a person sees while tuning and at the end: a progress bar (or one line per trial in logs),
-a summary table of the best trials (the plots: pipeline/tune/plots.py). In a log, a trial that
-runs long prints a line at least every minute (pipeline.progress.HEARTBEAT_SECONDS)."""
+"""What a person sees while tuning and at the end: a progress bar in a terminal, lines in a pipe,
+a log or a notebook (at most one every few seconds: pipeline.progress.pulse_gap, each saying
+how many trials finished, the best so far and the latest trial; a trial that failed or
+diverged at once), and a summary table of the best trials (the plots: pipeline/tune/plots.py)."""
 
 from __future__ import annotations
 
@@ -12,22 +13,23 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.progress import LogPulse, bar
+from pipeline.progress import LogPulse, bar, is_live, make_console
 
 
 class TuneProgress:
     """A bar over the study's finished trials (all workers) with the best value and an ETA, on
-    stderr; one line per finished trial when stderr is not a terminal; nothing when disabled."""
+    stderr; paced lines when stderr is no terminal; nothing when disabled."""
 
     def __init__(self, total: int | None, metric: str, enabled: bool = True):
         self.total, self.metric = total, metric
-        self.console = Console(stderr=True)
+        self.console = make_console(stderr=True)
         self.enabled = enabled
-        self.live = enabled and (self.console.is_terminal or self.console.is_jupyter)
+        self.live = enabled and is_live(self.console)
         self.progress = bar(self.console, self.live)
         self.task = None
         self.best = ""
         self.pulse = LogPulse() if enabled and not self.live else None
+        self.unsaid: str | None = None  # the latest trial's line, not printed yet
 
     def start(self, finished: int) -> TuneProgress:
         self.progress.start()
@@ -36,6 +38,8 @@ class TuneProgress:
 
     def stop(self) -> None:
         self.progress.stop()
+        if self.pulse is not None and self.unsaid is not None:
+            self._say()
 
     def epoch(self, number: int, fold: int | None, epoch: int) -> None:
         where = f"fold {fold + 1} " if fold is not None else ""
@@ -61,8 +65,23 @@ class TuneProgress:
             self.progress.update(self.task, completed=finished, description=f"tuning{self.best}")
             self.progress.console.print(line, highlight=False)
         elif self.pulse is not None:
-            count = f"{finished}/{self.total}" if self.total else f"{finished} finished"
-            self.pulse.say(f"{line} · {count}{self.best}", elapsed=False)
+            count = f"{finished}/{self.total}" if self.total else f"{finished}"
+            self.unsaid = f"{count} trials finished{self.best} · last: {line}"
+            if is_trouble(trial) or self.pulse.due():
+                self._say()
+
+    def _say(self) -> None:
+        self.pulse.say(self.unsaid)
+        self.unsaid = None
+
+
+def is_trouble(trial: FrozenTrial) -> bool:
+    """A trial that failed, or ended for a reason of its own (diverged, out of memory, an
+    impossible config) rather than the pruner's: said at once, even in paced lines."""
+    if trial.state == TrialState.FAIL:
+        return True
+    reason = trial.user_attrs.get("reason", "")
+    return trial.state == TrialState.PRUNED and not reason.startswith("pruned")
 
 
 def trial_line(trial: FrozenTrial, metric: str) -> str:
@@ -99,7 +118,7 @@ def reason_counts(study: optuna.Study) -> Counter:
 
 
 def print_tune_summary(summary: dict, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or make_console()
     metric, c = summary["metric"], summary["counts"]
     rate = summary.get("trials_per_10_min")
     rate_text = f" · {rate:.1f} trials per 10 min" if rate else ""
