@@ -132,6 +132,16 @@ class TrainConfig:
     # else the competition's metric; metric: always the metric; loss: logloss for
     # classification, mse for regression. Fold scores are the metric's either way.
     monitor: Literal["auto", "metric", "loss"] = "auto"
+    # What the network minimises. auto: cross-entropy for classification; for regression l1
+    # where the metric scores absolute errors (mae, medae: the median is their best answer),
+    # else mse (rmse, r2; rmsle trains mse on log1p(y)); huber: squared near 0, linear beyond
+    # train.huber_delta (on the standardised target scale), robust to outlying targets.
+    loss: Literal["auto", "mse", "l1", "huber", "cross_entropy"] = "auto"
+    huber_delta: float = 1.0  # huber: where the loss turns from squared to linear
+    # Classification: cross-entropy against targets smoothed towards uniform by this much.
+    # auto: 0.1 (RealMLP's) where the metric scores labels (accuracy, f1, ...), 0 where it
+    # scores probabilities (auc, logloss), whose calibration smoothing would bias.
+    label_smoothing: float | Literal["auto"] = "auto"
     grad_clip: float = 0.0  # 0 = off; else clip gradients by norm or value before each step
     # norm rescales the whole gradient, value clamps each element
     grad_clip_algorithm: Literal["norm", "value"] = "norm"
@@ -155,12 +165,22 @@ class TrainConfig:
         _require(self.patience >= 0, "train.patience", "an int >= 0", self.patience)
         _require(self.min_delta >= 0, "train.min_delta", "a float >= 0", self.min_delta)
         _require(self.grad_clip >= 0, "train.grad_clip", "a float >= 0", self.grad_clip)
+        _require(self.huber_delta > 0, "train.huber_delta", "a float > 0", self.huber_delta)
+        if self.label_smoothing != "auto":
+            ok = 0 <= self.label_smoothing < 1
+            _require(
+                ok, "train.label_smoothing", "a float in [0, 1) or auto", self.label_smoothing
+            )
         _require(self.max_norm >= 0, "train.max_norm", "a float >= 0", self.max_norm)
         if isinstance(self.devices, int):
             _require(self.devices >= 1, "train.devices", "an int >= 1 or 'auto'", self.devices)
 
     def check(self) -> None:
         self.check_ranges()
+        if self.huber_delta != 1.0 and self.loss != "huber":
+            raise ConfigError(
+                f"train.huber_delta applies to train.loss=huber; got train.loss={self.loss}."
+            )
         if self.compile != "none" and self.engine == "plain":
             raise ConfigError(
                 "train.compile applies to the fast engine's training step; use train.engine=fast "

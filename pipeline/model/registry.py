@@ -176,11 +176,17 @@ def canonical(table: Mapping[str, Any], kind: str, name: str | None) -> str:
 
 # --- the pipeline's registries ------------------------------------------------------------------
 # models: builder(cfg.model, in_features, out_features, frame_dim) -> nn.Module; config: its
-# config dataclass (None: ModelConfig); stacks: fn(K models) -> Stacked (pipeline.model.stacking)
+# config dataclass (None: ModelConfig); stacks: fn(K models) -> Stacked (pipeline.model.stacking);
+# numeric: the builder also takes numeric=, how many leading columns of a row are numeric values
 MODELS = Registry(
     "model",
-    builtins=("pipeline.model.mlp", "pipeline.model.frames", "pipeline.model.sequence"),
-    info={"frame": False, "sequence": False, "config": None, "stacks": None},
+    builtins=(
+        "pipeline.model.mlp",
+        "pipeline.model.frames",
+        "pipeline.model.sequence",
+        "pipeline.model.tabm",
+    ),
+    info={"frame": False, "sequence": False, "config": None, "stacks": None, "numeric": False},
 )
 # activations: factory(leaky_slope) -> nn.Module; gain: torch.nn.init.calculate_gain's name
 ACTIVATIONS = Registry("activation", builtins="pipeline.model.layers", info={"gain": "linear"})
