@@ -143,11 +143,11 @@ class TabMConfig(ModelConfig):
     2024): a shared body, a per-member scaling of its input and a per-member head; numeric
     columns read through periodic embeddings (PLR-lite, Gorishniy et al. 2022)."""
 
-    # TabM's defaults are 3 x 512 and k = 32 on a GPU; these keep a 2-core CPU run of 50,000
-    # rows in minutes (docs/tabular.md)
+    # TabM's defaults are 3 x 512 and k = 32 on a GPU; these keep a 2-core CPU run of 40,000
+    # rows in minutes (docs/tabular.md: k = 8 scored about the same at twice the time)
     hidden: list[int] = field(default_factory=lambda: [128, 128])
     dropout: float | list[float] = 0.1  # TabM's default
-    k: int = 8  # members per fold
+    k: int = 4  # members per fold
     embedding: Literal["periodic", "none"] = "periodic"  # how numeric columns are read
     embedding_dim: int = 8  # periodic: width of each numeric column's embedding
     frequencies: int = 16  # periodic: sine/cosine pairs per numeric column

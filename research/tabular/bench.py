@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -22,6 +23,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+
+def _child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def held_out(competition, submission: pd.DataFrame, solution: pd.DataFrame) -> float:
@@ -47,7 +53,6 @@ def held_out(competition, submission: pd.DataFrame, solution: pd.DataFrame) -> f
 def refit_references(folder: Path, run: Path) -> dict[str, np.ndarray]:
     """The references' fold-averaged test predictions, refitted with the library of the
     current folder on the run's folds and config (for code that writes no file per reference)."""
-    from pipeline.config import load_yaml
     from pipeline.ensemble.references import reference_predictions
     from pipeline.run.inputs import load_inputs
 
@@ -55,7 +60,6 @@ def refit_references(folder: Path, run: Path) -> dict[str, np.ndarray]:
         competition=str(folder), config=run / "config.yaml", overrides=[], data_dir=None
     )
     inputs = load_inputs(ns)
-    del load_yaml
     refs = reference_predictions(
         inputs.competition, inputs.cfg, inputs.train, inputs.splits, inputs.test.X
     )
@@ -67,11 +71,11 @@ def bench_one(folder: Path, out: Path, extra: list[str], refit: bool) -> dict:
     from pipeline.submission.format import build_submission
 
     run = out / folder.name
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _child_cpu()
     cmd = [sys.executable, "-m", "pipeline.train", str(folder), "--out", str(run), "--quiet"]
     cmd += ["--overwrite", *extra]
     done = subprocess.run(cmd, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, _child_cpu() - cpu
     if done.returncode != 0:
         return {"set": folder.name, "error": (done.stderr or done.stdout).strip()[-500:]}
     competition = load_competition(str(folder))
@@ -99,6 +103,7 @@ def bench_one(folder: Path, out: Path, extra: list[str], refit: bool) -> dict:
         "set": folder.name,
         "metric": competition.metric_name,
         "seconds": round(seconds, 1),
+        "cpu_seconds": round(cpu, 1),  # user + system time of the run: less load-dependent
         "held_out": scores,
         "oof": oof,
         "recommended": metrics.get("recommended"),

@@ -182,7 +182,9 @@ def test_high_cardinality_columns_can_be_embedded(tmp_path):
     assert isinstance(model, EmbeddingInput)
     import torch
 
-    assert model(torch.from_numpy(pre.transform(train.X[:5]))).shape == (5, 3)
+    x = torch.from_numpy(pre.transform(train.X[:5]))
+    assert model.eval()(x).shape == (5, 3)  # the members' mean
+    assert model.train()(x).shape == (5, cfg.model.k, 3)  # a CSV's default: each member
 
 
 @pytest.mark.parametrize(
