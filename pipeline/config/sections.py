@@ -140,8 +140,10 @@ class TrainConfig:
     huber_delta: float = 1.0  # huber: where the loss turns from squared to linear
     # Classification: cross-entropy against targets smoothed towards uniform by this much.
     # auto: 0.1 (RealMLP's) where the metric scores labels (accuracy, f1, ...), 0 where it
-    # scores probabilities (auc, logloss), whose calibration smoothing would bias.
-    label_smoothing: float | Literal["auto"] = "auto"
+    # scores probabilities (auc, logloss), whose calibration smoothing would bias; CSV
+    # competitions default to auto, plug-ins to 0 (TIMIT's Viterbi decoding reads the
+    # posteriors as probabilities).
+    label_smoothing: float | Literal["auto"] = 0.0
     grad_clip: float = 0.0  # 0 = off; else clip gradients by norm or value before each step
     # norm rescales the whole gradient, value clamps each element
     grad_clip_algorithm: Literal["norm", "value"] = "norm"

@@ -46,14 +46,15 @@ Encoding = Literal["onehot", "target", "ordinal", "embed"]
 # The defaults of every competition.yaml competition, under its own defaults: block (docs/
 # tabular.md has the measurements behind them): the TabM-style ensemble with periodic
 # embeddings of normal-quantile columns, AdamW at TabM's lr and weight decay, a patience of 10
-# epochs (TabM's 16 costs 60% more epochs after the best one on a CPU); the references on the
-# same folds, HistGradientBoosting and LightGBM among them.
+# epochs (TabM's 16 costs 60% more epochs after the best one on a CPU), label smoothing where
+# the metric scores labels; the references on the same folds, HistGradientBoosting and
+# LightGBM among them.
 CSV_DEFAULTS = {
     "cv": {"references": ["linear", "hgb", "lightgbm"]},
     "features": {"scale": "quantile"},
     "model": {"name": "tabm"},
     "optim": {"lr": 2e-3, "weight_decay": 3e-4},
-    "train": {"patience": 10},
+    "train": {"patience": 10, "label_smoothing": "auto"},
 }
 
 
