@@ -8,6 +8,7 @@ the references and the blend."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,13 +63,18 @@ def candidates(network_score: float, refs: list[Reference], blend: dict | None) 
     """The network, each reference with test predictions, and the blend, in that order."""
     out = [Candidate("network", network_score, "submission_network.csv")]
     out += [
-        Candidate(r.name, r.oof_score, f"submission_{r.name}.csv")
+        Candidate(r.name, r.oof_score, f"submission_{_file_part(r.name)}.csv")
         for r in refs
         if r.test is not None
     ]
     if blend and "nested_oof_score" in blend:
         out.append(Candidate("blend", blend["nested_oof_score"], "submission_blend.csv"))
     return out
+
+
+def _file_part(name: str) -> str:
+    """A reference's name as part of a file name (a registered title may hold spaces)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_.") or "reference"
 
 
 def recommend(cands: list[Candidate], greater_is_better: bool) -> Candidate:

@@ -37,3 +37,8 @@ def test_the_recommended_file_is_the_best_honest_score(greater, network, refs, b
 def test_references_without_test_predictions_are_no_candidates():
     cands = candidates(1.0, [_ref("a", 0.5, test=False)], {"skipped": "too large"})
     assert cands == [Candidate("network", 1.0, "submission_network.csv")]
+
+
+def test_a_reference_title_becomes_a_plain_file_name():
+    (_, ref) = candidates(1.0, [_ref("mean of the training fold", 0.5)], None)
+    assert ref.file == "submission_mean_of_the_training_fold.csv"
