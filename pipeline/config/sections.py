@@ -31,8 +31,9 @@ class CVConfig:
     shuffle: bool = True  # kfold/stratified: shuffle rows before splitting (seeded)
     baseline: bool = True  # also score reference models on the same folds, as yardsticks
     # which references cv.baseline scores (pipeline.ensemble.references): linear (ridge / logistic
-    # regression on the fold's preprocessing), hgb (HistGradientBoosting on the raw columns)
-    # (CSV competitions from a competition.yaml add hgb by default)
+    # regression on the fold's preprocessing), hgb (HistGradientBoosting on the raw columns),
+    # lightgbm (LightGBM on the raw columns); CSV competitions add hgb and lightgbm by default
+    # (pipeline/tabular/features.py's CSV_DEFAULTS)
     references: list[Annotated[str, REFERENCES]] = field(default_factory=lambda: ["linear"])
     # blend the network with the references (non-negative weights fitted on the out-of-fold
     # predictions; submission_blend.csv), scored nested: weights never see the fold they score
