@@ -45,7 +45,7 @@ METHODS = ("caruana", "nnls", "mean")
 # blend worse than no bagging with a handful; bootstrap bags as well or better)
 CARUANA = {"iterations": 50, "bags": 20, "bag": "rows", "seed": 0}
 # --references: pipeline.ensemble.references' models, on all columns
-REFERENCES = ("linear", "hgb")
+REFERENCES = ("linear", "hgb", "lightgbm")
 
 
 def build_parser() -> ArgumentParser:
@@ -85,7 +85,7 @@ def build_parser() -> ArgumentParser:
         "--references",
         action="store_true",
         help="add the same-folds references (ridge / logistic regression, "
-        "HistGradientBoosting) on all of the competition's columns",
+        "HistGradientBoosting, LightGBM) on all of the competition's columns",
     )
     add(
         "--data-dir",

@@ -102,7 +102,32 @@ def infer(data_dir: Path, metric: str | None = None) -> dict:
         "_types": _types(train, [id_col, target]),
         "_batch_size": batch_size_for(len(train)),
         "_data_dir": data_dir,
+        "_target": target_advice(train[target], task, metric),
     }
+
+
+SKEWED = 1.0  # sample skewness above which a positive target reads as rmsle-shaped
+
+
+def target_advice(y: pd.Series, task: str, metric: str | None) -> dict:
+    """What the yaml adds for a regression target: a standardised target where that is not
+    the default (features.scale_target), and for a positive, right-skewed target (prices,
+    counts) whose metric was guessed, "rmsle?" in the metric's CHECK note: competitions on
+    such targets often score the log error."""
+    from pipeline.tabular.features import TabularFeatures
+
+    if task != "regression":
+        return {}
+    advice: dict = {}
+    if not TabularFeatures.__dataclass_fields__["scale_target"].default:
+        advice["defaults"] = [
+            "  features:",
+            "    scale_target: true  # standardise the target on each training fold",
+        ]
+    values = pd.to_numeric(y, errors="coerce").dropna()
+    if metric is None and len(values) > 2 and values.min() >= 0 and values.skew() > SKEWED:
+        advice["metric"] = f" (a positive target, skewness {values.skew():.1f}: rmsle?)"
+    return advice
 
 
 def batch_size_for(rows: int) -> int:
@@ -159,8 +184,10 @@ def render(name: str, found: dict, slug: str | None) -> str:
             return "[" + ", ".join(v) + "]"
         return str(v)
 
+    advice = found.get("_target") or {}
     notes = {
-        "metric": "  # CHECK: the metric on the competition's Evaluation page",
+        "metric": "  # CHECK: the metric on the competition's Evaluation page"
+        + advice.get("metric", ""),
         "task": "  # regression | binary | multiclass | auto",
         "categorical": "  # columns to treat as categories besides the text ones",
     }
@@ -185,6 +212,7 @@ def render(name: str, found: dict, slug: str | None) -> str:
         "defaults:  # config keys, as in a --config file",
         "  train:",
         f"    batch_size: {found['_batch_size']}  # chosen from the number of train rows",
+        *advice.get("defaults", []),
         "# column types inferred from the train file:",
         *found["_types"],
     ]

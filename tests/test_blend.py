@@ -262,8 +262,11 @@ def test_references_join_on_the_members_folds_and_other_folds_are_refused(pengui
         "a",
         "logistic_regression (all columns)",
         "hist_gradient_boosting (all columns)",
+        "lightgbm (all columns)",
     ]
     assert metrics["weights"]["a"] < 0.05  # knows nothing
+    lightgbm = metrics["members"][-1]
+    assert lightgbm["oof_score"] > 0.9 and len(lightgbm["fold_scores"]) == 5
     assert metrics["best_member"]["oof_score"] > 0.9
     other = fake_run(
         tmp_path / "other",
@@ -275,6 +278,7 @@ def test_references_join_on_the_members_folds_and_other_folds_are_refused(pengui
     code, _, err = blend(PENGUINS, other, "--references", "--out", tmp_path / "o2")
     assert code == 2 and err.count("\n") == 1
     assert "--references: the folds of 5-fold kfold CV (seed 0) are not those of run" in err
+    assert not (tmp_path / "o2").exists()  # refused before LightGBM or any member was fitted
 
 
 @pytest.mark.slow

@@ -26,12 +26,27 @@ from sklearn.preprocessing import (
 from pipeline.competition.target import from_model, to_model
 from pipeline.errors import DataError
 
+
+class NormalQuantiles(QuantileTransformer):
+    """Ranks mapped to a normal distribution (heavy tails and outliers tamed), with as many
+    quantiles as the rows support: n // 30, between 10 and 1000 (TabM's rule; scikit-learn's
+    fixed 1000 warns on a fold of fewer rows)."""
+
+    def __init__(self, n_quantiles=1000, output_distribution="normal", subsample=100_000):
+        super().__init__(
+            n_quantiles=n_quantiles, output_distribution=output_distribution, subsample=subsample
+        )
+
+    def fit(self, X, y=None):
+        self.n_quantiles = max(min(len(X) // 30, 1000), 10)
+        return super().fit(X, y)
+
+
 SCALERS = {
     "standard": StandardScaler,
     "minmax": MinMaxScaler,
     "robust": RobustScaler,
-    # ranks mapped to a normal distribution: heavy tails and outliers tamed
-    "quantile": lambda: QuantileTransformer(output_distribution="normal", subsample=100_000),
+    "quantile": NormalQuantiles,
     "none": None,
 }
 
@@ -85,6 +100,7 @@ class Preprocessor:
     """sklearn-style: fit(X, y) on training rows, then transform / offset / target maps."""
 
     embed: tuple = ()  # see __init__; a subclass that skips it embeds nothing
+    numeric_: int = 0  # leading numeric columns of a transformed row (see __init__'s numeric)
 
     def __init__(
         self,
@@ -92,10 +108,14 @@ class Preprocessor:
         offset_column: int | None = None,
         scale_target: bool = False,
         embed: list[tuple[int, int]] | None = None,
+        numeric: int | None = None,
     ):
         self.features = features
         self.offset_column = offset_column
         self.scale_target = scale_target
+        # how many leading columns of a transformed row are numeric values (what numeric
+        # embeddings read, pipeline/model/tabm.py); None: every column
+        self.numeric = numeric
         # (categories, width) of the category-code columns the features end with, which the
         # model embeds (pipeline.model.models.EmbeddingInput); padding goes before them
         self.embed = list(embed or [])
@@ -126,6 +146,8 @@ class Preprocessor:
         self.n_features_in_ = X.shape[1]
         self.pad_to_ = 0
         self.n_features_out_ = self.transform(np.asarray(X[:2])).shape[1]
+        numeric = getattr(self, "numeric", None)
+        self.numeric_ = self.n_features_out_ if numeric is None else numeric
         return self
 
     def pad_to(self, width: int) -> None:

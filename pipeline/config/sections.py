@@ -32,8 +32,9 @@ class CVConfig:
     shuffle: bool = True  # kfold/stratified: shuffle rows before splitting (seeded)
     baseline: bool = True  # also score reference models on the same folds, as yardsticks
     # which references cv.baseline scores (pipeline.ensemble.references): linear (ridge / logistic
-    # regression on the fold's preprocessing), hgb (HistGradientBoosting on the raw columns)
-    # (CSV competitions from a competition.yaml add hgb by default)
+    # regression on the fold's preprocessing), hgb (HistGradientBoosting on the raw columns),
+    # lightgbm (LightGBM on the raw columns); CSV competitions add hgb and lightgbm by default
+    # (pipeline/tabular/features.py's CSV_DEFAULTS)
     references: list[Annotated[str, REFERENCES]] = field(default_factory=lambda: ["linear"])
     # blend the network with the references (non-negative weights fitted on the out-of-fold
     # predictions; submission_blend.csv), scored nested: weights never see the fold they score
@@ -133,6 +134,18 @@ class TrainConfig:
     # else the competition's metric; metric: always the metric; loss: logloss for
     # classification, mse for regression. Fold scores are the metric's either way.
     monitor: Literal["auto", "metric", "loss"] = "auto"
+    # What the network minimises. auto: cross-entropy for classification; for regression l1
+    # where the metric scores absolute errors (mae, medae: the median is their best answer),
+    # else mse (rmse, r2; rmsle trains mse on log1p(y)); huber: squared near 0, linear beyond
+    # train.huber_delta (on the standardised target scale), robust to outlying targets.
+    loss: Literal["auto", "mse", "l1", "huber", "cross_entropy"] = "auto"
+    huber_delta: float = 1.0  # huber: where the loss turns from squared to linear
+    # Classification: cross-entropy against targets smoothed towards uniform by this much.
+    # auto: 0.1 (RealMLP's) where the metric scores labels (accuracy, f1, ...), 0 where it
+    # scores probabilities (auc, logloss), whose calibration smoothing would bias; CSV
+    # competitions default to auto, plug-ins to 0 (TIMIT's Viterbi decoding reads the
+    # posteriors as probabilities).
+    label_smoothing: float | Literal["auto"] = 0.0
     grad_clip: float = 0.0  # 0 = off; else clip gradients by norm or value before each step
     # norm rescales the whole gradient, value clamps each element
     grad_clip_algorithm: Literal["norm", "value"] = "norm"
@@ -162,12 +175,22 @@ class TrainConfig:
         _require(self.patience >= 0, "train.patience", "an int >= 0", self.patience)
         _require(self.min_delta >= 0, "train.min_delta", "a float >= 0", self.min_delta)
         _require(self.grad_clip >= 0, "train.grad_clip", "a float >= 0", self.grad_clip)
+        _require(self.huber_delta > 0, "train.huber_delta", "a float > 0", self.huber_delta)
+        if self.label_smoothing != "auto":
+            ok = 0 <= self.label_smoothing < 1
+            _require(
+                ok, "train.label_smoothing", "a float in [0, 1) or auto", self.label_smoothing
+            )
         _require(self.max_norm >= 0, "train.max_norm", "a float >= 0", self.max_norm)
         if isinstance(self.devices, int):
             _require(self.devices >= 1, "train.devices", "an int >= 1 or 'auto'", self.devices)
 
     def check(self) -> None:
         self.check_ranges()
+        if self.huber_delta != 1.0 and self.loss != "huber":
+            raise ConfigError(
+                f"train.huber_delta applies to train.loss=huber; got train.loss={self.loss}."
+            )
         if self.compile not in ("none", "auto") and self.engine == "plain":
             raise ConfigError(
                 "train.compile applies to the fast engine's training step; use train.engine=fast "

@@ -32,7 +32,7 @@ from pipeline.engine.splits import make_splits
 from pipeline.engine.stopping import EpochHook
 from pipeline.engine.trained import TrainedFold
 from pipeline.engine.trainer import quiet_lightning
-from pipeline.model.metrics import Metric, check_task, stop_metric
+from pipeline.model.metrics import Metric, check_task, stop_metric, training_task
 from pipeline.model.models import build_model
 from pipeline.progress import RunProgress
 
@@ -106,8 +106,9 @@ class CrossValidator:
         checks made (pipeline/run/inputs.py); made here when None."""
         quiet_lightning()
         cfg, competition = self.cfg, self.competition
-        task, metric = competition.task, competition.metric
-        check_task(metric, task)
+        metric = competition.metric
+        check_task(metric, competition.task)
+        task = training_task(competition.task, metric, cfg.train)  # the loss fitted to it
         self.stop_ = stop = stop_metric(metric, task, cfg.train.monitor)
         if splits is None:
             splits = make_splits(cfg.cv, train, cfg.seed, task.is_classification)
@@ -178,6 +179,7 @@ class CrossValidator:
             task.n_outputs,
             self.competition.frame_dim,
             embed=pre.embed,
+            numeric=pre.numeric_,
         )
 
     def _callbacks(self, fold: int | None) -> list:

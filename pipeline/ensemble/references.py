@@ -6,7 +6,13 @@ scored side by side and blended with it (pipeline.ensemble.weights).
 - linear: ridge (alpha chosen per fold by RidgeCV) or multinomial logistic regression on the
   fold's own preprocessing, as the network sees the columns;
 - hgb: scikit-learn's HistGradientBoosting on the raw columns (NaN handled natively, category
-  code columns as native categoricals), the number a Kaggler expects to beat.
+  code columns as native categoricals), early stopping on the fold's validation rows;
+- lightgbm: LightGBM on the raw columns (NaN and categories native), the metric's objective,
+  early stopping on the fold's validation rows: the number a Kaggler expects to beat.
+
+The boosters stop on the fold's validation rows, as the network's early stopping does: the
+number of rounds is chosen on the rows the fold is scored on, the same (small) optimism for
+every model of the run, so the out-of-fold scores stay comparable.
 
 REFERENCES (pipeline.model.registry) is open: `register_reference("mine", fit, title="mine")` with
 `fit(fold: ReferenceFold) -> (validation predictions, test predictions or None)` makes
@@ -15,6 +21,7 @@ REFERENCES (pipeline.model.registry) is open: `register_reference("mine", fit, t
 
 from __future__ import annotations
 
+import inspect
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -197,24 +204,57 @@ def hgb_categorical(train: TrainData, max_bins: int = HGB_MAX_BINS) -> np.ndarra
     return mask if mask.any() else None
 
 
-def hgb_model(task, categorical: np.ndarray | None, seed: int):
-    """300 rounds at learning rate 0.06 (slower and steadier than scikit-learn's 100 x 0.1);
-    early stopping on an internal 10% split where scikit-learn's `auto` turns it on (more
-    than 10,000 rows), so small folds keep all their rows."""
-    cls = (
-        HistGradientBoostingClassifier
-        if task.is_classification
-        else (HistGradientBoostingRegressor)
-    )
-    return cls(
-        learning_rate=0.06,
-        max_iter=300,
+def _known_classes(y_tr: np.ndarray, y_va: np.ndarray) -> np.ndarray:
+    """The validation rows whose class the training rows hold: what early stopping can score
+    (a class a fold never trains on has no column in the boosters' predictions)."""
+    return np.isin(y_va, np.unique(y_tr))
+
+
+def regression_objective(fold: ReferenceFold) -> str:
+    """The loss the boosters fit for a regression: the network's, fitted to the metric
+    (pipeline.model.metrics.loss_for: l1 for mae and medae, else squared error; rmsle's
+    target is log1p(y) already)."""
+    from pipeline.model.metrics import loss_for
+
+    return loss_for(fold.competition.metric, fold.competition.task, fold.cfg.train.loss)
+
+
+HGB_LOSS = {"mse": "squared_error", "l1": "absolute_error", "huber": "squared_error"}
+
+
+def hgb_model(task, categorical: np.ndarray | None, seed: int, loss: str = "mse"):
+    """scikit-learn's learning rate (0.1) with up to 1000 rounds, stopped 20 rounds after the
+    validation loss last improved on the fold's validation rows: at least as strong as
+    scikit-learn's defaults (100 rounds, early stopping only above 10,000 rows, on an
+    internal 10% split), whose fixed rounds overfit small folds' probabilities."""
+    if task.is_classification:
+        return HistGradientBoostingClassifier(
+            learning_rate=0.1,
+            max_iter=1000,
+            max_bins=HGB_MAX_BINS,
+            categorical_features=categorical,
+            early_stopping=True,
+            n_iter_no_change=20,
+            random_state=seed,
+        )
+    return HistGradientBoostingRegressor(
+        loss=HGB_LOSS[loss],
+        learning_rate=0.1,
+        max_iter=1000,
         max_bins=HGB_MAX_BINS,
         categorical_features=categorical,
-        early_stopping="auto",
+        early_stopping=True,
         n_iter_no_change=20,
         random_state=seed,
     )
+
+
+def _hgb_validation(model, X: np.ndarray, y: np.ndarray) -> dict:
+    """The fold's validation rows for HistGradientBoosting's early stopping (X_val, y_val:
+    scikit-learn 1.7 and later); older releases stop on an internal 10% split instead."""
+    if "X_val" in inspect.signature(model.fit).parameters:
+        return {"X_val": X, "y_val": y}
+    return {}
 
 
 HGB_ONE_THREAD_ROWS = 50_000  # smaller folds fit on one thread (see fit_hgb)
@@ -237,25 +277,111 @@ def _fit_hgb(fold: ReferenceFold) -> tuple[np.ndarray, np.ndarray | None]:
     X_te = None if fold.test_X is None else np.asarray(fold.test_X, dtype=np.float32)
     if "hgb_categorical" not in fold.shared:
         fold.shared["hgb_categorical"] = hgb_categorical(train)
-    model = hgb_model(task, fold.shared["hgb_categorical"], fold.seed)
+    loss = "mse" if task.is_classification else regression_objective(fold)
+    model = hgb_model(task, fold.shared["hgb_categorical"], fold.seed, loss)
     # a column empty in every training row breaks scikit-learn's binning ("window shape cannot
     # be larger than input array shape"); as a constant it is never split on, as it carries nothing
     empty = [j for j in np.flatnonzero(np.isnan(X_tr[0])) if np.isnan(X_tr[:, j]).all()]
-    X_fit = X_tr
+    X_fit, X_val = X_tr, X_va
     if empty:
-        X_fit = X_tr.copy()
-        X_fit[:, empty] = 0.0
+        X_fit, X_val = X_tr.copy(), X_va.copy()
+        X_fit[:, empty] = X_val[:, empty] = 0.0
     if task.is_classification:
-        model.fit(X_fit, train.y[fold.tr])
+        y_tr = train.y[fold.tr]
+        known = _known_classes(y_tr, train.y[fold.va])
+        model.fit(X_fit, y_tr, **_hgb_validation(model, X_val[known], train.y[fold.va][known]))
 
         def predict(X):
             return _class_columns(model.predict_proba(X), model.classes_, task.n_classes)
     else:
         pre = fold.preprocessor()
-        model.fit(X_fit, pre.model_target(train.y[fold.tr], X_tr))
+        z_va = pre.model_target(train.y[fold.va], X_va)
+        z_tr = pre.model_target(train.y[fold.tr], X_tr)
+        model.fit(X_fit, z_tr, **_hgb_validation(model, X_val, z_va))
 
         def predict(X):
             return pre.inverse_target(model.predict(X).astype(np.float64), X)
+
+    return predict(X_va), (None if X_te is None else predict(X_te))
+
+
+# LightGBM's settings: a slower learning rate than its 0.1 with enough rounds for early
+# stopping to end it, row and column subsampling, a little L2; the rest LightGBM's own.
+LIGHTGBM_PARAMS = {
+    "learning_rate": 0.05,
+    "n_estimators": 5000,
+    "num_leaves": 31,
+    "min_child_samples": 20,
+    "subsample": 0.8,
+    "subsample_freq": 1,
+    "colsample_bytree": 0.8,
+    "reg_lambda": 1.0,
+}
+LIGHTGBM_STOPPING = 100  # rounds without improvement of the validation loss
+LIGHTGBM_OBJECTIVE = {"mse": "regression", "l1": "regression_l1", "huber": "huber"}
+
+
+def lightgbm_model(task, seed: int, threads: int, objective: str = "mse", **params):
+    """LightGBM's scikit-learn estimator with LIGHTGBM_PARAMS (overridden by `params`); the
+    regression objective is the network's loss (`objective`), classification LightGBM's
+    binary or multiclass log loss."""
+    import lightgbm as lgb
+
+    options = {
+        **LIGHTGBM_PARAMS,
+        **params,
+        "random_state": seed,
+        "n_jobs": threads,
+        "deterministic": True,
+        "force_row_wise": True,  # deterministic, and no timing probe message
+        "verbose": -1,
+    }
+    if task.is_classification:
+        return lgb.LGBMClassifier(**options)
+    return lgb.LGBMRegressor(objective=LIGHTGBM_OBJECTIVE[objective], **options)
+
+
+def _validation(model, X: np.ndarray, y: np.ndarray) -> dict:
+    """LightGBM's fit arguments for the validation rows: eval_X / eval_y from 4.7 on (where
+    eval_set is deprecated), eval_set before."""
+    if "eval_X" in inspect.signature(model.fit).parameters:
+        return {"eval_X": (X,), "eval_y": (y,)}
+    return {"eval_set": [(X, y)]}
+
+
+def fit_lightgbm(fold: ReferenceFold) -> tuple[np.ndarray, np.ndarray | None]:
+    """LightGBM on the raw columns: NaN as missing, category code columns as its native
+    categoricals; rounds chosen by early stopping on the fold's validation rows (the best
+    round predicts). Regression learns the preprocessing's model target, as hgb does."""
+    import lightgbm as lgb
+
+    task, train = fold.competition.task, fold.train
+    X_tr = np.asarray(train.X[fold.tr], dtype=np.float32)
+    X_va = np.asarray(train.X[fold.va], dtype=np.float32)
+    X_te = None if fold.test_X is None else np.asarray(fold.test_X, dtype=np.float32)
+    mask = train.categorical
+    categorical = [] if mask is None else np.flatnonzero(mask).tolist()
+    threads = 1 if len(fold.tr) < HGB_ONE_THREAD_ROWS else 0  # as fit_hgb, for the same reason
+    objective = "mse" if task.is_classification else regression_objective(fold)
+    model = lightgbm_model(task, fold.seed, threads, objective)
+    stop = [lgb.early_stopping(LIGHTGBM_STOPPING, first_metric_only=True, verbose=False)]
+    if task.is_classification:
+        y_tr, y_va = train.y[fold.tr], train.y[fold.va]
+        known = _known_classes(y_tr, y_va)
+        evaluated = _validation(model, X_va[known], y_va[known])
+        model.fit(X_tr, y_tr, **evaluated, categorical_feature=categorical, callbacks=stop)
+
+        def predict(X):
+            return _class_columns(model.predict_proba(X), model.classes_, task.n_classes)
+    else:
+        pre = fold.preprocessor()
+        z_tr = pre.model_target(train.y[fold.tr], X_tr)
+        z_va = pre.model_target(train.y[fold.va], X_va)
+        evaluated = _validation(model, X_va, z_va)
+        model.fit(X_tr, z_tr, **evaluated, categorical_feature=categorical, callbacks=stop)
+
+        def predict(X):
+            return pre.inverse_target(np.asarray(model.predict(X), dtype=np.float64), X)
 
     return predict(X_va), (None if X_te is None else predict(X_te))
 
@@ -266,3 +392,4 @@ register_reference(
     title=lambda task: "logistic_regression" if task.is_classification else "ridge",
 )
 register_reference("hgb", fit_hgb, title="hist_gradient_boosting")
+register_reference("lightgbm", fit_lightgbm, title="lightgbm")

@@ -16,7 +16,7 @@ progress), else the competition's metric itself. Fold scores are always the comp
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -138,8 +138,8 @@ def check_target(metric: Metric, y: np.ndarray, source: str = "the training data
 
 def stop_metric(metric: Metric, task: Task, monitor: str = "auto") -> Metric:
     """The Metric the engines watch for `train.monitor`: `metric` (always the competition's),
-    `loss` (the training loss's own quantity: logloss for classification, mse for regression,
-    rmsle when the network trains on log1p(y)), or `auto` (the loss for metrics of
+    `loss` (the training loss's own quantity: logloss for classification, mae for an l1 loss,
+    else mse, rmsle when the network trains on log1p(y)), or `auto` (the loss for metrics of
     probabilities, else the competition's metric)."""
     if monitor not in MONITORS:
         raise ConfigError(f"train.monitor must be one of: {', '.join(MONITORS)}; got {monitor!r}.")
@@ -147,19 +147,40 @@ def stop_metric(metric: Metric, task: Task, monitor: str = "auto") -> Metric:
         return metric
     if task.is_classification:
         return get_metric("logloss")
+    if task.loss_name == "l1":
+        return get_metric("mae")
     return get_metric("rmsle" if metric.target_transform == "log1p" else "mse")
+
+
+# train.loss: what a regression network minimises (auto: fitted to the metric, see loss_for)
+REGRESSION_LOSSES = ("mse", "l1", "huber")
+LOSSES = ("auto", *REGRESSION_LOSSES, "cross_entropy")
+# metrics whose best constant is the median, not the mean: an l1 loss learns what they score
+MEDIAN_METRICS = ("mae", "medae")
 
 
 @dataclass(frozen=True)
 class Task:
+    """The kind of task, and the training loss the engines minimise (`loss`, the one loss of
+    both engines): cross-entropy (with optional label smoothing) for classification; for
+    regression `loss_name` mse, l1 or huber (delta `huber_delta` on the model's target scale).
+    `training_task` fits them to the metric and the config."""
+
     kind: str  # "regression" | "classification"
     n_classes: int = 0
+    loss_name: str = "mse"  # regression: one of REGRESSION_LOSSES
+    huber_delta: float = 1.0
+    label_smoothing: float = 0.0  # classification: cross-entropy against smoothed targets
 
     def __post_init__(self):
         if self.kind not in ("regression", "classification"):
             raise ValueError(f"Unknown task {self.kind!r}; choose regression or classification.")
         if self.kind == "classification" and self.n_classes < 2:
             raise ValueError("A classification task needs n_classes >= 2.")
+        if self.loss_name not in REGRESSION_LOSSES:
+            raise ValueError(
+                f"loss_name must be one of {REGRESSION_LOSSES}; got {self.loss_name!r}."
+            )
 
     @property
     def is_classification(self) -> bool:
@@ -185,12 +206,32 @@ class Task:
     ) -> torch.Tensor:
         """The training loss of network outputs against model-space targets; the one loss of
         both engines. Outputs have the targets' shape plus a last axis of the outputs (rows,
-        stacked folds, windows alike); reduction "none" gives one loss per target."""
+        stacked folds, windows alike), or plus a member axis and the outputs' axis (an
+        ensemble of k members per model, pipeline/model/tabm.py): each member is trained on its
+        own loss, and the members' losses are averaged."""
+        members = out.dim() == target.dim() + 2
+        if members:  # (..., k, outputs): every member against the same target
+            target = target.unsqueeze(-1).expand(out.shape[:-1])
         if self.is_classification:
             flat = out.reshape(-1, out.shape[-1])
-            each = F.cross_entropy(flat, target.reshape(-1), reduction=reduction)
-            return each.view(target.shape) if reduction == "none" else each
-        return F.mse_loss(out.reshape(target.shape), target, reduction=reduction)
+            kept = "none" if members else reduction
+            loss = F.cross_entropy(
+                flat, target.reshape(-1), reduction=kept, label_smoothing=self.label_smoothing
+            )
+            loss = loss.view(target.shape) if kept == "none" else loss
+        else:
+            kept = "none" if members else reduction
+            pred = out.reshape(target.shape)
+            if self.loss_name == "l1":
+                loss = F.l1_loss(pred, target, reduction=kept)
+            elif self.loss_name == "huber":
+                loss = F.huber_loss(pred, target, reduction=kept, delta=self.huber_delta)
+            else:
+                loss = F.mse_loss(pred, target, reduction=kept)
+        if not members:
+            return loss
+        loss = loss.mean(-1)  # the members' mean, per row
+        return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
 
     def to_prediction(self, out: torch.Tensor) -> torch.Tensor:
         """Network output -> prediction space (probabilities or values)."""
@@ -199,3 +240,64 @@ class Task:
     def to_labels(self, pred: np.ndarray) -> np.ndarray:
         """What a submission holds: class ids for classification, values otherwise."""
         return pred.argmax(axis=1) if self.is_classification else pred
+
+
+def loss_for(metric: Metric, task: Task, loss: str = "auto") -> str:
+    """train.loss resolved for this metric: auto gives cross_entropy for classification, l1
+    for metrics scored by absolute errors (mae, medae: their best prediction is the median,
+    which l1 learns), else mse (rmse, r2, and rmsle on log1p(y)). ConfigError for a loss the
+    task cannot train."""
+    if loss not in LOSSES:
+        raise ConfigError(f"train.loss must be one of: {', '.join(LOSSES)}; got {loss!r}.")
+    if task.is_classification:
+        if loss not in ("auto", "cross_entropy"):
+            raise ConfigError(
+                f"train.loss={loss} is a regression loss; this competition is "
+                f"{task.describe()}: use train.loss=auto or cross_entropy."
+            )
+        return "cross_entropy"
+    if loss == "cross_entropy":
+        raise ConfigError(
+            "train.loss=cross_entropy is a classification loss; this competition is a "
+            f"regression: use auto, {', '.join(REGRESSION_LOSSES)}."
+        )
+    if loss != "auto":
+        return loss
+    return "l1" if metric.name in MEDIAN_METRICS else "mse"
+
+
+LABEL_SMOOTHING_AUTO = 0.1  # RealMLP's value for classification error
+
+
+def label_smoothing_for(metric: Metric, task: Task, smoothing) -> float:
+    """train.label_smoothing resolved: auto gives 0.1 (RealMLP's) where the metric scores
+    labels (accuracy, f1, ...), 0 where it scores probabilities (auc, logloss: smoothed targets
+    would bias the probabilities it scores); a number > 0 for such a metric is refused."""
+    if not task.is_classification:
+        if smoothing not in ("auto", 0, 0.0):
+            raise ConfigError(
+                f"train.label_smoothing applies to classification; this competition is "
+                f"{task.describe()}: leave it at auto or 0."
+            )
+        return 0.0
+    if smoothing == "auto":
+        return 0.0 if metric.needs_proba else LABEL_SMOOTHING_AUTO
+    if smoothing > 0 and metric.needs_proba and metric.name == "logloss":
+        raise ConfigError(
+            f"train.label_smoothing={smoothing} pulls the probabilities that logloss scores "
+            "towards uniform; use 0 (or auto) for this metric."
+        )
+    return float(smoothing)
+
+
+def training_task(task: Task, metric: Metric, train_cfg) -> Task:
+    """`task` with the training loss fitted to the metric and the train.* keys (loss,
+    huber_delta, label_smoothing): what both engines train with."""
+    name = loss_for(metric, task, getattr(train_cfg, "loss", "auto"))
+    smoothing = label_smoothing_for(metric, task, getattr(train_cfg, "label_smoothing", 0.0))
+    return replace(
+        task,
+        loss_name="mse" if task.is_classification else name,
+        huber_delta=float(getattr(train_cfg, "huber_delta", 1.0)),
+        label_smoothing=smoothing,
+    )

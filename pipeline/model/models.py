@@ -23,6 +23,7 @@ ones have.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 from torch import nn
@@ -38,16 +39,22 @@ def build_model(
     out_features: int,
     frame_dim: int = 0,
     embed: Sequence[tuple[int, int]] = (),
+    numeric: int | None = None,
 ) -> nn.Module:
     """cfg is the `model` config section; frame_dim > 0 when rows are frames x frame_dim;
     `embed`: (categories, width) of each category-code column at the end of a row, read
-    through learned embeddings (EmbeddingInput) before the model."""
+    through learned embeddings (EmbeddingInput) before the model; `numeric`: how many leading
+    columns of a row are numeric values (None: all), for models registered with numeric=True."""
+    builder = MODELS.lookup(cfg.name)
+    if MODELS.info(cfg.name)["numeric"]:
+        count = in_features - len(embed) if numeric is None else numeric
+        builder = partial(builder, numeric=count)
     if not embed:
-        return MODELS.lookup(cfg.name)(cfg, in_features, out_features, frame_dim)
+        return builder(cfg, in_features, out_features, frame_dim)
     if frame_dim:
         raise ConfigError("Category embeddings need a model that reads flat rows, not frames.")
     dense = in_features - len(embed) + sum(width for _, width in embed)
-    inner = MODELS.lookup(cfg.name)(cfg, dense, out_features, frame_dim)
+    inner = builder(cfg, dense, out_features, frame_dim)
     return EmbeddingInput(embed, inner)
 
 

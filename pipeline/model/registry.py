@@ -49,6 +49,7 @@ class Registry(Mapping[str, Any]):
         self._pending = builtins  # imported on first use
         self._defaults = dict(info or {})
         self._entries: dict[str, Any] = {}
+        self._origin: dict[str, str] = {}  # the module that registered each name
         self._info: dict[str, Mapping[str, Any]] = {}
         self._spelling: dict[str, str] = {}  # normalised name -> registered spelling
 
@@ -78,7 +79,12 @@ class Registry(Mapping[str, Any]):
                     f"A {self.kind} named {old!r} is already registered; choose another name, "
                     "or pass replace=True to replace it."
                 )
+            if old == name:  # replaced in place: the listing keeps its order
+                self._entries[name] = entry
+                self._info[name] = MappingProxyType({**self._defaults, **info})
+                return entry
             self.unregister(old)
+        self._origin[name] = _caller_module()
         self._spelling[key] = name
         self._entries[name] = entry
         self._info[name] = MappingProxyType({**self._defaults, **info})
@@ -87,6 +93,7 @@ class Registry(Mapping[str, Any]):
     def unregister(self, name: str) -> None:
         spelling = self.canonical(name)
         del self._spelling[normalize(spelling)], self._entries[spelling], self._info[spelling]
+        self._origin.pop(spelling, None)
 
     # -- reading --------------------------------------------------------------------------------
     def canonical(self, name: str | None) -> str:
@@ -107,7 +114,15 @@ class Registry(Mapping[str, Any]):
     def names(self, **facts: Any) -> list[str]:
         """Registered names, optionally only those whose facts match: `names(frame=True)`."""
         self._load()
-        return [n for n, info in self._info.items() if all(info[k] == v for k, v in facts.items())]
+        kept = [n for n, info in self._info.items() if all(info[k] == v for k, v in facts.items())]
+        return sorted(kept, key=self._rank)  # stable: the order of registration within a rank
+
+    def _rank(self, name: str) -> int:
+        """The built-in modules' entries in the order of `builtins`, then everyone else's: the
+        listing does not depend on which module happened to be imported first."""
+        modules = (self.builtins,) if isinstance(self.builtins, str) else self.builtins or ()
+        module = self._origin.get(name)
+        return modules.index(module) if module in modules else len(modules)
 
     def __contains__(self, name: object) -> bool:
         self._load()
@@ -140,6 +155,14 @@ class Registry(Mapping[str, Any]):
             except BaseException:
                 self._pending = pending
                 raise
+
+
+def _caller_module() -> str:
+    """The name of the module whose code called register (past this module's own frames)."""
+    frame = inspect.currentframe()
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back
+    return frame.f_globals.get("__name__", "") if frame is not None else ""
 
 
 def _same_source(old: Any, new: Any) -> bool:
@@ -176,11 +199,17 @@ def canonical(table: Mapping[str, Any], kind: str, name: str | None) -> str:
 
 # --- the pipeline's registries ------------------------------------------------------------------
 # models: builder(cfg.model, in_features, out_features, frame_dim) -> nn.Module; config: its
-# config dataclass (None: ModelConfig); stacks: fn(K models) -> Stacked (pipeline.model.stacking)
+# config dataclass (None: ModelConfig); stacks: fn(K models) -> Stacked (pipeline.model.stacking);
+# numeric: the builder also takes numeric=, how many leading columns of a row are numeric values
 MODELS = Registry(
     "model",
-    builtins=("pipeline.model.mlp", "pipeline.model.frames", "pipeline.model.sequence"),
-    info={"frame": False, "sequence": False, "config": None, "stacks": None},
+    builtins=(
+        "pipeline.model.mlp",
+        "pipeline.model.frames",
+        "pipeline.model.sequence",
+        "pipeline.model.tabm",
+    ),
+    info={"frame": False, "sequence": False, "config": None, "stacks": None, "numeric": False},
 )
 # activations: factory(leaky_slope) -> nn.Module; gain: torch.nn.init.calculate_gain's name
 ACTIVATIONS = Registry("activation", builtins="pipeline.model.layers", info={"gain": "linear"})

@@ -2,10 +2,12 @@
 hand a value to the next: fit (cross-validate, predict the test rows), compare (the same-folds
 references and the blend with them), finish (post-processing and the submissions) and write.
 
-Writes (each atomically): config.yaml, provenance.json, oof.csv, submission.csv (and
-submission_blend.csv), metrics.json, and the predictions pipeline.blend reads: oof_proba.npy /
-test_proba.npy (classification) or oof_pred.npy / test_pred.npy (regression, the model's
-target scale); Lightning writes checkpoints/ and logs/.
+Writes (each atomically): config.yaml, provenance.json, oof.csv, submission.csv (the file the
+run recommends: the best nested out-of-fold score among the network, the references and the
+blend) with each candidate beside it (submission_network.csv, submission_<reference>.csv,
+submission_blend.csv), metrics.json, and the predictions pipeline.blend reads (the network's):
+oof_proba.npy / test_proba.npy (classification) or oof_pred.npy / test_pred.npy (regression, the
+model's target scale); Lightning writes checkpoints/ and logs/.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pipeline import __version__
 from pipeline.config import to_yaml
 from pipeline.engine.choice import run_device
 from pipeline.engine.cv import CrossValidator
-from pipeline.ensemble.compare import compare
+from pipeline.ensemble.compare import Candidate, candidates, compare, recommend
 from pipeline.ensemble.members import run_info
 from pipeline.ensemble.references import Reference
 from pipeline.io import write_csv, write_json, write_npy, write_text
@@ -60,11 +62,13 @@ class Compared:
 
 @dataclass
 class Finished:
-    """What the run submits, with the out-of-fold frame and post-processing scores."""
+    """What the run submits, with the out-of-fold frame and post-processing scores.
+    `submission` is the recommended file; `files` every candidate's, by file name."""
 
     oof: pd.DataFrame
     submission: pd.DataFrame
-    submission_blend: pd.DataFrame | None
+    files: dict[str, pd.DataFrame]
+    recommended: dict
     post: dict | None
 
 
@@ -127,8 +131,30 @@ def finish(inputs: Inputs, fitted: Fitted, compared: Compared) -> Finished:
     def submission(pred: np.ndarray) -> pd.DataFrame:
         return build_submission(competition, test.ids, pred, sample=inputs.sample, fmt=inputs.fmt)
 
-    blend = None if compared.test_blend is None else submission(compared.test_blend)
-    return Finished(oof, submission(submitted), blend, post)
+    network_score = post["oof_score"] if post else cv.oof_score_
+    cands = candidates(network_score, compared.references, compared.blend)
+    tests = {"network": submitted, "blend": compared.test_blend}
+    tests.update({r.name: r.test for r in compared.references if r.test is not None})
+    files = {c.file: submission(tests[c.name]) for c in cands}
+    best = recommend(cands, competition.metric.greater_is_better)
+    recommended = recommendation(best, cands, competition.metric)
+    return Finished(oof, files[best.file], files, recommended, post)
+
+
+def recommendation(best: Candidate, cands: list[Candidate], metric) -> dict:
+    """metrics.json's `recommended`: which file submission.csv is, and the line saying why."""
+    others = [c for c in cands if c is not best]
+    score = "nested out-of-fold" if best.name == "blend" else "out-of-fold"
+    shown = ", ".join(f"{c.name} {c.score:.4f}" for c in others)
+    why = f"best {score} {metric.name} {best.score:.4f}" + (f" (against {shown})" if shown else "")
+    return {
+        "model": best.name,
+        "file": best.file,
+        "score": best.score,
+        "why": why,
+        "scores": {c.name: c.score for c in cands},
+        "files": {c.name: c.file for c in cands},
+    }
 
 
 def write_files(
@@ -150,9 +176,9 @@ def write_files(
     kind = "proba" if competition.task.is_classification else "pred"
     write_npy(out_dir / f"oof_{kind}.npy", cv.oof_)
     write_npy(out_dir / f"test_{kind}.npy", fitted.test_pred)
-    write_submission(out_dir / "submission.csv", done.submission)
-    if done.submission_blend is not None:
-        write_submission(out_dir / "submission_blend.csv", done.submission_blend)
+    for name, frame in done.files.items():
+        write_submission(out_dir / name, frame)
+    write_submission(out_dir / "submission.csv", done.submission)  # the recommended one
 
 
 def summary(inputs: Inputs, fitted: Fitted, compared: Compared, done: Finished) -> dict:
@@ -181,6 +207,8 @@ def summary(inputs: Inputs, fitted: Fitted, compared: Compared, done: Finished) 
         "baseline": linear.summary() if linear is not None else None,
         "references": [r.summary() for r in compared.references],
         "blend": compared.blend,
+        # submission.csv: the best honest score among the network, references and blend
+        "recommended": done.recommended,
         "post": done.post,
         "seconds": dict(fitted.seconds),
         "device": device_summary(inputs.cfg),

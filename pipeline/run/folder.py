@@ -66,6 +66,12 @@ RUN_NAMES = (
 )
 
 
+def is_run_name(name: str) -> bool:
+    """A name a run writes: RUN_NAMES, or a candidate submission beside submission.csv
+    (submission_network.csv, submission_<reference>.csv: references are an open registry)."""
+    return name in RUN_NAMES or (name.startswith("submission_") and name.endswith(".csv"))
+
+
 def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -82,7 +88,7 @@ def run_state(path: str | os.PathLike) -> str:
     names = {p.name for p in path.iterdir() if not _is_temporary(p.name)}
     if not names:
         return "new"
-    if names - RUN_NAMES:
+    if not all(is_run_name(n) for n in names):
         return "foreign"
     return "complete" if {MARKER, "metrics.json"} & names else "unfinished"
 
@@ -103,7 +109,7 @@ def check_run_dir(path: str | os.PathLike, overwrite: bool) -> str:
 
 def not_a_run(path: Path) -> UserError:
     """The refusal for a folder of files no run writes (yours: never replaced)."""
-    extra = sorted(p.name for p in path.iterdir() if p.name not in RUN_NAMES)
+    extra = sorted(p.name for p in path.iterdir() if not is_run_name(p.name))
     shown = ", ".join(extra[:3]) + (", ..." if len(extra) > 3 else "")
     return UserError(
         f"--out {path} holds files that no run writes ({shown}); choose a new folder "

@@ -25,7 +25,7 @@ from pipeline.competition.preprocess import Preprocessor
 from pipeline.config import Config, build_config, load_yaml
 from pipeline.engine.splits import Split, make_splits
 from pipeline.errors import ConfigError, DataError, UserError
-from pipeline.model.metrics import check_target, check_task
+from pipeline.model.metrics import check_target, check_task, training_task
 from pipeline.submission.checks import SubmissionFormat
 from pipeline.submission.format import submission_format
 
@@ -119,6 +119,7 @@ def check_buildable(
             f"model.name={cfg.model.name} trains on one device (its window batches are not "
             f"sharded across processes); set train.devices=1 (got {cfg.train.devices})."
         )
+    training_task(competition.task, competition.metric, cfg.train)  # a loss it cannot train
     splits = make_splits(cfg.cv, train, cfg.seed, competition.task.is_classification)
     if competition.task.is_classification:
         check_classes_per_fold(competition, cfg, train, splits)
@@ -136,6 +137,7 @@ def check_buildable(
             competition.task.n_outputs,
             competition.frame_dim,
             embed=pre.embed,
+            numeric=pre.numeric_,
         )
         optimizer = optim.build_optimizer(model, cfg.optim)
         optim.build_scheduler(optimizer, cfg.sched, cfg.train.epochs, 10, "val/x", "min")

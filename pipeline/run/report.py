@@ -46,6 +46,9 @@ def print_summary(metrics: dict, out_dir: Path, console: Console | None = None) 
             f"weights fitted on the other folds ({blended['in_sample_oof_score']:.4f} in "
             "sample) -> submission_blend.csv"
         )
+    chosen = metrics.get("recommended")
+    if chosen:
+        console.print(f"upload submission.csv = {chosen['file']}: {chosen['why']}")
     if metrics.get("engine"):
         together = " (all folds trained together)" if metrics["engine"] == "fast" else ""
         console.print(f"engine: {metrics['engine']}{together}", end="")

@@ -23,7 +23,12 @@ from pipeline.tabular.columns import (
     check_no_missing_target,
     require_columns,
 )
-from pipeline.tabular.features import ColumnKinds, TabularFeatures, tabular_preprocessor
+from pipeline.tabular.features import (
+    CSV_DEFAULTS,
+    ColumnKinds,
+    TabularFeatures,
+    tabular_preprocessor,
+)
 from pipeline.tabular.read import read_csv
 from pipeline.tabular.spec import CompetitionSpec
 
@@ -81,10 +86,10 @@ class CsvCompetition(Competition):
         return next((folder for folder in candidates if folder.is_dir()), candidates[0])
 
     def defaults(self) -> dict:
-        """competition.yaml's defaults: block, over the CSV defaults (a tree reference)."""
+        """competition.yaml's defaults: block, over the CSV defaults (CSV_DEFAULTS)."""
         from pipeline.config import merge
 
-        return merge({"cv": {"references": ["linear", "hgb"]}}, copy.deepcopy(self.spec.defaults))
+        return merge(copy.deepcopy(CSV_DEFAULTS), copy.deepcopy(self.spec.defaults))
 
     def search_space(self) -> dict:
         return dict(self.spec.search)

@@ -43,6 +43,21 @@ from pipeline.errors import ConfigError
 Encoding = Literal["onehot", "target", "ordinal", "embed"]
 
 
+# The defaults of every competition.yaml competition, under its own defaults: block (docs/
+# tabular-models.md has the measurements behind them): the TabM-style ensemble with periodic
+# embeddings of normal-quantile columns, AdamW at TabM's lr and weight decay, a patience of 10
+# epochs (TabM's 16 costs 60% more epochs after the best one on a CPU), label smoothing where
+# the metric scores labels; the references on the same folds, HistGradientBoosting and
+# LightGBM among them.
+CSV_DEFAULTS = {
+    "cv": {"references": ["linear", "hgb", "lightgbm"]},
+    "features": {"scale": "quantile"},
+    "model": {"name": "tabm"},
+    "optim": {"lr": 2e-3, "weight_decay": 3e-4},
+    "train": {"patience": 10, "label_smoothing": "auto"},
+}
+
+
 @dataclass
 class TabularFeatures:
     """features.* keys of tabular competitions; a plug-in subclasses it to add its own."""
@@ -52,7 +67,14 @@ class TabularFeatures:
     k: int = 16  # select=kbest: keep the k columns with the best univariate score on the fold
     # standard | minmax | robust | quantile | none, fitted on the fold
     scale: Literal["standard", "minmax", "robust", "quantile", "none"] = "standard"
-    scale_target: bool = False  # regression: standardise the target on the training fold
+    # > 0: after scaling, numbers are softly clipped to about +-clip, x / sqrt(1 + (x/clip)^2)
+    # (RealMLP's smooth clipping, with scale=robust and clip=3): outliers keep their order but
+    # no longer dominate a layer; 0 = off
+    clip: float = 0.0
+    # regression: standardise the target on the training fold (mean 0, std 1): the network's
+    # initial outputs and learning rate then suit any target's scale (a target in the
+    # thousands, trained raw, stopped at the epoch cap still improving)
+    scale_target: bool = True
     # The keys below act on missing cells and categorical columns (competition.yaml files).
     impute: Literal["median", "mean"] = "median"  # numeric columns, fitted on the fold
     missing_indicator: bool = True  # one 0/1 column per numeric column that has missing cells
@@ -71,6 +93,8 @@ class TabularFeatures:
             raise ConfigError(f"features.k must be an int >= 1; got {self.k!r}.")
         if self.max_onehot < 2:
             raise ConfigError(f"features.max_onehot must be an int >= 2; got {self.max_onehot}.")
+        if self.clip < 0:
+            raise ConfigError(f"features.clip must be a float >= 0; got {self.clip!r}.")
         if self.embed_dim < 0:
             raise ConfigError(f"features.embed_dim must be an int >= 0; got {self.embed_dim}.")
         if self.min_frequency < 1:
@@ -145,11 +169,29 @@ def _plain(cfg, task_kind, n_columns, groups, offset_column) -> Preprocessor:
             raise ConfigError(f"features.k must be <= {n_columns} (the columns); got {cfg.k}.")
         score = f_classif if task_kind == "classification" else f_regression
         steps.append(("select", SelectKBest(score, k=cfg.k)))
+    steps += _scaling(cfg)
+    features = Pipeline(steps) if steps else None
+    return Preprocessor(features, offset_column=offset_column, scale_target=cfg.scale_target)
+
+
+def soft_clip(X, clip: float):
+    """x / sqrt(1 + (x / clip)^2): about x near 0, bounded by +-clip, order kept."""
+    X = np.asarray(X, dtype=np.float64)
+    return X / np.sqrt(1.0 + (X / clip) ** 2)
+
+
+def _scaling(cfg: TabularFeatures) -> list:
+    """features.scale, then the soft clip of features.clip."""
+    steps = []
     scaler = SCALERS[cfg.scale]
     if scaler is not None:
         steps.append(("scale", scaler()))
-    features = Pipeline(steps) if steps else None
-    return Preprocessor(features, offset_column=offset_column, scale_target=cfg.scale_target)
+    if cfg.clip > 0:
+        clip = FunctionTransformer(
+            soft_clip, kw_args={"clip": cfg.clip}, feature_names_out="one-to-one"
+        )
+        steps.append(("clip", clip))
+    return steps
 
 
 class CrossFitTargetEncoder(TargetEncoder):
@@ -200,10 +242,7 @@ def _columns(cfg: TabularFeatures, task_kind: str, kinds: ColumnKinds, seed: int
     parts = []
     if numeric:
         steps = [("impute", SimpleImputer(strategy=cfg.impute, keep_empty_features=True))]
-        scaler = SCALERS[cfg.scale]
-        if scaler is not None:
-            steps.append(("scale", scaler()))
-        block = Pipeline(steps)
+        block = Pipeline(steps + _scaling(cfg))
         missing = [i for i, c in enumerate(numeric) if has_missing[c]]
         if cfg.missing_indicator and missing:  # same columns in every fold: equal widths
             indicator = ColumnTransformer(
@@ -226,7 +265,12 @@ def _columns(cfg: TabularFeatures, task_kind: str, kinds: ColumnKinds, seed: int
     if cfg.select == "kbest":
         score = f_classif if task_kind == "classification" else f_regression
         steps.append(("select", SelectKBest(score, k=cfg.k)))
-    return Preprocessor(Pipeline(steps), scale_target=cfg.scale_target, embed=embed)
+    # the numeric values lead every row (the numeric block comes first); a selection
+    # reorders the columns, so then no column is known to be a number
+    leading = len(numeric) if cfg.select != "kbest" else 0
+    return Preprocessor(
+        Pipeline(steps), scale_target=cfg.scale_target, embed=embed, numeric=leading
+    )
 
 
 def _encoder(encoding: str, cfg: TabularFeatures, task_kind: str, seed: int):
@@ -249,7 +293,7 @@ def _encoder(encoding: str, cfg: TabularFeatures, task_kind: str, seed: int):
         )
     else:
         encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
-        scaler = SCALERS[cfg.scale]
-        if scaler is not None:
-            return Pipeline([("fill", fill), ("encode", encoder), ("scale", scaler())])
+        scaling = _scaling(cfg)
+        if scaling:
+            return Pipeline([("fill", fill), ("encode", encoder), *scaling])
     return Pipeline([("fill", fill), ("encode", encoder)])

@@ -31,7 +31,7 @@ from pipeline.ensemble.members import run_info
 from pipeline.errors import ConfigError, TrainingDiverged
 from pipeline.interrupts import Interrupted
 from pipeline.io import write_json, write_npy
-from pipeline.model.metrics import stop_metric
+from pipeline.model.metrics import stop_metric, training_task
 from pipeline.run.folder import alive
 from pipeline.run.inputs import Inputs, check_buildable, resolve_config
 from pipeline.tune.hooks import Reporter
@@ -214,7 +214,9 @@ class Objective:
             )
         competition = inputs.competition
         metric = competition.metric
-        stop = stop_metric(metric, competition.task, cfg.train.monitor)
+        stop = stop_metric(
+            metric, training_task(competition.task, metric, cfg.train), cfg.train.monitor
+        )
         trial.set_user_attr("monitor", stop.name)  # what early stopping and the epochs watched
         reporter = Reporter(
             trial,

@@ -92,6 +92,24 @@ def test_wage_regression_with_string_categoricals(tmp_path):
     assert metrics["n_train"] == 2250
 
 
+def test_submission_csv_is_the_candidate_with_the_best_nested_score(tmp_path):
+    """submission.csv is the file of the best honest out-of-fold score among the network,
+    each reference and the blend (nested), and every candidate is written beside it."""
+    metrics, sub = run(DATA / "wage", tmp_path / "run")
+    chosen = metrics["recommended"]
+    scores = chosen["scores"]
+    assert set(scores) == {"network", "ridge", "hist_gradient_boosting", "lightgbm", "blend"}
+    assert scores["network"] == pytest.approx(metrics["oof_score"])
+    assert scores["blend"] == pytest.approx(metrics["blend"]["nested_oof_score"])
+    assert chosen["score"] == min(scores.values())  # rmse: lower is better
+    assert sub.equals(pd.read_csv(tmp_path / "run" / chosen["file"]))
+    for name, file in chosen["files"].items():
+        other = pd.read_csv(tmp_path / "run" / file)
+        assert other.id.equals(sub.id) and np.isfinite(other.wage).all(), name
+        argv = [str(DATA / "wage"), str(tmp_path / "run" / file), "-m", "x", "--dry-run"]
+        assert submit_main(argv) == 0
+
+
 @pytest.mark.parametrize("name", ["penguins", "wage", "titanic"])
 def test_new_writes_a_yaml_that_trains(tmp_path, name, capsys):
     from pipeline.new import main as new_main

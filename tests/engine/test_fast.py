@@ -173,6 +173,24 @@ def test_fast_and_plain_engines_agree_within_noise(covid, covid_dir, demo, demo_
         assert abs(np.mean(scores["plain"]) - np.mean(scores["fast"])) < tolerance, scores
 
 
+def test_fast_and_plain_engines_agree_on_the_member_ensemble(demo, demo_dir):
+    data = demo.load_train(demo_dir)
+    scores = {}
+    for engine in ("plain", "fast"):
+        cfg = small_config(
+            demo,
+            f"train.engine={engine}",
+            "train.epochs=4",
+            "model.name=tabm",
+            "model.k=4",
+            "model.hidden=[32]",
+        )
+        cv = CrossValidator(demo, cfg, progress=False).fit(data)
+        scores[engine] = cv.fold_scores_
+        assert cv.engine_ == engine
+    assert abs(np.mean(scores["plain"]) - np.mean(scores["fast"])) < 0.02, scores
+
+
 def test_training_without_memory_poisoning_gives_bit_identical_results(
     covid, covid_dir, monkeypatch
 ):
@@ -253,6 +271,10 @@ def test_initialisation_is_the_plain_paths(covid, covid_dir, monkeypatch):
         ["train.precision=bf16-mixed"],
         ["predict.mc_samples=3"],
         ["model.name=conv", "model.channels=8", "model.hidden=[16]"],
+        ["model.name=tabm", "model.k=2", "model.hidden=[8]", "train.max_norm=1.0"],
+        ["model.name=tabm", "model.k=2", "model.hidden=[8]", "model.norm=batch"],
+        ["model.name=tabm", "model.k=2", "model.hidden=[8]", "predict.mc_samples=3"],
+        ["train.label_smoothing=0.2"],
     ],
 )
 def test_every_toolbox_switch_runs_on_the_fast_engine(overrides, demo, demo_dir, request):

@@ -141,7 +141,8 @@ def test_a_tune_folder_read_while_trials_are_saved_and_removed(demo_like, tmp_pa
             values = {m.oof[0], m.test[0], float(m.value)}
             if len(values) != 1:
                 return f"{m.name} mixes the files of trials {sorted(values)}"
-        return "" if len(members) == 3 else f"{len(members)} trials read, 3 kept"
+        # 4 whole trials between a save and the pruning of the worst one
+        return "" if len(members) in (3, 4) else f"{len(members)} trials read, 3 kept"
 
     reads, refused, problems = read_while(write, read)
     print(f"{reads} reads, {refused} refused as being written")  # the counts, with -s

@@ -1,3 +1,4 @@
+import functools
 import warnings
 
 import numpy as np
@@ -214,3 +215,71 @@ def test_a_registered_reference_is_a_valid_name_and_runs():
         assert np.allclose(ref.oof[45:], train.y[:45].mean())
     finally:
         REFERENCES.unregister("train_mean")
+
+
+def test_lightgbm_takes_nan_and_codes_natively_and_stops_on_the_validation_rows():
+    competition, train = Toy(CLS, "logloss"), toy_data(CLS)
+    cfg = config("cv.references=[lightgbm, linear]")
+    splits = make_splits(cfg.cv, train, cfg.seed, True)
+    test_X = toy_data(CLS, n=50, seed=1).X
+    lgbm, linear = reference_predictions(competition, cfg, train, splits, test_X)
+    assert (lgbm.key, lgbm.name) == ("lightgbm", "lightgbm")
+    assert np.isfinite(lgbm.oof).all() and np.allclose(lgbm.oof.sum(axis=1), 1)
+    assert lgbm.test.shape == (50, 3) and np.isfinite(lgbm.test).all()
+    assert lgbm.oof_score < linear.oof_score - 0.1  # categories and missingness: trees win
+
+
+def test_lightgbm_fits_the_metrics_objective_and_the_best_round():
+    """mae trains LightGBM's l1 objective (the median), rmse its l2 (the mean), and early
+    stopping on the validation rows ends long before the round cap."""
+    from pipeline.ensemble.references import LIGHTGBM_PARAMS, ReferenceFold, fit_lightgbm
+
+    seen = {}
+    import lightgbm as lgb
+
+    original = lgb.LGBMRegressor.fit
+
+    @functools.wraps(original)  # the same signature: the reference reads it
+    def spy(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        seen[self.objective] = self.best_iteration_
+        return out
+
+    lgb.LGBMRegressor.fit = spy
+    try:
+        for metric in ("mae", "rmse"):
+            competition, train, cfg = Toy(REG, metric), toy_data(REG), config()
+            rows = np.arange(600)
+            fold = ReferenceFold(0, rows[:400], rows[400:], competition, cfg, train)
+            pred, _ = fit_lightgbm(fold)
+            assert pred.shape == (200,) and np.isfinite(pred).all()
+    finally:
+        lgb.LGBMRegressor.fit = original
+    assert set(seen) == {"regression_l1", "regression"}
+    assert all(0 < best < LIGHTGBM_PARAMS["n_estimators"] for best in seen.values())
+
+
+@pytest.mark.parametrize("task, metric", [(CLS, "logloss"), (REG, "rmse"), (REG, "mae")])
+def test_hgb_is_at_least_as_strong_as_scikit_learns_defaults(task, metric):
+    """The same folds, scikit-learn's HistGradientBoosting with its defaults: the reference
+    (early stopping on the fold's validation rows, enough rounds) scores no worse."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    competition, train, cfg = Toy(task, metric), toy_data(task, n=900), config()
+    splits = make_splits(cfg.cv, train, cfg.seed, task.is_classification)
+    (hgb,) = reference_predictions(competition, cfg, train, splits, names=["hgb"])
+    mask = hgb_categorical(train)
+    oof = np.zeros_like(hgb.oof)
+    for k, (tr, va) in enumerate(splits):
+        if task.is_classification:
+            model = HistGradientBoostingClassifier(categorical_features=mask, random_state=k)
+            oof[va] = model.fit(train.X[tr], train.y[tr]).predict_proba(train.X[va])
+        else:
+            loss = "absolute_error" if metric == "mae" else "squared_error"
+            model = HistGradientBoostingRegressor(
+                loss=loss, categorical_features=mask, random_state=k
+            )
+            oof[va] = model.fit(train.X[tr], train.y[tr]).predict(train.X[va])
+    default = competition.metric(train.y, oof)
+    assert not competition.metric.greater_is_better
+    assert hgb.oof_score <= default * 1.01, (hgb.oof_score, default)

@@ -11,6 +11,7 @@ from torch import nn
 from pipeline.config import OptimConfig, SchedConfig, build_config, model_config
 from pipeline.errors import ConfigError
 from pipeline.model import models, optim, registry
+from pipeline.model.metrics import Task
 from tests.conftest import registered
 
 
@@ -22,7 +23,7 @@ def _one_step(model_cfg=None, optim_cfg=None, sched_cfg=None, in_features=6, out
     sched = optim.build_scheduler(opt, sched_cfg or SchedConfig(), 5, 4, "val/rmse", "min")
     x, y = torch.randn(32, in_features), torch.randint(0, out, (32,))
     before = [p.detach().clone() for p in model.parameters()]
-    loss = nn.functional.cross_entropy(model(x), y)
+    loss = Task("classification", out).loss(model(x), y)  # the one loss (member axis too)
     loss.backward()
     opt.step()
     if sched is not None:
@@ -281,7 +282,7 @@ def test_a_registered_model_is_selected_by_name_and_built():
         ):
             build_config(overrides=["model.name=mine", "model.channels=8"])
     with pytest.raises(
-        ConfigError, match=r"model.name must be one of: mlp, conv, gru, seq .*'mine'"
+        ConfigError, match=r"model.name must be one of: mlp, conv, gru, seq, tabm .*'mine'"
     ):
         build_config(overrides=["model.name=mine"])
 
@@ -305,7 +306,7 @@ def test_a_model_takes_the_keys_of_the_config_it_was_registered_with():
 def test_an_unknown_model_lists_the_registered_ones():
     with registered(registry.MODELS, "mine", build_tiny):
         with pytest.raises(
-            ConfigError, match=r"must be one of: mlp, conv, gru, seq, mine .*'nope'"
+            ConfigError, match=r"must be one of: mlp, conv, gru, seq, tabm, mine .*'nope'"
         ):
             build_config(overrides=["model.name=nope"])
         with pytest.raises(ValueError, match="Unknown model 'nope'; choose one of: mlp, conv"):
@@ -469,3 +470,19 @@ def test_the_config_and_the_registries_import_no_torch():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["False", "False"], done.stderr
+
+
+def test_the_listing_follows_the_builtins_whichever_module_is_imported_first():
+    """Importing a model's module first (a notebook's `from pipeline.model.sequence import ...`)
+    registers its neighbours while it is half imported; names are still listed in the order of
+    the registry's built-in modules, then everyone else's."""
+    code = (
+        "import pipeline.model.sequence;"
+        "from pipeline.model.registry import MODELS;"
+        "MODELS.register('zzz_mine', object);"
+        "print(' '.join(MODELS.names()))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.split() == ["mlp", "conv", "gru", "seq", "tabm", "zzz_mine"], done.stderr

@@ -219,7 +219,9 @@ def test_high_cardinality_columns_can_be_embedded(tmp_path):
     assert isinstance(model, EmbeddingInput)
     import torch
 
-    assert model(torch.from_numpy(pre.transform(train.X[:5]))).shape == (5, 3)
+    x = torch.from_numpy(pre.transform(train.X[:5]))
+    assert model.eval()(x).shape == (5, 3)  # the members' mean
+    assert model.train()(x).shape == (5, cfg.model.k, 3)  # a CSV's default: each member
 
 
 @pytest.mark.parametrize(
@@ -283,4 +285,4 @@ def test_an_all_empty_column_trains_with_the_references(tmp_path, capsys, where)
     argv = [str(path), "--out", str(out), "--quiet", "train.epochs=1", "cv.folds=2"]
     assert train_main(argv) == 0, capsys.readouterr().err
     names = [r["name"] for r in json.loads((out / "metrics.json").read_text())["references"]]
-    assert names == ["logistic_regression", "hist_gradient_boosting"]
+    assert names == ["logistic_regression", "hist_gradient_boosting", "lightgbm"]
