@@ -215,7 +215,11 @@ class CrossValidator:
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Average of the fold models' predictions (probabilities for classification), and the
         MC-dropout spread averaged over folds when predict.mc_samples > 0."""
-        if self.predictor_ is not None and not self.cfg.predict.mc_samples:
+        # the stack predicts in one pass on a GPU (the rows cross to it once); on a CPU its
+        # batched products and K-fold copies of each chunk took twice the fold models' time
+        # (451,552 test rows of 429 columns: 6.5 s against 3.3 s, one thread)
+        stacked = self.predictor_ is not None and self.predictor_.device.type != "cpu"
+        if stacked and not self.cfg.predict.mc_samples:
             return self.predictor_.predict(X), None
         preds, spreads = [], []
         for k, fold in enumerate(self.folds_):

@@ -134,6 +134,18 @@ class _Trainer:
         self.current_epoch, self.should_stop = 0, False
 
 
+@pytest.mark.parametrize("name", ["covid", "demo"])
+def test_the_stacked_predictor_gives_the_fold_models_mean(name, request):
+    """A GPU predicts test rows with the stack in one pass (each fold's scaling applied on the
+    device); a CPU with the unstacked fold models. Both give the folds' mean prediction."""
+    competition, folder = request.getfixturevalue(name), request.getfixturevalue(f"{name}_dir")
+    cfg = small_config(competition, "train.epochs=2", "train.engine=fast")
+    cv = CrossValidator(competition, cfg, progress=False).fit(competition.load_train(folder))
+    X = competition.load_test(folder).X[:300]
+    folds, _ = cv.predict(X)  # on a CPU: each fold model on its own preprocessing
+    np.testing.assert_allclose(cv.predictor_.predict(X, chunk=128), folds, rtol=1e-4, atol=1e-5)
+
+
 def test_each_fold_stops_and_keeps_its_own_best_epoch():
     module, trainer = _Module(2), _Trainer()
     stopper = FoldEarlyStopping(2, patience=2, min_delta=0.0, mode="min")
