@@ -227,18 +227,7 @@ def hgb_model(task, categorical: np.ndarray | None, seed: int, loss: str = "mse"
     validation loss last improved on the fold's validation rows: at least as strong as
     scikit-learn's defaults (100 rounds, early stopping only above 10,000 rows, on an
     internal 10% split), whose fixed rounds overfit small folds' probabilities."""
-    if task.is_classification:
-        return HistGradientBoostingClassifier(
-            learning_rate=0.1,
-            max_iter=1000,
-            max_bins=HGB_MAX_BINS,
-            categorical_features=categorical,
-            early_stopping=True,
-            n_iter_no_change=20,
-            random_state=seed,
-        )
-    return HistGradientBoostingRegressor(
-        loss=HGB_LOSS[loss],
+    settings = dict(
         learning_rate=0.1,
         max_iter=1000,
         max_bins=HGB_MAX_BINS,
@@ -247,6 +236,9 @@ def hgb_model(task, categorical: np.ndarray | None, seed: int, loss: str = "mse"
         n_iter_no_change=20,
         random_state=seed,
     )
+    if task.is_classification:
+        return HistGradientBoostingClassifier(**settings)
+    return HistGradientBoostingRegressor(loss=HGB_LOSS[loss], **settings)
 
 
 def _hgb_validation(model, X: np.ndarray, y: np.ndarray) -> dict:
@@ -286,23 +278,32 @@ def _fit_hgb(fold: ReferenceFold) -> tuple[np.ndarray, np.ndarray | None]:
     if empty:
         X_fit, X_val = X_tr.copy(), X_va.copy()
         X_fit[:, empty] = X_val[:, empty] = 0.0
-    if task.is_classification:
-        y_tr = train.y[fold.tr]
-        known = _known_classes(y_tr, train.y[fold.va])
-        model.fit(X_fit, y_tr, **_hgb_validation(model, X_val[known], train.y[fold.va][known]))
-
-        def predict(X):
-            return _class_columns(model.predict_proba(X), model.classes_, task.n_classes)
-    else:
-        pre = fold.preprocessor()
-        z_va = pre.model_target(train.y[fold.va], X_va)
-        z_tr = pre.model_target(train.y[fold.tr], X_tr)
-        model.fit(X_fit, z_tr, **_hgb_validation(model, X_val, z_va))
-
-        def predict(X):
-            return pre.inverse_target(model.predict(X).astype(np.float64), X)
-
+    predict = _fit_booster(
+        fold,
+        X_tr,
+        X_va,
+        lambda y, X_v, y_v: model.fit(X_fit, y, **_hgb_validation(model, X_v, y_v)),
+        model,
+        X_val,
+    )
     return predict(X_va), (None if X_te is None else predict(X_te))
+
+
+def _fit_booster(fold: ReferenceFold, X_tr, X_va, fit, model, X_val=None):
+    """Fit a booster on the fold's training rows, early-stopped on its validation rows (`fit(y,
+    X_val, y_val)`): classes as they are, with validation rows of classes the training rows
+    lack left out; a regression target as the preprocessing's model target, mapped back.
+    Returns the fitted predict of raw rows (class columns, or values)."""
+    task, train = fold.competition.task, fold.train
+    X_val = X_va if X_val is None else X_val
+    y_tr, y_va = train.y[fold.tr], train.y[fold.va]
+    if task.is_classification:
+        known = _known_classes(y_tr, y_va)
+        fit(y_tr, X_val[known], y_va[known])
+        return lambda X: _class_columns(model.predict_proba(X), model.classes_, task.n_classes)
+    pre = fold.preprocessor()
+    fit(pre.model_target(y_tr, X_tr), X_val, pre.model_target(y_va, X_va))
+    return lambda X: pre.inverse_target(np.asarray(model.predict(X), dtype=np.float64), X)
 
 
 # LightGBM's settings: a slower learning rate than its 0.1 with enough rounds for early
@@ -365,24 +366,19 @@ def fit_lightgbm(fold: ReferenceFold) -> tuple[np.ndarray, np.ndarray | None]:
     objective = "mse" if task.is_classification else regression_objective(fold)
     model = lightgbm_model(task, fold.seed, threads, objective)
     stop = [lgb.early_stopping(LIGHTGBM_STOPPING, first_metric_only=True, verbose=False)]
-    if task.is_classification:
-        y_tr, y_va = train.y[fold.tr], train.y[fold.va]
-        known = _known_classes(y_tr, y_va)
-        evaluated = _validation(model, X_va[known], y_va[known])
-        model.fit(X_tr, y_tr, **evaluated, categorical_feature=categorical, callbacks=stop)
-
-        def predict(X):
-            return _class_columns(model.predict_proba(X), model.classes_, task.n_classes)
-    else:
-        pre = fold.preprocessor()
-        z_tr = pre.model_target(train.y[fold.tr], X_tr)
-        z_va = pre.model_target(train.y[fold.va], X_va)
-        evaluated = _validation(model, X_va, z_va)
-        model.fit(X_tr, z_tr, **evaluated, categorical_feature=categorical, callbacks=stop)
-
-        def predict(X):
-            return pre.inverse_target(np.asarray(model.predict(X), dtype=np.float64), X)
-
+    predict = _fit_booster(
+        fold,
+        X_tr,
+        X_va,
+        lambda y, X_v, y_v: model.fit(
+            X_tr,
+            y,
+            **_validation(model, X_v, y_v),
+            categorical_feature=categorical,
+            callbacks=stop,
+        ),
+        model,
+    )
     return predict(X_va), (None if X_te is None else predict(X_te))
 
 
