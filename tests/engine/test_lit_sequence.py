@@ -10,6 +10,7 @@ import torch
 
 from pipeline.config import build_config, model_config
 from pipeline.engine import plain
+from pipeline.engine.batches import StackedWindowBatches
 from pipeline.engine.cv import CrossValidator
 from pipeline.engine.lit_sequence import SequenceModule
 from pipeline.engine.splits import blocked_splits
@@ -76,6 +77,32 @@ def test_training_windows_never_hold_a_validation_or_gap_row():
                 assert (near > gap).all()
                 steps = np.diff(rows, axis=1)
                 assert np.all((steps == 1) | ((steps == 0) & ~mask[:, 1:].numpy()))
+
+
+def test_stacked_windows_give_each_fold_only_its_own_training_rows():
+    """The fast engine's window batches for K folds at once: fold k's windows hold fold k's
+    training rows only (no validation or gap row of its own), consecutive rows where unmasked,
+    the same number of steps every epoch."""
+    n, gap, W = 1000, 20, 64
+    splits = blocked_splits(n, folds=5, gap=gap)
+    train_idx = [np.asarray(tr) for tr, _ in splits]
+    batches = StackedWindowBatches(
+        train_idx, [row_runs(tr) for tr in train_idx], W, 32, per_batch=4, seed=0
+    )
+    shapes = set()
+    for _ in range(3):  # new phases and order every epoch
+        ((pos, mask),) = list(batches)
+        shapes.add(tuple(pos.shape))
+        assert pos.shape[:2] == (batches.steps, len(splits)) and pos.shape[-1] == W
+        for k, (tr, va) in enumerate(splits):
+            rows, keep = pos[:, k].reshape(-1, W).numpy(), mask[:, k].reshape(-1, W).numpy()
+            assert np.isin(rows[keep], tr).all() and not np.isin(rows[keep], va).any()
+            near = np.abs(rows[keep][:, None] - np.asarray(va)[None, :]).min(-1)
+            assert (near > gap).all()
+            steps = np.diff(rows, axis=1)
+            assert np.all((steps == 1) | ~keep[:, 1:])
+            assert keep.any(axis=1).all()  # no window of padding only
+    assert len(shapes) == 1
 
 
 def test_non_overlapping_windows_reproduce_the_model_on_each_window():
