@@ -241,6 +241,43 @@ class PostConfig:
         self.check_ranges()
 
 
+@dataclass
+class LightGBMConfig:
+    """The lightgbm reference's settings (cv.references, pipeline.blend --references): a slower
+    learning rate than LightGBM's 0.1 with enough rounds for early stopping on the fold's
+    validation rows to end it, row and column subsampling, a little L2; the rest LightGBM's own.
+    `python -m pipeline.tune COMP --reference lightgbm` searches them on the run's folds."""
+
+    learning_rate: float = 0.05
+    num_leaves: int = 31
+    min_child_samples: int = 20
+    subsample: float = 0.8  # rows per tree (bagging every round)
+    colsample_bytree: float = 0.8  # columns per tree
+    reg_lambda: float = 1.0  # L2 on leaf values
+    reg_alpha: float = 0.0  # L1 on leaf values
+    n_estimators: int = 5000  # the most rounds; early stopping ends sooner
+    stopping: int = 100  # rounds without a better validation loss before it stops
+
+    def check_ranges(self) -> None:
+        name = "lightgbm."
+        _require(self.learning_rate > 0, name + "learning_rate", "a float > 0", self.learning_rate)
+        _require(self.num_leaves >= 2, name + "num_leaves", "an int >= 2", self.num_leaves)
+        ok = self.min_child_samples >= 1
+        _require(ok, name + "min_child_samples", "an int >= 1", self.min_child_samples)
+        ok = 0 < self.subsample <= 1
+        _require(ok, name + "subsample", "a float in (0, 1]", self.subsample)
+        ok = 0 < self.colsample_bytree <= 1
+        _require(ok, name + "colsample_bytree", "a float in (0, 1]", self.colsample_bytree)
+        _require(self.reg_lambda >= 0, name + "reg_lambda", "a float >= 0", self.reg_lambda)
+        _require(self.reg_alpha >= 0, name + "reg_alpha", "a float >= 0", self.reg_alpha)
+        ok = self.n_estimators >= 1
+        _require(ok, name + "n_estimators", "an int >= 1", self.n_estimators)
+        _require(self.stopping >= 1, name + "stopping", "an int >= 1", self.stopping)
+
+    def check(self) -> None:
+        self.check_ranges()
+
+
 # log.logger -> the package its Lightning logger imports (also the name of the project's extra)
 LOGGER_PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}
 
@@ -289,6 +326,7 @@ class Config:
     predict: PredictConfig = field(default_factory=PredictConfig)
     post: PostConfig = field(default_factory=PostConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    lightgbm: LightGBMConfig = field(default_factory=LightGBMConfig)
     features: Any = field(default_factory=NoFeatures)  # the competition's own options
 
     def check_ranges(self) -> None:

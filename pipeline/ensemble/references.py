@@ -21,6 +21,7 @@ REFERENCES (pipeline.model.registry) is open: `register_reference("mine", fit, t
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import time
 import warnings
@@ -33,6 +34,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, RidgeCV
 from threadpoolctl import threadpool_limits
 
+from pipeline.config.sections import LightGBMConfig
 from pipeline.model.registry import REFERENCES, register_reference
 
 if TYPE_CHECKING:  # the config checks cv.references against this module's registrations
@@ -306,24 +308,20 @@ def _fit_booster(fold: ReferenceFold, X_tr, X_va, fit, model, X_val=None):
     return lambda X: pre.inverse_target(np.asarray(model.predict(X), dtype=np.float64), X)
 
 
-# LightGBM's settings: a slower learning rate than its 0.1 with enough rounds for early
-# stopping to end it, row and column subsampling, a little L2; the rest LightGBM's own.
-LIGHTGBM_PARAMS = {
-    "learning_rate": 0.05,
-    "n_estimators": 5000,
-    "num_leaves": 31,
-    "min_child_samples": 20,
-    "subsample": 0.8,
-    "subsample_freq": 1,
-    "colsample_bytree": 0.8,
-    "reg_lambda": 1.0,
-}
-LIGHTGBM_STOPPING = 100  # rounds without improvement of the validation loss
+def lightgbm_params(settings: LightGBMConfig) -> dict:
+    """The estimator's keyword arguments of the config's `lightgbm` section (but `stopping`)."""
+    params = dataclasses.asdict(settings)
+    del params["stopping"]
+    return {**params, "subsample_freq": 1}  # bagging every round, as subsample asks
+
+
+LIGHTGBM_PARAMS = lightgbm_params(LightGBMConfig())  # the defaults (docs, tests)
 LIGHTGBM_OBJECTIVE = {"mse": "regression", "l1": "regression_l1", "huber": "huber"}
 
 
 def lightgbm_model(task, seed: int, threads: int, objective: str = "mse", **params):
-    """LightGBM's scikit-learn estimator with LIGHTGBM_PARAMS (overridden by `params`); the
+    """LightGBM's scikit-learn estimator with LIGHTGBM_PARAMS (overridden by `params`, such
+    as the run's `lightgbm` section); the
     regression objective is the network's loss (`objective`), classification LightGBM's
     binary or multiclass log loss."""
     import lightgbm as lgb
@@ -364,8 +362,9 @@ def fit_lightgbm(fold: ReferenceFold) -> tuple[np.ndarray, np.ndarray | None]:
     categorical = [] if mask is None else np.flatnonzero(mask).tolist()
     threads = 1 if len(fold.tr) < HGB_ONE_THREAD_ROWS else 0  # as fit_hgb, for the same reason
     objective = "mse" if task.is_classification else regression_objective(fold)
-    model = lightgbm_model(task, fold.seed, threads, objective)
-    stop = [lgb.early_stopping(LIGHTGBM_STOPPING, first_metric_only=True, verbose=False)]
+    settings = getattr(fold.cfg, "lightgbm", None) or LightGBMConfig()
+    model = lightgbm_model(task, fold.seed, threads, objective, **lightgbm_params(settings))
+    stop = [lgb.early_stopping(settings.stopping, first_metric_only=True, verbose=False)]
     predict = _fit_booster(
         fold,
         X_tr,

@@ -33,7 +33,7 @@ from pipeline.faults import check_writable, os_fault
 from pipeline.interrupts import keeping
 from pipeline.io import write_json
 from pipeline.run.folder import repair_leftovers
-from pipeline.run.inputs import load_inputs
+from pipeline.run.inputs import load_inputs, resolve_config
 from pipeline.run.provenance import collect, recorded_data_dir
 from pipeline.tune.final import finish
 from pipeline.tune.objective import TuneSetup, remove_leftovers
@@ -47,7 +47,7 @@ from pipeline.tune.resume import (
     opened,
     restore_overwritten,
 )
-from pipeline.tune.space import load_space
+from pipeline.tune.space import load_reference_space, load_space
 from pipeline.tune.storage import (
     FINISHED,
     default_url,
@@ -127,6 +127,13 @@ def build_parser() -> ArgumentParser:
         help="CPU threads for this worker (default: PyTorch's); with several workers on one "
         "machine give each cores / workers",
     )
+    add(
+        "--reference",
+        choices=["lightgbm"],
+        help="tune this reference model's settings (lightgbm.* keys) on the run's folds instead "
+        "of the network: each trial fits the reference only (no pruning); the final fit is a "
+        "whole pipeline.train run with the best settings",
+    )
     add("--no-final", action="store_true", help="only run trials: no final fit or ensemble")
     return parser
 
@@ -165,6 +172,16 @@ def check_tune_dir(out_dir: Path, overwrite: bool) -> None:
             f"--out {out_dir} holds files of another run; choose a new folder, give the folder "
             "of an earlier tuning run to resume it, or add --overwrite."
         )
+
+
+def with_reference(competition, args: argparse.Namespace) -> list[str]:
+    """The overrides, plus what makes every run of the study (the final fit, best.yaml's
+    replay) score the tuned reference: cv.baseline on and the reference in cv.references."""
+    cfg = resolve_config(competition, args.config, args.overrides)
+    extra = [] if cfg.cv.baseline else ["cv.baseline=true"]
+    if args.reference not in cfg.cv.references:
+        extra.append(f"cv.references=[{','.join([*cfg.cv.references, args.reference])}]")
+    return [*args.overrides, *extra]
 
 
 def searched_overrides(overrides: list[str], paths: list[str]) -> None:
@@ -211,9 +228,14 @@ def tune(args: argparse.Namespace) -> int:
         if recorded is not None and recorded.resolve() != default:
             args.data_dir = recorded
             _say(f"reading the data from {recorded}/, the folder this study read")
+    if args.reference:
+        args.overrides = with_reference(competition, args)
     inputs = load_inputs(args)
     competition, cfg = inputs.competition, inputs.cfg
-    space = load_space(competition, args.space, cfg)
+    if args.reference:
+        space = load_reference_space(args.reference, args.space, cfg)
+    else:
+        space = load_space(competition, args.space, cfg)
     searched_overrides(args.overrides, space.paths)
     url = args.storage or default_url(out_dir)
     made = not out_dir.exists()
@@ -235,7 +257,7 @@ def _tune(args, inputs, space, name: str, out_dir: Path, url: str) -> int:
     competition, cfg = inputs.competition, inputs.cfg
     stride = max(cfg.train.epochs, int(space.max_value("train.epochs") or 0))
     pruning = Pruning(
-        kind=args.pruner,
+        kind="none" if args.reference else args.pruner,  # a reference's trial reports no epochs
         n_startup=args.prune_after,
         # the epochs early stopping grants a fold to improve
         warmup=(cfg.train.patience or 5) if args.warmup_epochs is None else args.warmup_epochs,
@@ -248,6 +270,8 @@ def _tune(args, inputs, space, name: str, out_dir: Path, url: str) -> int:
         dropped = args.overwrite and drop_study(storage, name)
         # in the block: a study this run may not use (another direction) leaves no file
         study, stride = open_study(storage, name, competition, cfg, stride, pruning, seed)
+        if args.reference and not study.get_trials(deepcopy=False):
+            study.enqueue_trial(space.numeric_start(cfg))  # trial 0: the reference's defaults
         if not (out_dir / "provenance.json").exists():  # the data folder, for a resume
             write_json(out_dir / "provenance.json", collect(inputs.data_dir, competition.files))
         if not (out_dir / "tune.json").exists():  # last: a second worker sees a tune folder
@@ -275,6 +299,7 @@ def _tune(args, inputs, space, name: str, out_dir: Path, url: str) -> int:
         pruning=pruning,
         heartbeat=None if native else args.heartbeat,
         top_k=args.top_k,
+        reference=args.reference,
         on_epoch=progress.epoch,
         raw=_raw_arrays(inputs, space.paths),
     )

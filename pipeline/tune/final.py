@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 from pipeline.config import load_yaml, merge, nest, parse_overrides
 from pipeline.errors import UserError
 from pipeline.io import write_csv, write_json, write_text
+from pipeline.model.registry import REFERENCES
 from pipeline.run.fit import fit_and_write
 from pipeline.run.report import plot_learning_curves
 from pipeline.submission.format import build_submission, write_submission
@@ -98,6 +99,15 @@ def finish(
             "mean": final_metrics["mean"],
         },
     }
+    if setup.reference:  # the tuned reference's score in the final run, beside the network's
+        title = REFERENCES.info(setup.reference)["title"] or setup.reference
+        (ref,) = [r for r in final_metrics["references"] if r["name"] == title]
+        recommended = final_metrics.get("recommended") or {}
+        summary["reference"] = setup.reference
+        summary["final"].update(
+            reference_oof_score=ref["oof_score"],
+            submission=recommended.get("model", "network"),
+        )
     if top_k >= 2:
         ensemble = top_k_ensemble(study, setup, top_k)
         if isinstance(ensemble, str):

@@ -28,6 +28,7 @@ from pipeline.competition.base import TestData, TrainData
 from pipeline.config import Config
 from pipeline.engine.cv import CrossValidator
 from pipeline.ensemble.members import run_info
+from pipeline.ensemble.references import reference_predictions
 from pipeline.errors import ConfigError, TrainingDiverged
 from pipeline.interrupts import Interrupted
 from pipeline.io import write_json, write_npy
@@ -60,6 +61,7 @@ class TuneSetup:
     pruning: Pruning
     heartbeat: float | None  # seconds between heartbeat stamps; None: the storage has its own
     top_k: int = 0  # keep the OOF and test predictions of the k best trials (0: none)
+    reference: str | None = None  # tune this reference (cv.references name), not the network
     on_epoch: Callable[[int, int | None, int], None] | None = None  # (trial, fold, epoch)
     # The files' arrays before row_features, kept when the space searches features.* keys
     # (row features then depend on the trial); None: every trial uses inputs.train/test.
@@ -97,6 +99,23 @@ def ranked(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
     return sorted(complete, key=lambda t: (sign * t.value, t.number))
+
+
+class FittedReference:
+    """A reference's fit on the folds, read by save_trial as a fitted CrossValidator is."""
+
+    def __init__(self, ref, splits):
+        self.ref, self.oof_, self.fold_scores_ = ref, ref.oof, ref.fold_scores
+        self.fold_of_row_ = np.full(len(ref.oof), -1, dtype=np.int64)
+        for k, (_, va) in enumerate(splits):
+            self.fold_of_row_[va] = k
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, None]:
+        """The fold-averaged test predictions (the reference predicted the test rows as it
+        was fitted)."""
+        if self.ref.test is None or len(self.ref.test) != len(X):
+            raise ValueError("the reference predicted other test rows than these")
+        return self.ref.test, None
 
 
 def save_trial(setup: TuneSetup, inputs: Inputs, cv, number: int, value: float, values) -> None:
@@ -206,6 +225,8 @@ class Objective:
     def _run(self, trial: optuna.Trial, values: dict) -> float:
         setup = self.setup
         inputs = trial_inputs(setup, values)
+        if setup.reference:
+            return self._run_reference(trial, values, inputs)
         cfg = inputs.cfg
         if cfg.train.epochs > setup.stride:
             raise ConfigError(
@@ -243,6 +264,29 @@ class Objective:
         trial.set_user_attr("mean", float(np.mean(cv.fold_scores_)))
         trial.set_user_attr("best_epochs", [e + 1 for e in cv.best_epochs_])
         trial.set_user_attr("engine", getattr(cv, "engine_", "plain"))
+        return value
+
+    def _run_reference(self, trial: optuna.Trial, values: dict, inputs: Inputs) -> float:
+        """A trial of `--reference`: the reference alone, fitted on every fold of the run's
+        splits with the trial's settings; its out-of-fold score is the trial's value."""
+        (ref,) = reference_predictions(
+            inputs.competition,
+            inputs.cfg,
+            inputs.train,
+            inputs.splits,
+            test_X=inputs.test.X,
+            names=[self.setup.reference],
+            preprocessors=inputs.preprocessors,
+        )
+        value = float(ref.oof_score)
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"the out-of-fold score is {value}")
+        if self.setup.top_k > 0:
+            fitted = FittedReference(ref, inputs.splits)
+            save_trial(self.setup, inputs, fitted, trial.number, value, values)
+        trial.set_user_attr("fold_scores", [float(s) for s in ref.fold_scores])
+        trial.set_user_attr("mean", float(ref.mean))
+        trial.set_user_attr("engine", self.setup.reference)
         return value
 
     def abandon(self) -> None:

@@ -148,7 +148,14 @@ def print_tune_summary(summary: dict, console: Console | None = None) -> None:
     params = "  ".join(f"{k}={_short(v)}" for k, v in best["params"].items())
     console.print(f"best trial {best['number']}: {metric} {best['value']:.4f}   {params}")
     final = summary.get("final")
-    if final:
+    if final and summary.get("reference"):
+        console.print(
+            f"final {final['folds']}-fold run with the best {summary['reference']} settings: "
+            f"{summary['reference']} out-of-fold {metric} {final['reference_oof_score']:.4f} "
+            f"(best trial {best['value']:.4f}), network {final['oof_score']:.4f}; "
+            f"submission.csv holds the {final['submission']}"
+        )
+    elif final:
         console.print(
             f"final {final['folds']}-fold fit with the best config: out-of-fold {metric} "
             f"{final['oof_score']:.4f} (best trial {best['value']:.4f}) -> submission.csv"

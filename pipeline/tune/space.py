@@ -36,7 +36,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from pipeline.config import Config, coerce, flatten, leaf, load_yaml, parse_value
+from pipeline.config import Config, coerce, flatten, get_path, leaf, load_yaml, parse_value
 from pipeline.errors import ConfigError
 
 SPEC_KEYS = ("type", "low", "high", "log", "step", "choices")
@@ -94,6 +94,18 @@ class SearchSpace:
         by_path = {p.path: p for p in self.params}
         return {k: by_path[k].value(v) if k in by_path else v for k, v in stored.items()}
 
+    def numeric_start(self, cfg: Config) -> dict[str, Any]:
+        """The config's own values of the space's numeric keys, each moved into its range (a
+        0.0 under a log range starts at its low end): a first trial that scores the
+        defaults, so the study never ends below them."""
+        start = {}
+        for p in self.params:
+            d = p.distribution
+            if isinstance(d, (FloatDistribution, IntDistribution)):
+                value = min(max(get_path(cfg, p.path), d.low), d.high)
+                start[p.path] = int(value) if isinstance(d, IntDistribution) else float(value)
+        return start
+
     def max_value(self, path: str) -> Any:
         """The largest value a numeric key can take in this space (None if not searched)."""
         for p in self.params:
@@ -122,6 +134,38 @@ def load_space(competition, space_file: Path | None, cfg: Config) -> SearchSpace
             "optim.lr: {low: 1.0e-4, high: 1.0e-2, log: true}, or pass --space FILE."
         )
     return parse_space(raw, cfg, source)
+
+
+# python -m pipeline.tune COMP --reference lightgbm: LightGBM's settings on the run's folds,
+# around the defaults (pipeline.config.sections.LightGBMConfig), the ranges that Optuna's
+# LightGBM tuner and the GBDT literature search
+REFERENCE_SPACES = {
+    "lightgbm": {
+        "lightgbm.learning_rate": {"low": 0.01, "high": 0.2, "log": True},
+        "lightgbm.num_leaves": {"low": 4, "high": 256, "log": True},
+        "lightgbm.min_child_samples": {"low": 2, "high": 100, "log": True},
+        "lightgbm.subsample": {"low": 0.5, "high": 1.0},
+        "lightgbm.colsample_bytree": {"low": 0.3, "high": 1.0},
+        "lightgbm.reg_lambda": {"low": 1.0e-3, "high": 10.0, "log": True},
+        "lightgbm.reg_alpha": {"low": 1.0e-3, "high": 10.0, "log": True},
+    }
+}
+
+
+def load_reference_space(reference: str, space_file: Path | None, cfg: Config) -> SearchSpace:
+    """The search space of `pipeline.tune --reference NAME`: the --space file, else the built-in
+    one; only the reference's own config section (`lightgbm.*`), since no network trains."""
+    if space_file is not None:
+        space = load_space(None, space_file, cfg)
+    else:
+        space = parse_space(REFERENCE_SPACES[reference], cfg, f"--reference {reference}")
+    others = [p for p in space.paths if not p.startswith(f"{reference}.")]
+    if others:
+        raise ConfigError(
+            f"--reference {reference} searches {reference}.* keys only (its trials train no "
+            f"network); the space also has {', '.join(others)}."
+        )
+    return space
 
 
 def parse_space(raw: dict, cfg: Config, source: str) -> SearchSpace:
