@@ -25,6 +25,19 @@ from pipeline.config import PostConfig
 from pipeline.engine.splits import blocked_splits
 from pipeline.run.postprocess import postprocess, postprocess_oof
 
+# the sequence recipes' model and training keys; they differ in the frames each row holds
+SEQUENCE = [
+    "model.name=seq",
+    "model.window=64",
+    "model.stride=32",
+    "model.channels=128",
+    "model.layers=2",
+    "model.hidden=[256]",
+    "model.norm=batch",
+    "model.dropout=0.25",
+    "model.frame_dropout=0.2",
+    "train.grad_clip=1.0",
+]
 # name -> (what it is, overrides on top of the TIMIT defaults): each recipe sets every key it
 # depends on, so it stays the same recipe when the defaults change. "seq1" is the default.
 RECIPES: dict[str, tuple[str, list[str]]] = {
@@ -69,35 +82,11 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     ),
     "seq": (
         "sequence BiGRU over 64-row windows (stride 32), 2 x 128 units, 11-frame rows",
-        [
-            "model.name=seq",
-            "model.window=64",
-            "model.stride=32",
-            "model.channels=128",
-            "model.layers=2",
-            "model.hidden=[256]",
-            "model.norm=batch",
-            "model.dropout=0.25",
-            "model.frame_dropout=0.2",
-            "train.grad_clip=1.0",
-            "features.context=11",
-        ],
+        [*SEQUENCE, "features.context=11"],
     ),
     "seq1": (
         "the same sequence BiGRU reading only each row's centre frame (39 columns)",
-        [
-            "model.name=seq",
-            "model.window=64",
-            "model.stride=32",
-            "model.channels=128",
-            "model.layers=2",
-            "model.hidden=[256]",
-            "model.norm=batch",
-            "model.dropout=0.25",
-            "model.frame_dropout=0.2",
-            "train.grad_clip=1.0",
-            "features.context=1",
-        ],
+        [*SEQUENCE, "features.context=1"],
     ),
 }
 GRID_PRIOR = (0.0, 0.25, 0.5, 0.75, 1.0)
