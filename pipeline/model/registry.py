@@ -79,12 +79,9 @@ class Registry(Mapping[str, Any]):
                     f"A {self.kind} named {old!r} is already registered; choose another name, "
                     "or pass replace=True to replace it."
                 )
-            if old == name:  # replaced in place: the listing keeps its order
-                self._entries[name] = entry
-                self._info[name] = MappingProxyType({**self._defaults, **info})
-                return entry
-            self.unregister(old)
-        self._origin[name] = _caller_module()
+            if old != name:  # the same spelling is replaced in place, keeping its listing rank
+                self.unregister(old)
+        self._origin.setdefault(name, _caller_module())
         self._spelling[key] = name
         self._entries[name] = entry
         self._info[name] = MappingProxyType({**self._defaults, **info})
