@@ -102,6 +102,13 @@ def reference_names(cfg) -> list[str]:
     return list(cfg.cv.references) if cfg.cv.baseline else []
 
 
+def reference_title(name: str, task) -> str:
+    """What summaries and metrics.json call the reference registered as `name` for `task`:
+    ridge or logistic_regression for linear, its registered title, else its name."""
+    title = REFERENCES.info(name)["title"]
+    return title(task) if callable(title) else (title or name)
+
+
 def reference_predictions(
     competition: Competition,
     cfg,
@@ -138,11 +145,10 @@ def reference_predictions(
                 test[name].append(pred_test)
     refs = []
     for name in names:
-        title = REFERENCES.info(name)["title"]
         refs.append(
             Reference(
                 key=name,
-                name=title(task) if callable(title) else (title or name),
+                name=reference_title(name, task),
                 fold_scores=scores[name],
                 mean=float(np.mean(scores[name])),
                 std=float(np.std(scores[name])),

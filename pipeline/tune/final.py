@@ -15,9 +15,9 @@ import yaml
 from optuna.trial import TrialState
 
 from pipeline.config import load_yaml, merge, nest, parse_overrides
+from pipeline.ensemble.references import reference_title
 from pipeline.errors import UserError
 from pipeline.io import write_csv, write_json, write_text
-from pipeline.model.registry import REFERENCES
 from pipeline.run.fit import fit_and_write
 from pipeline.run.report import plot_learning_curves
 from pipeline.submission.format import build_submission, write_submission
@@ -100,7 +100,7 @@ def finish(
         },
     }
     if setup.reference:  # the tuned reference's score in the final run, beside the network's
-        title = REFERENCES.info(setup.reference)["title"] or setup.reference
+        title = reference_title(setup.reference, competition.task)
         (ref,) = [r for r in final_metrics["references"] if r["name"] == title]
         recommended = final_metrics.get("recommended") or {}
         summary["reference"] = setup.reference
