@@ -31,6 +31,7 @@ import yaml
 from pipeline.competition.catalog import load_competition
 from pipeline.submission.format import check_file
 from pipeline.train import main
+from tests.corruptions import empty, encoding, truncate
 
 DATA = Path(__file__).parent / "data"
 NAMES = ("penguins", "wage", "titanic")
@@ -156,26 +157,6 @@ TABLE = [cells, empty_column, empty_column, drop_column, add_column, rename_colu
 
 def separator(data: bytes, rng) -> bytes:
     return data.replace(b",", b";" if rng.random() < 0.5 else b"\t")
-
-
-def encoding(data: bytes, rng) -> bytes:
-    kind = rng.choice(["utf-16", "latin-1", "bom", "crlf"])
-    if kind == "utf-16":
-        return data.decode().encode("utf-16")
-    if kind == "bom":
-        return b"\xef\xbb\xbf" + data
-    if kind == "crlf":
-        return data.replace(b"\n", b"\r\n")
-    at = int(rng.integers(0, len(data)))
-    return data[:at] + "caf\xe9".encode("latin-1") + data[at:]
-
-
-def truncate(data: bytes, rng) -> bytes:
-    return data[: int(rng.integers(0, len(data)))]
-
-
-def empty(data: bytes, rng) -> bytes:
-    return b"" if rng.random() < 0.5 else data.split(b"\n", 1)[0] + b"\n"
 
 
 BYTES = [separator, encoding, truncate, empty]

@@ -18,6 +18,7 @@ from pipeline.errors import UserError
 from pipeline.run.inputs import load_inputs
 from pipeline.submission.format import build_submission
 from pipeline.train import build_parser, main
+from tests.corruptions import empty, encoding, truncate
 
 CASES = 300
 FILES = {
@@ -120,26 +121,6 @@ TABLE_OPS = [
 ]
 
 
-def _truncate(data, rng):
-    return data[: int(rng.integers(0, len(data)))]
-
-
-def _empty(data, rng):
-    return b"" if rng.random() < 0.5 else data.split(b"\n", 1)[0] + b"\n"  # or the header only
-
-
-def _encoding(data, rng):
-    kind = rng.choice(["utf-16", "latin-1", "bom", "crlf"])
-    if kind == "utf-16":
-        return data.decode().encode("utf-16")
-    if kind == "bom":
-        return b"\xef\xbb\xbf" + data
-    if kind == "crlf":
-        return data.replace(b"\n", b"\r\n")
-    at = int(rng.integers(0, len(data)))
-    return data[:at] + "caf\xe9".encode("latin-1") + data[at:]
-
-
 def _garbage(data, rng):
     at = int(rng.integers(0, len(data)))
     return (
@@ -147,7 +128,7 @@ def _garbage(data, rng):
     )
 
 
-BYTE_OPS = [_truncate, _empty, _encoding, _garbage]
+BYTE_OPS = [truncate, empty, encoding, _garbage]
 OPS = TABLE_OPS + BYTE_OPS
 
 
