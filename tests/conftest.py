@@ -94,3 +94,20 @@ def registered(table, name, entry, **info):
         yield entry
     finally:
         table.unregister(name)
+
+
+def assert_stack_computes_its_models(stacked, models, x) -> None:
+    """The stack of K models gives, in training and in eval mode, what each model gives on its
+    own slice x[k]; unstacking gives the models' parameters and buffers back (running
+    statistics included)."""
+    import torch
+
+    for training in (True, False):
+        stacked.train(training)
+        for m in models:
+            m.train(training)
+        expected = torch.stack([m(x[k]) for k, m in enumerate(models)])
+        assert torch.allclose(stacked(x), expected, atol=1e-5)
+    for back, model in zip(stacked.unstack(), models, strict=True):
+        for key, value in model.state_dict().items():
+            assert torch.allclose(back.state_dict()[key].float(), value.float()), key

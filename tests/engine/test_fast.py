@@ -15,7 +15,7 @@ from pipeline.engine.stopping import FoldEarlyStopping
 from pipeline.errors import ConfigError
 from pipeline.model.metrics import Task
 from pipeline.model.models import build_model, stack_models
-from tests.conftest import small_config
+from tests.conftest import assert_stack_computes_its_models, small_config
 
 NORMS = ["none", "batch", "layer", "group", "instance"]
 
@@ -34,17 +34,7 @@ def test_stacked_models_compute_exactly_what_the_separate_models_do(name, norm):
     cfg = model_config(name, hidden=[16, 8], norm=norm, norm_groups=4, **extra)
     models = [build_model(cfg, 12, 3, frame_dim=3) for _ in range(4)]
     stacked = stack_models(name, models)
-    x = torch.randn(4, 10, 12)
-    for training in (True, False):
-        stacked.train(training)
-        for m in models:
-            m.train(training)
-        expected = torch.stack([m(x[k]) for k, m in enumerate(models)])
-        assert torch.allclose(stacked(x), expected, atol=1e-5)
-    # unstacking gives the models back, running statistics included
-    for back, model in zip(stacked.unstack(), models):
-        for key, value in model.state_dict().items():
-            assert torch.allclose(back.state_dict()[key].float(), value.float())
+    assert_stack_computes_its_models(stacked, models, torch.randn(4, 10, 12))
 
 
 @pytest.mark.parametrize("task", [Task("regression"), Task("classification", n_classes=4)])

@@ -11,6 +11,7 @@ from pipeline.config import build_config, model_config
 from pipeline.errors import ConfigError
 from pipeline.model.models import build_model, stack_models
 from pipeline.model.tabm import TabM, aggregate
+from tests.conftest import assert_stack_computes_its_models
 
 
 def _models(K=3, out=3, numeric=4, **cfg):
@@ -60,16 +61,7 @@ def test_periodic_embeddings_read_the_leading_numeric_columns_only():
 def test_stacked_fold_models_compute_exactly_what_the_separate_ones_do(norm, numeric):
     models = _models(K=3, numeric=numeric, norm=norm, dropout=0.0)
     stacked = stack_models("tabm", models)
-    x = torch.randn(3, 9, 10)
-    for training in (True, False):
-        stacked.train(training)
-        for m in models:
-            m.train(training)
-        expected = torch.stack([m(x[k]) for k, m in enumerate(models)])
-        assert torch.allclose(stacked(x), expected, atol=1e-5)
-    for back, model in zip(stacked.unstack(), models):
-        for key, value in model.state_dict().items():
-            assert torch.allclose(back.state_dict()[key].float(), value.float()), key
+    assert_stack_computes_its_models(stacked, models, torch.randn(3, 9, 10))
     # every parameter and buffer has the fold axis (per-fold early stopping copies [k])
     assert all(t.shape[0] == 3 for t in stacked.state_dict().values())
 
